@@ -1,0 +1,83 @@
+"""The span contract: every ``shadow.*`` attribute name and enumerated value, defined once.
+
+DESIGN.md fixes these names because users type them in SQL and the store promotes them to typed
+columns. Code elsewhere imports the constants; it never spells a ``"shadow.`` literal. GenAI names
+(``gen_ai.*``) follow the OpenTelemetry GenAI semantic conventions
+(https://opentelemetry.io/docs/specs/semconv/gen-ai/) and are listed here for the same reason.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- shadow.* -------------------------------------------------------------------------------
+SHADOW_EXPERIMENT: Final = "shadow.experiment"
+SHADOW_ROLE: Final = "shadow.role"
+SHADOW_CONFIG_ID: Final = "shadow.config.id"
+SHADOW_CONFIG_PREFIX: Final = "shadow.config."  # + flattened scalar config key
+SHADOW_OUTCOME: Final = "shadow.outcome"
+SHADOW_OUTPUT_HASH: Final = "shadow.output.hash"
+SHADOW_OUTPUT_LENGTH: Final = "shadow.output.length"
+SHADOW_OUTPUT_MATCH: Final = "shadow.output.match"  # candidate only: hash equals the primary's
+SHADOW_OUTPUT: Final = "shadow.output"  # content capture only
+SHADOW_INPUT: Final = "shadow.input"  # content capture only
+SHADOW_CANDIDATES_SCHEDULED: Final = "shadow.candidates.scheduled"  # primary only
+SHADOW_CANDIDATES_DROPPED: Final = "shadow.candidates.dropped"  # primary only
+SHADOW_DROP_REASONS: Final = "shadow.candidates.drop_reasons"  # primary only, string array
+SHADOW_SAMPLED: Final = "shadow.sampled"  # primary only
+SHADOW_PRIMARY_CONFIG_ID: Final = "shadow.primary.config.id"  # candidate only
+SHADOW_QUEUE_MS: Final = "shadow.queue_ms"  # candidate only: wait between primary end and start
+SHADOW_LINK: Final = "shadow.link"  # on the candidate's link to its primary
+SHADOW_TIME_TO_FIRST_CHUNK: Final = "shadow.time_to_first_chunk_ms"
+SHADOW_RULE: Final = "shadow.rule"  # instrumentation: name of the matching rule
+
+# shadow.role values
+ROLE_PRIMARY: Final = "primary"
+ROLE_CANDIDATE: Final = "candidate"
+ROLE_REPLICATE: Final = "replicate"
+
+# shadow.outcome values (a span's outcome); results add "dropped" for never-started candidates
+OUTCOME_OK: Final = "ok"
+OUTCOME_ERROR: Final = "error"
+OUTCOME_TIMEOUT: Final = "timeout"
+OUTCOME_CANCELLED: Final = "cancelled"
+OUTCOME_DROPPED: Final = "dropped"
+
+# shadow.link values
+LINK_PRIMARY: Final = "primary"
+
+# reasons a candidate is dropped instead of scheduled
+DROP_SAMPLING: Final = "sampling"
+DROP_TRACE_NOT_SAMPLED: Final = "trace_not_sampled"
+DROP_QUEUE_FULL: Final = "queue_full"
+DROP_BUDGET: Final = "budget"
+DROP_DISABLED: Final = "disabled"
+DROP_NESTED: Final = "nested"
+DROP_SHUTDOWN: Final = "shutdown"
+DROP_NO_LOOP: Final = "no_event_loop"
+
+# --- OpenTelemetry GenAI semantic conventions (gen_ai.*) ------------------------------------
+GEN_AI_OPERATION_NAME: Final = "gen_ai.operation.name"
+GEN_AI_PROVIDER_NAME: Final = "gen_ai.provider.name"
+GEN_AI_SYSTEM: Final = "gen_ai.system"  # deprecated name of gen_ai.provider.name, still read
+GEN_AI_REQUEST_MODEL: Final = "gen_ai.request.model"
+GEN_AI_REQUEST_TEMPERATURE: Final = "gen_ai.request.temperature"
+GEN_AI_REQUEST_MAX_TOKENS: Final = "gen_ai.request.max_tokens"
+GEN_AI_RESPONSE_MODEL: Final = "gen_ai.response.model"
+GEN_AI_RESPONSE_ID: Final = "gen_ai.response.id"
+GEN_AI_RESPONSE_FINISH_REASONS: Final = "gen_ai.response.finish_reasons"
+GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
+GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
+GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"
+GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
+GEN_AI_SYSTEM_INSTRUCTIONS: Final = "gen_ai.system_instructions"
+GEN_AI_TIME_TO_FIRST_CHUNK: Final = "gen_ai.response.time_to_first_chunk"
+SERVER_ADDRESS: Final = "server.address"
+SERVER_PORT: Final = "server.port"
+ERROR_TYPE: Final = "error.type"
+SERVICE_NAME: Final = "service.name"
+
+# --- metric instruments ----------------------------------------------------------------------
+METRIC_CANDIDATE_RUNS: Final = "shadow.candidate.runs"
+METRIC_CANDIDATE_DROPS: Final = "shadow.candidate.drops"
+METRIC_ATTR_DROP_REASON: Final = "shadow.drop.reason"

@@ -1,0 +1,241 @@
+"""One scheduled candidate (or replicate) execution and the one place it is finished.
+
+A task is finished exactly once, by whoever gets there first: the worker that ran it (ok, error),
+the watchdog (timeout), a waiter whose patience ran out, or the exit handler (cancelled). Finishing
+ends the candidate's span, records the result, counts the outcome and wakes waiters. Nothing here
+ever raises into the caller: every failure becomes an outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import context as otel_context
+from opentelemetry.trace import Span, SpanContext, Status, StatusCode
+
+from .. import attributes as A
+from .content import fingerprint, render_content
+from .observation import ErrorInfo, VariantResult
+from .telemetry import candidate_context
+
+if TYPE_CHECKING:
+    from .experiment import Experiment
+
+__all__ = ["IN_CANDIDATE", "CandidateTask"]
+
+logger = logging.getLogger("otel_shadow")
+
+IN_CANDIDATE: contextvars.ContextVar[bool] = contextvars.ContextVar("otel_shadow_in_candidate", default=False)
+"""True inside a candidate: an experiment called there runs only its primary (no shadow of a shadow)."""
+
+
+class CandidateTask:
+    """A candidate's inputs, its span once started, and its result once finished."""
+
+    __slots__ = (
+        "experiment",
+        "spec",
+        "role",
+        "args",
+        "kwargs",
+        "primary",
+        "primary_hash",
+        "context",
+        "timeout",
+        "enqueued_ns",
+        "started_ns",
+        "result",
+        "span",
+        "stuck",
+        "_finishing",
+        "_lock",
+        "_event",
+        "_on_finished",
+        "atask",
+    )
+
+    def __init__(
+        self,
+        experiment: Experiment,
+        spec: Any,
+        role: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        primary: SpanContext,
+        primary_hash: str | None,
+        timeout: float,
+        want_event: bool,
+    ) -> None:
+        self.experiment = experiment
+        self.spec = spec
+        self.role = role
+        self.args = args
+        self.kwargs = kwargs
+        self.primary = primary
+        self.primary_hash = primary_hash
+        self.context = contextvars.copy_context()
+        self.timeout = timeout
+        self.enqueued_ns = time.perf_counter_ns()
+        self.started_ns = 0
+        self.result: VariantResult | None = None
+        self.span: Span | None = None
+        self.stuck = False
+        self._finishing = False
+        self._lock = threading.Lock()
+        self._event = threading.Event() if want_event else None
+        self._on_finished: Callable[[CandidateTask], None] | None = None
+        self.atask: asyncio.Task[None] | None = None
+
+    # --- lifecycle --------------------------------------------------------------------------
+    def _begin(self) -> None:
+        exp = self.experiment
+        self.started_ns = time.perf_counter_ns()
+        attrs = dict(exp.span_attributes(self.spec, self.role))
+        attrs[A.SHADOW_QUEUE_MS] = (self.started_ns - self.enqueued_ns) / 1e6
+        self.span = exp.telemetry.start_candidate(exp.name, self.primary, attrs)
+
+    def _invoke_prepare(self) -> tuple[Any, dict[str, Any], object]:
+        """Start the span and attach the candidate's context; returns (fn, kwargs, token)."""
+        self._begin()
+        IN_CANDIDATE.set(True)
+        token = otel_context.attach(candidate_context(self.span, otel_context.get_current()))  # type: ignore[arg-type]
+        kwargs = self.experiment.plan.apply(self.spec, self.args, self.kwargs)
+        return self.experiment.fn, kwargs, token
+
+    def run_sync(self, watch: Callable[[CandidateTask], None]) -> None:
+        """Run on a worker thread, inside the caller's copied contextvars."""
+        if self._finishing:  # finished (cancelled) while it waited in the queue
+            return
+        if time.perf_counter_ns() - self.enqueued_ns > self.timeout * 1e9:
+            self.finish(A.OUTCOME_CANCELLED, error=ErrorInfo("QueueTimeout", "not started within the timeout"))
+            return
+        self.context.run(self._run_sync_inner, watch)
+
+    def _run_sync_inner(self, watch: Callable[[CandidateTask], None]) -> None:
+        token = None
+        try:
+            fn, kwargs, token = self._invoke_prepare()
+            watch(self)
+            value = fn(*self.args, **kwargs)
+        except BaseException as exc:  # a candidate's failure is an outcome, never raised
+            self.finish(A.OUTCOME_ERROR, exc=exc)
+        else:
+            self.finish(A.OUTCOME_OK, value=value)
+        finally:
+            if token is not None:
+                otel_context.detach(token)  # type: ignore[arg-type]
+
+    async def run_async(self) -> None:
+        """Run as a task on the caller's loop (the task has its own copy of the context)."""
+        token = None
+        try:
+            fn, kwargs, token = self._invoke_prepare()
+            value = await asyncio.wait_for(fn(*self.args, **kwargs), self.timeout)
+        except asyncio.TimeoutError:
+            self.finish(A.OUTCOME_TIMEOUT)
+        except asyncio.CancelledError:
+            self.finish(A.OUTCOME_CANCELLED)
+            raise
+        except BaseException as exc:
+            self.finish(A.OUTCOME_ERROR, exc=exc)
+        else:
+            self.finish(A.OUTCOME_OK, value=value)
+        finally:
+            if token is not None:
+                otel_context.detach(token)  # type: ignore[arg-type]
+
+    def finish(
+        self,
+        outcome: str,
+        *,
+        value: Any = None,
+        exc: BaseException | None = None,
+        error: ErrorInfo | None = None,
+    ) -> bool:
+        """Record the final outcome once; later calls do nothing. Returns True if this call did it."""
+        with self._lock:
+            if self._finishing:
+                return False
+            self._finishing = True
+        try:
+            self._record(outcome, value, exc, error)
+        except Exception:  # instrumentation must never break anything
+            logger.debug("otel-shadow: recording a candidate outcome failed", exc_info=True)
+            if self.result is None:
+                self.result = VariantResult(None, self.spec.id, self.role, outcome, 0.0)
+        if self._event is not None:
+            self._event.set()
+        if self._on_finished is not None:
+            self._on_finished(self)
+        return True
+
+    def _record(self, outcome: str, value: Any, exc: BaseException | None, error: ErrorInfo | None) -> None:
+        exp = self.experiment
+        now = time.perf_counter_ns()
+        elapsed_ms = (now - self.started_ns) / 1e6 if self.started_ns else 0.0
+        if self.span is None:  # never started: a span still records that it was scheduled
+            attrs = dict(exp.span_attributes(self.spec, self.role))
+            start_wall = time.time_ns() - (now - self.enqueued_ns)
+            self.span = exp.telemetry.start_candidate(exp.name, self.primary, attrs, start_time=start_wall)
+        span = self.span
+        if exc is not None:
+            error = ErrorInfo.of(exc)
+            span.record_exception(exc)
+            span.set_attribute(A.ERROR_TYPE, type(exc).__qualname__)
+        if outcome == A.OUTCOME_TIMEOUT:
+            error = error or ErrorInfo("TimeoutError", f"candidate exceeded its timeout of {self.timeout:g}s")
+            span.set_attribute(A.ERROR_TYPE, "timeout")
+        if outcome == A.OUTCOME_CANCELLED:
+            error = error or ErrorInfo("CancelledError", "candidate cancelled before it finished")
+        span.set_attribute(A.SHADOW_OUTCOME, outcome)
+        if outcome == A.OUTCOME_OK:
+            digest, length = fingerprint(value)
+            span.set_attribute(A.SHADOW_OUTPUT_HASH, digest)
+            span.set_attribute(A.SHADOW_OUTPUT_LENGTH, length)
+            if self.primary_hash is not None:
+                span.set_attribute(A.SHADOW_OUTPUT_MATCH, digest == self.primary_hash)
+            if exp.capture_content:
+                span.set_attribute(A.SHADOW_OUTPUT, render_content(value, exp.redact))
+        else:
+            span.set_status(Status(StatusCode.ERROR, error.message if error else outcome))
+        if exp.capture_content:
+            span.set_attribute(A.SHADOW_INPUT, render_content({"args": self.args, "kwargs": self.kwargs}, exp.redact))
+        span.end()
+        exp.telemetry.count_run(exp.name, self.role, outcome)
+        self.result = VariantResult(
+            result=value if outcome == A.OUTCOME_OK else None,
+            config_id=self.spec.id,
+            role=self.role,
+            status=outcome,
+            execution_time_ms=elapsed_ms,
+            error=error,
+            config=dict(self.spec.data),
+        )
+        # drop references to the caller's arguments as soon as they are not needed
+        self.args = ()
+        self.kwargs = {}
+
+    # --- waiting -----------------------------------------------------------------------------
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until finished. With no timeout, wait at most the candidate's own budget (queue + run)."""
+        if self.result is not None:
+            return True
+        if self._event is None:
+            raise RuntimeError("this candidate was scheduled without a result handle")
+        budget = 2 * self.timeout + 1.0 if timeout is None else timeout
+        if not self._event.wait(budget) and timeout is None:
+            # stuck behind hung workers past any reasonable bound: record it rather than wait forever
+            self.finish(A.OUTCOME_CANCELLED, error=ErrorInfo("QueueTimeout", "not finished within twice the timeout"))
+        return self.result is not None
+
+    async def wait_async(self) -> None:
+        if self.atask is not None and not self.atask.done():
+            await asyncio.wait([self.atask])
+        elif self.result is None:
+            await asyncio.get_running_loop().run_in_executor(None, self.wait)

@@ -1,0 +1,456 @@
+"""``Shadow`` and its experiments: the primary answers the caller, candidates run in the background.
+
+    shadow = Shadow(configs=[{"model": "gpt-4"}, {"model": "gpt-5-beta"}])   # index 0 = primary
+
+    @shadow.experiment()
+    def generate(prompt: str, config: Config) -> str: ...
+
+    generate("hi")          # the primary's value; the candidate is scheduled after it returns
+
+When candidates start: after the primary returns (or raises). The primary then has the machine to
+itself: no candidate competes with it for the GIL, the connection pool or the provider's rate
+limit while the user waits, and the candidate's span is created knowing the primary's outcome and
+output fingerprint. Dispatch costs the caller one lock and one queue put per candidate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import inspect
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from typing import Any, Generic, TypeVar
+
+from opentelemetry import metrics, trace
+from opentelemetry import context as otel_context
+from opentelemetry.trace import Span, Status, StatusCode
+
+from .. import attributes as A
+from ..environment_variables import (
+    OTEL_SHADOW_CAPTURE_CONTENT,
+    OTEL_SHADOW_SAMPLE_RATE,
+    OTEL_SHADOW_TIMEOUT,
+    env_bool,
+    env_float,
+)
+from ..errors import ConfigError, ExperimentError
+from .candidate import IN_CANDIDATE, CandidateTask
+from .config import ConfigSpec, load_configs
+from .content import Redactor, fingerprint, render_content
+from .injection import InjectionPlan
+from .observation import ShadowResult, VariantResult
+from .sampling import Sampler, kill_switch_on
+from .scheduler import Scheduler, default_scheduler
+from .telemetry import Telemetry
+
+__all__ = ["Experiment", "Runner", "AsyncRunner", "Shadow"]
+
+logger = logging.getLogger("otel_shadow")
+
+F = TypeVar("F", bound=Callable[..., Any])
+R = TypeVar("R")
+
+_EXPERIMENT_ATTR = "__shadow_experiment__"
+
+
+class Shadow:
+    """A set of configs (the first is the primary) and the experiments that run them.
+
+    Args:
+        configs: dicts, pydantic model instances, YAML file paths or folders; index 0 is the primary.
+        sample_rate: fraction of calls whose candidates run (default ``OTEL_SHADOW_SAMPLE_RATE`` or 1.0).
+        sample_key: ``f(*args, **kwargs) -> key``; the same key always gets the same decision
+            (default: the trace id, so a whole trace is in or out).
+        timeout: seconds a candidate may take (default ``OTEL_SHADOW_TIMEOUT`` or 30).
+        replicate_rate: fraction of sampled calls that also re-run the primary config as a
+            ``replicate``, to measure the noise floor (how often the primary disagrees with itself).
+        capture_content: record inputs and outputs on spans (default ``OTEL_SHADOW_CAPTURE_CONTENT``, off).
+        redact: ``f(text) -> text`` applied to captured content before it reaches a span.
+        tracer_provider / meter_provider: default the global ones; otel-shadow never installs its own.
+        scheduler: the pool candidates run on (default: one per process).
+    """
+
+    def __init__(
+        self,
+        configs: Iterable[Any] | Any,
+        *,
+        sample_rate: float | None = None,
+        sample_key: Callable[..., Any] | None = None,
+        timeout: float | None = None,
+        replicate_rate: float = 0.0,
+        capture_content: bool | None = None,
+        redact: Redactor | None = None,
+        tracer_provider: trace.TracerProvider | None = None,
+        meter_provider: metrics.MeterProvider | None = None,
+        scheduler: Scheduler | None = None,
+    ) -> None:
+        self.specs: list[ConfigSpec] = load_configs(configs)
+        if not self.specs:
+            raise ConfigError("Shadow needs at least one config (the primary); got none")
+        ids = [s.id for s in self.specs]
+        duplicates = {i for i in ids if ids.count(i) > 1}
+        if duplicates:
+            raise ConfigError(
+                f"configs {sorted(duplicates)} appear more than once; each config must differ "
+                "(or carry a distinct 'config_id')"
+            )
+        self.sample_rate = sample_rate if sample_rate is not None else env_float(OTEL_SHADOW_SAMPLE_RATE, 1.0)
+        Sampler(self.sample_rate, "")  # validate now, at construction
+        self.sample_key = sample_key
+        self.timeout = timeout if timeout is not None else env_float(OTEL_SHADOW_TIMEOUT, 30.0)
+        if self.timeout <= 0:
+            raise ConfigError(f"timeout must be positive seconds; got {self.timeout!r}")
+        if not 0.0 <= replicate_rate <= 1.0:
+            raise ConfigError(f"replicate_rate {replicate_rate!r} is outside 0.0–1.0")
+        self.replicate_rate = replicate_rate
+        self.capture_content = (
+            capture_content if capture_content is not None else env_bool(OTEL_SHADOW_CAPTURE_CONTENT)
+        )
+        self.redact = redact
+        self.telemetry = Telemetry(tracer_provider, meter_provider)
+        self._scheduler = scheduler
+
+    @property
+    def scheduler(self) -> Scheduler:
+        return self._scheduler if self._scheduler is not None else default_scheduler()
+
+    @property
+    def primary(self) -> ConfigSpec:
+        return self.specs[0]
+
+    @property
+    def candidates(self) -> list[ConfigSpec]:
+        return self.specs[1:]
+
+    def experiment(
+        self,
+        name: str | None = None,
+        *,
+        sample_rate: float | None = None,
+        sample_key: Callable[..., Any] | None = None,
+        timeout: float | None = None,
+    ) -> Callable[[F], F]:
+        """Decorate a function (sync or async) as an experiment over this Shadow's configs."""
+
+        def decorate(fn: F) -> F:
+            exp = Experiment(
+                self,
+                fn,
+                name=name,
+                sample_rate=self.sample_rate if sample_rate is None else sample_rate,
+                sample_key=sample_key if sample_key is not None else self.sample_key,
+                timeout=self.timeout if timeout is None else timeout,
+            )
+            return exp.wrapper  # type: ignore[return-value]
+
+        return decorate
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every scheduled sync candidate has an outcome (True if all did in time)."""
+        return self.scheduler.flush(timeout)
+
+    async def aflush(self, timeout: float | None = None) -> bool:
+        """Await the candidates running on this event loop, then the sync ones."""
+        return await self.scheduler.aflush(timeout)
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Stop scheduling, give pending candidates ``timeout`` seconds, record the rest as cancelled."""
+        self.scheduler.shutdown(timeout)
+
+    # --- runners: the seed's API ---------------------------------------------------------------
+    @staticmethod
+    @contextlib.contextmanager
+    def run(fn: Callable[..., R], await_variants: bool = False) -> Iterator[Runner[R]]:
+        """``with Shadow.run(fn) as runner: result = runner(...)`` → a ``ShadowResult``."""
+        exp = _experiment_of(fn)
+        if exp.is_async:
+            raise ExperimentError(
+                f"{exp.name} is async; use `async with Shadow.arun({exp.fn.__name__}) as runner` "
+                "(otel-shadow never starts an event loop per call)"
+            )
+        yield Runner(exp, await_variants)
+
+    @staticmethod
+    @contextlib.asynccontextmanager
+    async def arun(fn: Callable[..., Any], await_variants: bool = False) -> AsyncIterator[AsyncRunner]:
+        """``async with Shadow.arun(fn) as runner: result = await runner(...)``."""
+        yield AsyncRunner(_experiment_of(fn), await_variants)
+
+
+def _experiment_of(fn: Callable[..., Any]) -> Experiment:
+    exp = getattr(fn, _EXPERIMENT_ATTR, None)
+    if not isinstance(exp, Experiment):
+        raise ExperimentError(
+            f"{getattr(fn, '__qualname__', fn)!r} is not an experiment; decorate it with "
+            "@shadow.experiment() first"
+        )
+    return exp
+
+
+class Experiment:
+    """One decorated function over one Shadow's configs: the primary path and candidate dispatch."""
+
+    def __init__(
+        self,
+        shadow: Shadow,
+        fn: Callable[..., Any],
+        *,
+        name: str | None,
+        sample_rate: float,
+        sample_key: Callable[..., Any] | None,
+        timeout: float,
+    ) -> None:
+        if not callable(fn):
+            raise ExperimentError(f"@experiment() decorates functions; got {type(fn).__name__}")
+        self.shadow = shadow
+        self.fn = fn
+        self.name = name or getattr(fn, "__qualname__", repr(fn))
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.plan = InjectionPlan(fn, shadow.specs)
+        self.sampler = Sampler(sample_rate, self.name)
+        self.sample_key = sample_key
+        if timeout <= 0:
+            raise ConfigError(f"timeout must be positive seconds; got {timeout!r}")
+        self.timeout = timeout
+        self.telemetry = shadow.telemetry
+        self.capture_content = shadow.capture_content
+        self.redact = shadow.redact
+        self.primary = shadow.primary
+        self.candidates = shadow.candidates
+        self._attrs: dict[tuple[str, str], dict[str, Any]] = {}
+        for spec in shadow.specs:
+            for role in (A.ROLE_PRIMARY, A.ROLE_CANDIDATE, A.ROLE_REPLICATE):
+                self._attrs[(spec.id, role)] = self._make_attrs(spec, role)
+        self._primary_attrs = self._attrs[(self.primary.id, A.ROLE_PRIMARY)]
+        self.wrapper = self._make_wrapper()
+
+    def _make_attrs(self, spec: ConfigSpec, role: str) -> dict[str, Any]:
+        attrs: dict[str, Any] = {
+            A.SHADOW_EXPERIMENT: self.name,
+            A.SHADOW_ROLE: role,
+            A.SHADOW_CONFIG_ID: spec.id,
+        }
+        for key, value in spec.flat.items():
+            attrs[A.SHADOW_CONFIG_PREFIX + key] = value
+        if role != A.ROLE_PRIMARY:
+            attrs[A.SHADOW_PRIMARY_CONFIG_ID] = self.shadow.primary.id
+        return attrs
+
+    def span_attributes(self, spec: ConfigSpec, role: str) -> Mapping[str, Any]:
+        return self._attrs[(spec.id, role)]
+
+    def _make_wrapper(self) -> Callable[..., Any]:
+        fn = self.fn
+        if self.is_async:
+
+            @functools.wraps(fn)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                return (await self.call_async(args, kwargs, False))[0]
+
+            wrapper: Callable[..., Any] = async_wrapper
+        else:
+
+            @functools.wraps(fn)
+            def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
+                return self.call_sync(args, kwargs, False)[0]
+
+            wrapper = sync_wrapper
+        setattr(wrapper, _EXPERIMENT_ATTR, self)
+        return wrapper
+
+    # --- the primary path ----------------------------------------------------------------------
+    def call_sync(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], collect: bool
+    ) -> tuple[Any, VariantResult | None, list[CandidateTask], list[VariantResult]]:
+        span = self.telemetry.start_primary(self.name, self._primary_attrs)
+        token = otel_context.attach(trace.set_span_in_context(span))
+        started = time.perf_counter_ns()
+        try:
+            value = self.fn(*args, **self.plan.apply(self.primary, args, kwargs))
+        except BaseException as exc:
+            elapsed = time.perf_counter_ns() - started
+            otel_context.detach(token)
+            self._primary_failed(span, exc)
+            tasks, dropped = self._dispatch(span, args, kwargs, None, collect, None)
+            span.end()
+            raise
+        elapsed = time.perf_counter_ns() - started
+        otel_context.detach(token)
+        digest = self._primary_done(span, value, args, kwargs)
+        tasks, dropped = self._dispatch(span, args, kwargs, digest, collect, None)
+        span.end()
+        main = self._main_result(value, elapsed) if collect else None
+        return value, main, tasks, dropped
+
+    async def call_async(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], collect: bool
+    ) -> tuple[Any, VariantResult | None, list[CandidateTask], list[VariantResult]]:
+        span = self.telemetry.start_primary(self.name, self._primary_attrs)
+        token = otel_context.attach(trace.set_span_in_context(span))
+        started = time.perf_counter_ns()
+        loop = asyncio.get_running_loop()
+        try:
+            value = await self.fn(*args, **self.plan.apply(self.primary, args, kwargs))
+        except BaseException as exc:
+            otel_context.detach(token)
+            self._primary_failed(span, exc)
+            self._dispatch(span, args, kwargs, None, collect, loop)
+            span.end()
+            raise
+        elapsed = time.perf_counter_ns() - started
+        otel_context.detach(token)
+        digest = self._primary_done(span, value, args, kwargs)
+        tasks, dropped = self._dispatch(span, args, kwargs, digest, collect, loop)
+        span.end()
+        main = self._main_result(value, elapsed) if collect else None
+        return value, main, tasks, dropped
+
+    def _main_result(self, value: Any, elapsed_ns: int) -> VariantResult:
+        return VariantResult(
+            result=value,
+            config_id=self.primary.id,
+            role=A.ROLE_PRIMARY,
+            status=A.OUTCOME_OK,
+            execution_time_ms=elapsed_ns / 1e6,
+            config=dict(self.primary.data),
+        )
+
+    def _primary_done(self, span: Span, value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+        try:
+            digest, length = fingerprint(value)
+            span.set_attributes(
+                {A.SHADOW_OUTCOME: A.OUTCOME_OK, A.SHADOW_OUTPUT_HASH: digest, A.SHADOW_OUTPUT_LENGTH: length}
+            )
+            if self.capture_content:
+                span.set_attribute(A.SHADOW_OUTPUT, render_content(value, self.redact))
+                span.set_attribute(A.SHADOW_INPUT, render_content({"args": args, "kwargs": kwargs}, self.redact))
+            return digest
+        except Exception:  # a fingerprint must never cost the user their answer
+            logger.debug("otel-shadow: fingerprinting the primary output failed", exc_info=True)
+            return None
+
+    def _primary_failed(self, span: Span, exc: BaseException) -> None:
+        try:
+            span.set_attribute(A.SHADOW_OUTCOME, A.OUTCOME_ERROR)
+            span.set_attribute(A.ERROR_TYPE, type(exc).__qualname__)
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, str(exc)))
+            if isinstance(exc, TypeError):
+                hint = self.plan.explain_missing(exc)
+                if hint is not None:
+                    logger.warning("otel-shadow: %s", hint)
+        except Exception:
+            logger.debug("otel-shadow: recording the primary's error failed", exc_info=True)
+
+    # --- candidate dispatch --------------------------------------------------------------------
+    def _drop_reason(self, span: Span, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+        if IN_CANDIDATE.get():
+            return A.DROP_NESTED
+        if kill_switch_on():
+            return A.DROP_DISABLED
+        ctx = span.get_span_context()
+        if ctx.is_valid and not ctx.trace_flags.sampled:
+            return A.DROP_TRACE_NOT_SAMPLED  # no evidence would be stored: don't pay for it
+        if self.sample_key is not None:
+            try:
+                keep = self.sampler.by_key(self.sample_key(*args, **kwargs))
+            except Exception:
+                logger.debug("otel-shadow: sample_key raised; candidates skipped", exc_info=True)
+                keep = False
+        else:
+            keep = self.sampler.by_trace_id(ctx.trace_id)
+        return None if keep else A.DROP_SAMPLING
+
+    def _dispatch(
+        self,
+        span: Span,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        primary_hash: str | None,
+        collect: bool,
+        loop: asyncio.AbstractEventLoop | None,
+    ) -> tuple[list[CandidateTask], list[VariantResult]]:
+        """Schedule the candidates (never blocking); record on the primary span what happened."""
+        tasks: list[CandidateTask] = []
+        dropped: list[VariantResult] = []
+        if not self.candidates and self.shadow.replicate_rate == 0.0:
+            return tasks, dropped
+        try:
+            work = [(spec, A.ROLE_CANDIDATE) for spec in self.candidates]
+            reason = self._drop_reason(span, args, kwargs)
+            if reason is None and self.shadow.replicate_rate and random.random() < self.shadow.replicate_rate:
+                work.append((self.primary, A.ROLE_REPLICATE))
+            reasons: list[str] = []
+            scheduler = self.shadow.scheduler
+            primary_ctx = span.get_span_context()
+            for spec, role in work:
+                why = reason
+                if why is None:
+                    task = CandidateTask(
+                        self, spec, role, args, kwargs, primary_ctx, primary_hash, self.timeout, collect
+                    )
+                    why = scheduler.submit(task) if loop is None else scheduler.submit_async(task, loop)
+                    if why is None:
+                        tasks.append(task)
+                        continue
+                reasons.append(why)
+                if collect:
+                    dropped.append(
+                        VariantResult(None, spec.id, role, A.OUTCOME_DROPPED, 0.0, drop_reason=why, config=dict(spec.data))
+                    )
+            span.set_attribute(A.SHADOW_SAMPLED, reason is None)
+            span.set_attribute(A.SHADOW_CANDIDATES_SCHEDULED, len(tasks))
+            span.set_attribute(A.SHADOW_CANDIDATES_DROPPED, len(reasons))
+            if reasons:
+                span.set_attribute(A.SHADOW_DROP_REASONS, sorted(set(reasons)))
+                for why in set(reasons):
+                    self.telemetry.count_drops(self.name, why, reasons.count(why))
+        except Exception:  # scheduling trouble must never reach the caller
+            logger.debug("otel-shadow: scheduling candidates failed", exc_info=True)
+        return tasks, dropped
+
+
+class Runner(Generic[R]):
+    """Calls a sync experiment and returns a ``ShadowResult`` (yielded by ``Shadow.run``)."""
+
+    def __init__(self, experiment: Experiment, await_variants: bool) -> None:
+        self.experiment = experiment
+        self.await_variants = await_variants
+
+    def __call__(self, *args: Any, **kwargs: Any) -> ShadowResult:
+        _, main, tasks, dropped = self.experiment.call_sync(args, kwargs, True)
+        assert main is not None
+        if self.await_variants:
+            for task in tasks:
+                task.wait()
+            return ShadowResult(main, tuple(t.result for t in tasks if t.result) + tuple(dropped), tasks, tuple(dropped))
+        return ShadowResult(main, tuple(dropped), tasks, tuple(dropped))
+
+
+class AsyncRunner:
+    """Awaits an experiment (async or sync) and returns a ``ShadowResult`` (yielded by ``Shadow.arun``)."""
+
+    def __init__(self, experiment: Experiment, await_variants: bool) -> None:
+        self.experiment = experiment
+        self.await_variants = await_variants
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> ShadowResult:
+        exp = self.experiment
+        if exp.is_async:
+            _, main, tasks, dropped = await exp.call_async(args, kwargs, True)
+        else:
+            _, main, tasks, dropped = exp.call_sync(args, kwargs, True)
+        assert main is not None
+        result = ShadowResult(main, tuple(dropped), tasks, tuple(dropped))
+        if self.await_variants:
+            if exp.is_async:
+                await result.wait_async()
+            else:
+                loop = asyncio.get_running_loop()
+                await loop.run_in_executor(None, result.wait)
+            return ShadowResult(main, tuple(t.result for t in tasks if t.result) + tuple(dropped), tasks, tuple(dropped))
+        return result

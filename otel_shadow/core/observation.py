@@ -1,0 +1,94 @@
+"""What happened when one config ran (``VariantResult``), and what a runner call returns (``ShadowResult``).
+
+Results are values: frozen once made. A ``ShadowResult`` from a runner that does not wait for
+candidates still gives access to them later through ``wait()`` / ``wait_async()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .scheduler import CandidateTask
+
+__all__ = ["ErrorInfo", "ShadowResult", "VariantResult"]
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    """An exception reduced to what can be compared and stored: its type name and message."""
+
+    type: str
+    message: str
+
+    @classmethod
+    def of(cls, exc: BaseException) -> ErrorInfo:
+        kind = type(exc)
+        name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+        return cls(type=name, message=str(exc))
+
+
+@dataclass(frozen=True, slots=True)
+class VariantResult:
+    """One execution of one config: the primary's, a candidate's or a replicate's.
+
+    ``status`` is ``ok``, ``error``, ``timeout``, ``cancelled`` or ``dropped`` (never started:
+    sampling, a full queue, a budget, the kill switch).
+    """
+
+    result: Any
+    config_id: str
+    role: str
+    status: str
+    execution_time_ms: float
+    error: ErrorInfo | None = None
+    drop_reason: str | None = None
+    config: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+@dataclass(frozen=True, slots=True)
+class ShadowResult:
+    """What a runner call returns: the primary's result, and the candidates' when awaited.
+
+    ``variant_results`` holds every candidate that has a final status when the result is made:
+    all of them with ``await_variants=True``; otherwise the dropped ones, and ``wait()`` gives
+    the rest when they finish.
+    """
+
+    main_result: VariantResult
+    variant_results: tuple[VariantResult, ...]
+    _tasks: Sequence[CandidateTask] = field(default=(), repr=False, compare=False)
+    _dropped: tuple[VariantResult, ...] = field(default=(), repr=False, compare=False)
+
+    @property
+    def pending(self) -> int:
+        """How many candidates have not finished yet."""
+        return sum(1 for t in self._tasks if t.result is None)
+
+    def wait(self, timeout: float | None = None) -> tuple[VariantResult, ...]:
+        """Block until every candidate finished (or ``timeout`` passed); return those finished."""
+        import time
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for task in self._tasks:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            task.wait(remaining)
+        return self._finished()
+
+    async def wait_async(self, timeout: float | None = None) -> tuple[VariantResult, ...]:
+        """Await every candidate (async experiments: tasks on this loop) and return the results."""
+        waits = [t.wait_async() for t in self._tasks]
+        if waits:
+            await asyncio.wait([asyncio.ensure_future(w) for w in waits], timeout=timeout)
+        return self._finished()
+
+    def _finished(self) -> tuple[VariantResult, ...]:
+        done = [t.result for t in self._tasks if t.result is not None]
+        return tuple(done) + self._dropped

@@ -1,0 +1,300 @@
+"""Where candidates run: one long-lived bounded pool per process, a watchdog, and a clean exit.
+
+    caller ── submit() ──> [capacity check] ──> SimpleQueue ──> worker threads (N, daemon)
+                 │ full: dropped + counted              │ started tasks
+                 ▼                                      ▼
+        async experiments: a task on the        watchdog: finishes a task as `timeout`
+        caller's running loop (strong ref)      at its deadline; replaces a stuck worker
+
+Design choices, each for the primary's sake:
+
+* ``submit`` costs a lock and a queue put; it never blocks. When queued plus running candidates
+  reach ``max_pending`` the candidate is dropped and counted: the caller never waits.
+* Sync candidates cannot be killed. At its deadline a hung candidate is *finished* (its span ends
+  with ``timeout``) and its worker is replaced, up to ``workers`` replacements; the hung thread exits
+  when its call returns. Threads stay bounded (at most twice ``workers``).
+* At interpreter exit (before OpenTelemetry's own exit handlers, so spans still export) pending
+  candidates get ``exit_grace`` seconds; whatever is left is recorded as ``cancelled``.
+* After ``fork`` the child starts with an empty pool (the parent finishes its own candidates).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+import os
+import queue
+import threading
+import time
+import weakref
+from typing import Any
+
+from .. import attributes as A
+from ..environment_variables import (
+    OTEL_SHADOW_EXIT_GRACE,
+    OTEL_SHADOW_MAX_PENDING,
+    OTEL_SHADOW_WORKERS,
+    env_float,
+    env_int,
+)
+from .candidate import CandidateTask
+from .observation import ErrorInfo
+
+__all__ = ["Scheduler", "default_scheduler"]
+
+logger = logging.getLogger("otel_shadow")
+
+_STOP = object()
+_schedulers: weakref.WeakSet[Scheduler] = weakref.WeakSet()
+
+
+class Scheduler:
+    """A bounded executor for candidates, shared by every experiment that uses it."""
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        max_pending: int | None = None,
+        exit_grace: float | None = None,
+    ) -> None:
+        self.workers = max(1, workers if workers is not None else env_int(OTEL_SHADOW_WORKERS, 4))
+        self.max_pending = max(1, max_pending if max_pending is not None else env_int(OTEL_SHADOW_MAX_PENDING, 256))
+        self.exit_grace = exit_grace if exit_grace is not None else env_float(OTEL_SHADOW_EXIT_GRACE, 2.0)
+        self._init_state()
+        _schedulers.add(self)
+
+    def _init_state(self) -> None:
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._pending = 0  # queued + running (sync) + alive (async)
+        self._live: set[CandidateTask] = set()  # not finished yet
+        self._async_tasks: set[asyncio.Task[None]] = set()  # strong references
+        self._threads: list[threading.Thread] = []
+        self._stuck = 0
+        self._started = False
+        self._closed = False
+        self._watch_heap: list[tuple[int, int, CandidateTask]] = []
+        self._watch_cond = threading.Condition(threading.Lock())
+        self._seq = itertools.count()
+
+    # --- submitting (the caller's path) -------------------------------------------------------
+    def _admit(self, task: CandidateTask) -> str | None:
+        """Reserve capacity; None when admitted, else the drop reason."""
+        if self._pid != os.getpid():
+            self._after_fork()
+        with self._lock:
+            if self._closed:
+                return A.DROP_SHUTDOWN
+            if self._pending >= self.max_pending:
+                return A.DROP_QUEUE_FULL
+            self._pending += 1
+            self._live.add(task)
+        task._on_finished = self._finished
+        return None
+
+    def submit(self, task: CandidateTask) -> str | None:
+        """Queue a sync candidate; returns None, or the reason it was dropped."""
+        reason = self._admit(task)
+        if reason is None:
+            if not self._started:
+                self._start()
+            self._queue.put(task)
+        return reason
+
+    def submit_async(self, task: CandidateTask, loop: asyncio.AbstractEventLoop) -> str | None:
+        """Start an async candidate as a task on the caller's running loop."""
+        reason = self._admit(task)
+        if reason is None:
+            atask = loop.create_task(task.run_async())
+            task.atask = atask
+            self._async_tasks.add(atask)
+            atask.add_done_callback(self._async_done)
+        return reason
+
+    # --- bookkeeping -----------------------------------------------------------------------------
+    def _finished(self, task: CandidateTask) -> None:
+        with self._lock:
+            self._live.discard(task)
+
+    def _release(self) -> None:
+        with self._lock:
+            self._pending -= 1
+
+    def _async_done(self, atask: asyncio.Task[None]) -> None:
+        self._async_tasks.discard(atask)
+        self._release()
+
+    @property
+    def pending(self) -> int:
+        """Candidates queued or running (a hung sync candidate counts until its call returns)."""
+        return self._pending
+
+    @property
+    def unfinished(self) -> int:
+        """Candidates without a final outcome yet."""
+        return len(self._live)
+
+    # --- workers -----------------------------------------------------------------------------------
+    def _start(self) -> None:
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+            for _ in range(self.workers):
+                self._spawn_locked()
+            watchdog = threading.Thread(target=self._watchdog, name="otel-shadow-watchdog", daemon=True)
+            watchdog.start()
+            self._threads.append(watchdog)
+        _register_exit_hook()
+
+    def _spawn_locked(self) -> None:
+        thread = threading.Thread(target=self._work, name="otel-shadow-worker", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _work(self) -> None:
+        get = self._queue.get
+        while True:
+            task = get()
+            if task is _STOP:
+                return
+            try:
+                task.run_sync(self._watch)
+            except BaseException:  # pragma: no cover - run_sync already records everything
+                logger.debug("otel-shadow: worker error", exc_info=True)
+            finally:
+                self._release()
+            if task.stuck:  # a replacement took this worker's place while it hung
+                with self._lock:
+                    self._stuck -= 1
+                return
+
+    def _watch(self, task: CandidateTask) -> None:
+        deadline = task.started_ns + int(task.timeout * 1e9)
+        with self._watch_cond:
+            heapq.heappush(self._watch_heap, (deadline, next(self._seq), task))
+            if self._watch_heap[0][2] is task:
+                self._watch_cond.notify()
+
+    def _watchdog(self) -> None:
+        heap = self._watch_heap
+        while True:
+            with self._watch_cond:
+                while True:
+                    now = time.perf_counter_ns()
+                    # drop entries whose task already finished
+                    while heap and heap[0][2].result is not None:
+                        heapq.heappop(heap)
+                    if heap and heap[0][0] <= now:
+                        _, _, task = heapq.heappop(heap)
+                        break
+                    wait = None if not heap else (heap[0][0] - now) / 1e9
+                    self._watch_cond.wait(wait if wait is None else min(wait, 1.0))
+            if task.finish(A.OUTCOME_TIMEOUT):
+                with self._lock:
+                    if self._stuck < self.workers and not self._closed:
+                        self._stuck += 1
+                        task.stuck = True
+                        self._spawn_locked()
+
+    # --- flush, shutdown, exit, fork ------------------------------------------------------------------
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every scheduled sync candidate has an outcome; True if none is left.
+
+        Async candidates live on their event loop: await ``aflush()`` from that loop instead.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._lock:
+                left = [t for t in self._live if t.atask is None]
+            if not left:
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            time.sleep(0.002)
+
+    async def aflush(self, timeout: float | None = None) -> bool:
+        """Await every candidate running on this loop, then wait for sync ones (off the loop)."""
+        tasks = [t for t in self._async_tasks if not t.done()]
+        if tasks:
+            _, not_done = await asyncio.wait(tasks, timeout=timeout)
+            if not_done:
+                return False
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, self.flush, timeout)
+
+    def shutdown(self, timeout: float | None = None, cancel_futures: bool = True) -> None:
+        """Stop accepting candidates, wait up to ``timeout`` for the rest, cancel what is left."""
+        with self._lock:
+            self._closed = True
+        self.flush(self.exit_grace if timeout is None else timeout)
+        if cancel_futures:
+            with self._lock:
+                left = list(self._live)
+            for task in left:
+                if task.atask is None:
+                    task.finish(A.OUTCOME_CANCELLED, error=ErrorInfo("CancelledError", "cancelled at shutdown"))
+        for _ in range(self.workers):
+            self._queue.put(_STOP)
+
+    def _after_fork(self) -> None:
+        """In a forked child: forget the parent's threads and tasks (the parent finishes them)."""
+        self._init_state()
+
+
+_exit_hook_registered = False
+_exit_lock = threading.Lock()
+
+
+def _exit_all() -> None:
+    for scheduler in list(_schedulers):
+        if scheduler._started and scheduler._pid == os.getpid():
+            try:
+                scheduler.shutdown()
+            except Exception:  # pragma: no cover
+                logger.debug("otel-shadow: shutdown at exit failed", exc_info=True)
+
+
+def _register_exit_hook() -> None:
+    """Run ``_exit_all`` before atexit handlers (so tracer providers have not shut down yet)."""
+    global _exit_hook_registered
+    with _exit_lock:
+        if _exit_hook_registered:
+            return
+        _exit_hook_registered = True
+    register = getattr(threading, "_register_atexit", None)  # what concurrent.futures uses
+    try:
+        if register is None:
+            raise RuntimeError
+        register(_exit_all)
+    except RuntimeError:
+        import atexit
+
+        atexit.register(_exit_all)
+
+
+def _reinit_after_fork() -> None:
+    global _exit_hook_registered
+    _exit_hook_registered = False
+    for scheduler in list(_schedulers):
+        scheduler._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reinit_after_fork)
+
+_default: Scheduler | None = None
+_default_lock = threading.Lock()
+
+
+def default_scheduler() -> Scheduler:
+    """The process-wide scheduler every ``Shadow`` uses unless given one."""
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = Scheduler()
+    return _default

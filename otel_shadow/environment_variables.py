@@ -1,0 +1,77 @@
+"""Every environment variable otel-shadow reads, with its default and meaning, defined once.
+
+Each constant's docstring-comment is what ``docs/configuration.md`` documents; a test checks that
+every name here appears there.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Final
+
+OTEL_SHADOW_DISABLED: Final = "OTEL_SHADOW_DISABLED"
+"""``true`` turns every candidate off (the kill switch); primaries run unchanged. Default ``false``."""
+
+OTEL_SHADOW_SAMPLE_RATE: Final = "OTEL_SHADOW_SAMPLE_RATE"
+"""Default fraction of calls whose candidates run, 0.0–1.0, for experiments that set none. Default 1.0."""
+
+OTEL_SHADOW_CAPTURE_CONTENT: Final = "OTEL_SHADOW_CAPTURE_CONTENT"
+"""``true`` records experiment inputs and outputs on spans (personal data: off by default)."""
+
+OTEL_SHADOW_WORKERS: Final = "OTEL_SHADOW_WORKERS"
+"""Threads that run synchronous candidates. Default 4."""
+
+OTEL_SHADOW_MAX_PENDING: Final = "OTEL_SHADOW_MAX_PENDING"
+"""Cap on queued plus running candidates (sync and async); beyond it candidates are dropped. Default 256."""
+
+OTEL_SHADOW_TIMEOUT: Final = "OTEL_SHADOW_TIMEOUT"
+"""Default per-candidate timeout in seconds. Default 30."""
+
+OTEL_SHADOW_EXIT_GRACE: Final = "OTEL_SHADOW_EXIT_GRACE"
+"""Seconds pending candidates get to finish at interpreter exit before they are recorded as cancelled. Default 2."""
+
+OTEL_SHADOW_DB: Final = "OTEL_SHADOW_DB"
+"""Path of the DuckDB database used by the exporter and the CLI. Default ``otel-shadow.duckdb``."""
+
+OTEL_SHADOW_CONFIG: Final = "OTEL_SHADOW_CONFIG"
+"""YAML file of shadow rules for zero-code instrumentation of LLM client calls."""
+
+OTEL_SHADOW_COLLECTOR_TOKEN: Final = "OTEL_SHADOW_COLLECTOR_TOKEN"
+"""Bearer token the collector requires on OTLP and SQL requests (unset: no authentication)."""
+
+OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT: Final = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+"""OpenTelemetry's GenAI content switch: ``NO_CONTENT`` (default), ``SPAN_ONLY``, ``EVENT_ONLY``,
+``SPAN_AND_EVENT``; legacy ``true`` means ``SPAN_ONLY``."""
+
+DEFAULT_DB: Final = "otel-shadow.duckdb"
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    """Read a boolean environment variable the way OpenTelemetry does (case-insensitive ``true``)."""
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    return value.strip().lower() in _TRUE
+
+
+def env_float(name: str, default: float) -> float:
+    """Read a float environment variable; a malformed value falls back to the default, with a warning."""
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        import logging
+
+        logging.getLogger("otel_shadow").warning(
+            "%s=%r is not a number; using the default %s", name, value, default
+        )
+        return default
+
+
+def env_int(name: str, default: int) -> int:
+    """Read an integer environment variable; a malformed value falls back to the default."""
+    return int(env_float(name, float(default)))

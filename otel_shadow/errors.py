@@ -1,0 +1,67 @@
+"""The exceptions otel-shadow raises, one class per failure a user can act on.
+
+Every message names the bad thing, its value, and what to do about it. Foreign exceptions
+(duckdb, grpc, yaml, pydantic) are mapped to these classes at the boundary with ``raise … from``.
+
+    ShadowError
+    ├── ConfigError            a config source (dict, YAML file, folder, pydantic model) is unusable
+    ├── ExperimentError        a function cannot be used as an experiment, or a runner is misused
+    └── StoreError             the DuckDB store cannot be opened, read or written
+        ├── DatabaseLocked         another process holds the database for writing
+        ├── SchemaTooNew           the file was written by a newer otel-shadow
+        ├── NotADatabase           the path exists but is not a DuckDB database
+        ├── ReadOnlyQuery          a statement given to the read-only SQL access would write
+        └── QueryError             the SQL itself is wrong
+
+Candidate failures are never raised: they are recorded on the candidate's span and result.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "DatabaseLocked",
+    "ExperimentError",
+    "NotADatabase",
+    "QueryError",
+    "ReadOnlyQuery",
+    "SchemaTooNew",
+    "ShadowError",
+    "StoreError",
+]
+
+
+class ShadowError(Exception):
+    """Base class of every error otel-shadow raises on purpose."""
+
+
+class ConfigError(ShadowError, ValueError):
+    """A config could not be loaded or does not fit the function it is injected into."""
+
+
+class ExperimentError(ShadowError, TypeError):
+    """A function cannot be decorated as an experiment, or a runner was used wrongly."""
+
+
+class StoreError(ShadowError):
+    """The DuckDB store cannot be opened, read or written."""
+
+
+class DatabaseLocked(StoreError):
+    """Another process holds the database file for writing (DuckDB allows one writer)."""
+
+
+class SchemaTooNew(StoreError):
+    """The database was written by a newer version of otel-shadow."""
+
+
+class NotADatabase(StoreError):
+    """The path exists but is not a DuckDB database."""
+
+
+class ReadOnlyQuery(StoreError):
+    """A statement given to the read-only SQL access would change the database."""
+
+
+class QueryError(StoreError):
+    """The SQL given to the store is invalid (syntax, unknown table or column...)."""
