@@ -33,11 +33,22 @@ class Config(dict):  # type: ignore[type-arg]
     copy for this call, so changing it affects nothing else.
     """
 
-    __slots__ = ("id",)
+    __slots__ = ("_id",)
 
-    def __init__(self, data: Mapping[str, Any] | None = None, /, *, id: str | None = None) -> None:
-        super().__init__(data or {})
-        self.id = id if id is not None else config_id_of(self)
+    @property
+    def id(self) -> str:
+        """The stable config id (its ``config_id`` key, or a hash of its content)."""
+        try:
+            return self._id
+        except AttributeError:
+            self._id = config_id_of(self)
+            return self._id
+
+    @classmethod
+    def with_id(cls, data: Mapping[str, Any], config_id: str) -> Config:
+        config = cls(data)
+        config._id = config_id
+        return config
 
     def __repr__(self) -> str:
         return f"Config(id={self.id!r}, {dict.__repr__(self)})"
@@ -79,8 +90,9 @@ class ConfigSpec:
 
     def fresh(self) -> Config:
         """A private copy of the config for one call."""
-        data = dict(self.data) if self.immutable else copy.deepcopy(dict(self.data))
-        return Config(data, id=self.id)
+        config = Config(self.data) if self.immutable else Config(copy.deepcopy(dict(self.data)))
+        config._id = self.id
+        return config
 
     def fresh_data(self) -> dict[str, Any]:
         return dict(self.data) if self.immutable else copy.deepcopy(dict(self.data))

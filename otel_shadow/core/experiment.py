@@ -55,6 +55,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 R = TypeVar("R")
 
 _EXPERIMENT_ATTR = "__shadow_experiment__"
+_UNDECIDED = object()  # sampling waits for the primary span's own trace id (no parent span)
 
 
 class Shadow:
@@ -226,6 +227,27 @@ class Experiment:
             for role in (A.ROLE_PRIMARY, A.ROLE_CANDIDATE, A.ROLE_REPLICATE):
                 self._attrs[(spec.id, role)] = self._make_attrs(spec, role)
         self._primary_attrs = self._attrs[(self.primary.id, A.ROLE_PRIMARY)]
+        n = len(self.candidates)
+        self._has_work = bool(self.candidates) or shadow.replicate_rate > 0.0
+        self._dropped_attrs = {
+            reason: {
+                A.SHADOW_SAMPLED: False,
+                A.SHADOW_CANDIDATES_SCHEDULED: 0,
+                A.SHADOW_CANDIDATES_DROPPED: n,
+                A.SHADOW_DROP_REASONS: reason,
+            }
+            for reason in (A.DROP_NESTED, A.DROP_DISABLED, A.DROP_TRACE_NOT_SAMPLED, A.DROP_SAMPLING)
+        }
+        # creation attributes once sampling is decided (the span starts with them)
+        self._start_attrs: dict[Any, dict[str, Any]] = {
+            reason: {**self._primary_attrs, **extra} for reason, extra in self._dropped_attrs.items()
+        }
+        self._start_attrs[None] = {
+            **self._primary_attrs,
+            A.SHADOW_SAMPLED: True,
+            A.SHADOW_CANDIDATES_SCHEDULED: n,
+            A.SHADOW_CANDIDATES_DROPPED: 0,
+        }
         self.wrapper = self._make_wrapper()
 
     def _make_attrs(self, spec: ConfigSpec, role: str) -> dict[str, Any]:
@@ -263,25 +285,71 @@ class Experiment:
         return wrapper
 
     # --- the primary path ----------------------------------------------------------------------
+    def _begin(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Span, str | None, bool]:
+        """Start the primary span; returns (span, drop reason or None, whether end attrs are owed).
+
+        Inside a request the trace id is the parent's, so sampling is decided before the span
+        starts and its outcome goes in with the creation attributes (cheaper than setting later).
+        """
+        reason: Any = _UNDECIDED
+        if self._has_work:
+            if IN_CANDIDATE.get():
+                reason = A.DROP_NESTED
+            elif kill_switch_on():
+                reason = A.DROP_DISABLED
+            elif self.sample_key is not None:
+                reason = self._by_key(args, kwargs)
+            else:
+                parent = trace.get_current_span().get_span_context()
+                if parent.is_valid:
+                    if not parent.trace_flags.sampled:
+                        reason = A.DROP_TRACE_NOT_SAMPLED  # no evidence would be stored: don't pay
+                    else:
+                        reason = None if self.sampler.by_trace_id(parent.trace_id) else A.DROP_SAMPLING
+            attrs = self._start_attrs.get(reason, self._primary_attrs)
+        else:
+            reason = None
+            attrs = self._primary_attrs
+        span = self.telemetry.start_primary(self.name, attrs)
+        if reason is _UNDECIDED:  # a root span: its own fresh trace id decides
+            ctx = span.get_span_context()
+            if ctx.is_valid and not ctx.trace_flags.sampled:
+                reason = A.DROP_TRACE_NOT_SAMPLED
+            else:
+                reason = None if self.sampler.by_trace_id(ctx.trace_id) else A.DROP_SAMPLING
+            return span, reason, True
+        return span, reason, False
+
+    def _by_key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+        try:
+            keep = self.sampler.by_key(self.sample_key(*args, **kwargs))  # type: ignore[misc]
+        except Exception:
+            logger.debug("otel-shadow: sample_key raised; candidates skipped", exc_info=True)
+            keep = False
+        return None if keep else A.DROP_SAMPLING
+
     def call_sync(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], collect: bool
     ) -> tuple[Any, VariantResult | None, list[CandidateTask], list[VariantResult]]:
-        span = self.telemetry.start_primary(self.name, self._primary_attrs)
+        span, reason, owed = self._begin(args, kwargs)
         token = otel_context.attach(trace.set_span_in_context(span))
         started = time.perf_counter_ns()
         try:
             value = self.fn(*args, **self.plan.apply(self.primary, args, kwargs))
         except BaseException as exc:
-            elapsed = time.perf_counter_ns() - started
             otel_context.detach(token)
-            self._primary_failed(span, exc)
-            tasks, dropped = self._dispatch(span, args, kwargs, None, collect, None)
+            end_attrs = self._primary_failed(span, exc)
+            self._dispatch(span, reason, owed, args, kwargs, None, collect, None, end_attrs)
+            span.set_attributes(end_attrs)
             span.end()
             raise
         elapsed = time.perf_counter_ns() - started
         otel_context.detach(token)
-        digest = self._primary_done(span, value, args, kwargs)
-        tasks, dropped = self._dispatch(span, args, kwargs, digest, collect, None)
+        end_attrs = self._primary_done(value, args, kwargs)
+        tasks, dropped = self._dispatch(
+            span, reason, owed, args, kwargs, end_attrs.get(A.SHADOW_OUTPUT_HASH), collect, None, end_attrs
+        )
+        span.set_attributes(end_attrs)  # one call: the SDK takes the span lock once
         span.end()
         main = self._main_result(value, elapsed) if collect else None
         return value, main, tasks, dropped
@@ -289,7 +357,7 @@ class Experiment:
     async def call_async(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], collect: bool
     ) -> tuple[Any, VariantResult | None, list[CandidateTask], list[VariantResult]]:
-        span = self.telemetry.start_primary(self.name, self._primary_attrs)
+        span, reason, owed = self._begin(args, kwargs)
         token = otel_context.attach(trace.set_span_in_context(span))
         started = time.perf_counter_ns()
         loop = asyncio.get_running_loop()
@@ -297,14 +365,18 @@ class Experiment:
             value = await self.fn(*args, **self.plan.apply(self.primary, args, kwargs))
         except BaseException as exc:
             otel_context.detach(token)
-            self._primary_failed(span, exc)
-            self._dispatch(span, args, kwargs, None, collect, loop)
+            end_attrs = self._primary_failed(span, exc)
+            self._dispatch(span, reason, owed, args, kwargs, None, collect, loop, end_attrs)
+            span.set_attributes(end_attrs)
             span.end()
             raise
         elapsed = time.perf_counter_ns() - started
         otel_context.detach(token)
-        digest = self._primary_done(span, value, args, kwargs)
-        tasks, dropped = self._dispatch(span, args, kwargs, digest, collect, loop)
+        end_attrs = self._primary_done(value, args, kwargs)
+        tasks, dropped = self._dispatch(
+            span, reason, owed, args, kwargs, end_attrs.get(A.SHADOW_OUTPUT_HASH), collect, loop, end_attrs
+        )
+        span.set_attributes(end_attrs)
         span.end()
         main = self._main_result(value, elapsed) if collect else None
         return value, main, tasks, dropped
@@ -319,24 +391,25 @@ class Experiment:
             config=dict(self.primary.data),
         )
 
-    def _primary_done(self, span: Span, value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+    def _primary_done(self, value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The primary span's end attributes for a returned value (set by the caller in one call)."""
         try:
             digest, length = fingerprint(value)
-            span.set_attributes(
-                {A.SHADOW_OUTCOME: A.OUTCOME_OK, A.SHADOW_OUTPUT_HASH: digest, A.SHADOW_OUTPUT_LENGTH: length}
-            )
+            attrs: dict[str, Any] = {
+                A.SHADOW_OUTCOME: A.OUTCOME_OK,
+                A.SHADOW_OUTPUT_HASH: digest,
+                A.SHADOW_OUTPUT_LENGTH: length,
+            }
             if self.capture_content:
-                span.set_attribute(A.SHADOW_OUTPUT, render_content(value, self.redact))
-                span.set_attribute(A.SHADOW_INPUT, render_content({"args": args, "kwargs": kwargs}, self.redact))
-            return digest
+                attrs[A.SHADOW_OUTPUT] = render_content(value, self.redact)
+                attrs[A.SHADOW_INPUT] = render_content({"args": args, "kwargs": kwargs}, self.redact)
+            return attrs
         except Exception:  # a fingerprint must never cost the user their answer
             logger.debug("otel-shadow: fingerprinting the primary output failed", exc_info=True)
-            return None
+            return {A.SHADOW_OUTCOME: A.OUTCOME_OK}
 
-    def _primary_failed(self, span: Span, exc: BaseException) -> None:
+    def _primary_failed(self, span: Span, exc: BaseException) -> dict[str, Any]:
         try:
-            span.set_attribute(A.SHADOW_OUTCOME, A.OUTCOME_ERROR)
-            span.set_attribute(A.ERROR_TYPE, type(exc).__qualname__)
             span.record_exception(exc)
             span.set_status(Status(StatusCode.ERROR, str(exc)))
             if isinstance(exc, TypeError):
@@ -345,73 +418,64 @@ class Experiment:
                     logger.warning("otel-shadow: %s", hint)
         except Exception:
             logger.debug("otel-shadow: recording the primary's error failed", exc_info=True)
+        return {A.SHADOW_OUTCOME: A.OUTCOME_ERROR, A.ERROR_TYPE: type(exc).__qualname__}
 
     # --- candidate dispatch --------------------------------------------------------------------
-    def _drop_reason(self, span: Span, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
-        if IN_CANDIDATE.get():
-            return A.DROP_NESTED
-        if kill_switch_on():
-            return A.DROP_DISABLED
-        ctx = span.get_span_context()
-        if ctx.is_valid and not ctx.trace_flags.sampled:
-            return A.DROP_TRACE_NOT_SAMPLED  # no evidence would be stored: don't pay for it
-        if self.sample_key is not None:
-            try:
-                keep = self.sampler.by_key(self.sample_key(*args, **kwargs))
-            except Exception:
-                logger.debug("otel-shadow: sample_key raised; candidates skipped", exc_info=True)
-                keep = False
-        else:
-            keep = self.sampler.by_trace_id(ctx.trace_id)
-        return None if keep else A.DROP_SAMPLING
-
     def _dispatch(
         self,
         span: Span,
+        reason: str | None,
+        owed: bool,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         primary_hash: str | None,
         collect: bool,
         loop: asyncio.AbstractEventLoop | None,
+        end_attrs: dict[str, Any],
     ) -> tuple[list[CandidateTask], list[VariantResult]]:
-        """Schedule the candidates (never blocking); record on the primary span what happened."""
+        """Schedule the candidates (never blocking); put on ``end_attrs`` what the start attrs lack."""
         tasks: list[CandidateTask] = []
         dropped: list[VariantResult] = []
-        if not self.candidates and self.shadow.replicate_rate == 0.0:
+        if not self._has_work:
             return tasks, dropped
         try:
+            if reason is not None:  # the common unsampled path: precomputed, one counter update
+                if owed:
+                    end_attrs.update(self._dropped_attrs[reason])
+                self.telemetry.count_drops(self.name, reason, len(self.candidates))
+                if collect:
+                    dropped = [self._dropped_result(s, A.ROLE_CANDIDATE, reason) for s in self.candidates]
+                return tasks, dropped
             work = [(spec, A.ROLE_CANDIDATE) for spec in self.candidates]
-            reason = self._drop_reason(span, args, kwargs)
-            if reason is None and self.shadow.replicate_rate and random.random() < self.shadow.replicate_rate:
+            if self.shadow.replicate_rate and random.random() < self.shadow.replicate_rate:
                 work.append((self.primary, A.ROLE_REPLICATE))
             reasons: list[str] = []
             scheduler = self.shadow.scheduler
             primary_ctx = span.get_span_context()
             for spec, role in work:
-                why = reason
+                task = CandidateTask(self, spec, role, args, kwargs, primary_ctx, primary_hash, self.timeout, collect)
+                why = scheduler.submit(task) if loop is None else scheduler.submit_async(task, loop)
                 if why is None:
-                    task = CandidateTask(
-                        self, spec, role, args, kwargs, primary_ctx, primary_hash, self.timeout, collect
-                    )
-                    why = scheduler.submit(task) if loop is None else scheduler.submit_async(task, loop)
-                    if why is None:
-                        tasks.append(task)
-                        continue
+                    tasks.append(task)
+                    continue
                 reasons.append(why)
                 if collect:
-                    dropped.append(
-                        VariantResult(None, spec.id, role, A.OUTCOME_DROPPED, 0.0, drop_reason=why, config=dict(spec.data))
-                    )
-            span.set_attribute(A.SHADOW_SAMPLED, reason is None)
-            span.set_attribute(A.SHADOW_CANDIDATES_SCHEDULED, len(tasks))
-            span.set_attribute(A.SHADOW_CANDIDATES_DROPPED, len(reasons))
+                    dropped.append(self._dropped_result(spec, role, why))
+            if owed or reasons or len(tasks) != len(self.candidates):
+                end_attrs[A.SHADOW_SAMPLED] = True
+                end_attrs[A.SHADOW_CANDIDATES_SCHEDULED] = len(tasks)
+                end_attrs[A.SHADOW_CANDIDATES_DROPPED] = len(reasons)
             if reasons:
-                span.set_attribute(A.SHADOW_DROP_REASONS, sorted(set(reasons)))
+                end_attrs[A.SHADOW_DROP_REASONS] = ",".join(sorted(set(reasons)))
                 for why in set(reasons):
                     self.telemetry.count_drops(self.name, why, reasons.count(why))
         except Exception:  # scheduling trouble must never reach the caller
             logger.debug("otel-shadow: scheduling candidates failed", exc_info=True)
         return tasks, dropped
+
+    @staticmethod
+    def _dropped_result(spec: ConfigSpec, role: str, reason: str) -> VariantResult:
+        return VariantResult(None, spec.id, role, A.OUTCOME_DROPPED, 0.0, drop_reason=reason, config=dict(spec.data))
 
 
 class Runner(Generic[R]):

@@ -13,6 +13,7 @@ at construction, naming its file and key, instead of failing a user's request la
 from __future__ import annotations
 
 import inspect
+import logging
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from ..errors import ConfigError, ExperimentError
 from .config import Bind, Config, ConfigSpec
 
 __all__ = ["InjectionPlan"]
+
+logger = logging.getLogger("otel_shadow")
 
 _KIND_CONFIG = "config"
 _KIND_MODEL = "model"
@@ -46,6 +49,31 @@ def _describe_validation_error(exc: Exception) -> str:
     return "; ".join(parts)
 
 
+def _resolve_hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    """Resolved annotations; with unresolvable strings, resolve what can be, warn about the rest."""
+    try:
+        return typing.get_type_hints(fn, include_extras=True)
+    except Exception:
+        pass
+    hints: dict[str, Any] = {}
+    namespace = dict(getattr(fn, "__globals__", {}))
+    for name, annotation in getattr(fn, "__annotations__", {}).items():
+        if not isinstance(annotation, str):
+            hints[name] = annotation
+            continue
+        try:
+            hints[name] = eval(annotation, namespace)  # noqa: S307 - what get_type_hints does
+        except Exception:
+            logger.warning(
+                "otel-shadow: the annotation %r of parameter '%s' of %s cannot be resolved, so no "
+                "config is injected into it; define the type at module level",
+                annotation,
+                name,
+                getattr(fn, "__qualname__", fn),
+            )
+    return hints
+
+
 @dataclass(frozen=True, slots=True)
 class _Slot:
     name: str
@@ -55,6 +83,8 @@ class _Slot:
     bind: Bind | None
 
     def build(self, spec: ConfigSpec) -> Any:
+        if self.kind == _KIND_CONFIG:
+            return spec.fresh()
         data = spec.fresh_data()
         value: Any = data
         if self.bind is not None:
@@ -65,7 +95,7 @@ class _Slot:
                     f"config {spec.source}: Bind({self.bind.path!r}) is a {type(value).__name__}, "  # type: ignore[union-attr]
                     f"but parameter '{self.name}' is annotated Config (a mapping)"
                 )
-            return Config(value, id=spec.id) if self.bind is None else Config(value)
+            return Config.with_id(value, spec.id) if self.bind is None else Config(value)
         if self.target is not None:
             return self.target.model_validate(value)
         return value
@@ -77,10 +107,7 @@ class InjectionPlan:
     __slots__ = ("slots", "_unfit")
 
     def __init__(self, fn: Callable[..., Any], specs: Sequence[ConfigSpec]) -> None:
-        try:
-            hints = typing.get_type_hints(fn, include_extras=True)
-        except Exception:  # unresolvable forward references: fall back to the raw annotations
-            hints = {}
+        hints = _resolve_hints(fn)
         try:
             signature = inspect.signature(fn)
         except (TypeError, ValueError) as exc:
