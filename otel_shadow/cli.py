@@ -1,20 +1,27 @@
 """The ``otel-shadow`` command: a thin shell over the library (parse, call one function, render).
 
-Library errors become one line on stderr and a non-zero exit code, never a traceback.
+Every command finds the database through ``--db`` or ``OTEL_SHADOW_DB``. Library errors become one
+line on stderr and exit code 2, never a traceback.
 """
 
 from __future__ import annotations
 
+import csv
+import datetime as _dt
+import io
+import json
 import sys
+import uuid
+from decimal import Decimal
 from typing import Any
 
 import click
 
 from . import __version__
-from .environment_variables import DEFAULT_DB, OTEL_SHADOW_DB
+from .environment_variables import DEFAULT_DB, OTEL_SHADOW_COLLECTOR_TOKEN, OTEL_SHADOW_DB
 from .errors import ShadowError
 
-__all__ = ["main"]
+__all__ = ["cli", "main"]
 
 db_option = click.option(
     "--db",
@@ -23,6 +30,49 @@ db_option = click.option(
     show_default=True,
     help=f"DuckDB database path (or set {OTEL_SHADOW_DB}).",
 )
+format_option = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, _dt.datetime | _dt.date | _dt.time):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return value.hex
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    return value
+
+
+def render_rows(columns: list[str], rows: list[tuple[Any, ...]], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps([{c: _plain(v) for c, v in zip(columns, row)} for row in rows], indent=2, default=str)
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows([[_plain(v) for v in row] for row in rows])
+        return buffer.getvalue().rstrip("\n")
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_lines=False)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*["" if v is None else str(_plain(v)) for v in row])
+    console = Console(file=io.StringIO(), width=200, force_terminal=False)
+    console.print(table)
+    out: str = console.file.getvalue().rstrip("\n")  # type: ignore[attr-defined]
+    return out
 
 
 @click.group()
@@ -32,26 +82,172 @@ def cli() -> None:
 
 
 @cli.command()
+@click.argument("sql")
+@db_option
+@format_option
+@click.option("--token", envvar=OTEL_SHADOW_COLLECTOR_TOKEN, default=None, help="Collector bearer token.")
+def sql(sql: str, db: str, fmt: str, token: str | None) -> None:
+    """Run read-only SQL against the store (statements that write are refused).
+
+    Reads the file directly, or asks the collector that holds it. Use - to read SQL from stdin.
+
+    Example:
+
+        otel-shadow sql "SELECT * FROM shadow_summary" --format csv
+    """
+    from .access import open_reader
+
+    if sql == "-":
+        sql = sys.stdin.read()
+    reader = open_reader(db, token)
+    try:
+        result = reader.query(sql)
+    finally:
+        reader.close()
+    click.echo(render_rows(result.columns, result.rows, fmt))
+
+
+@cli.command()
+@db_option
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--max-p95-ratio", type=float, default=None, help="Candidate/primary p95 latency limit (1.2).")
+@click.option("--max-error-rate-increase", type=float, default=None, help="Allowed error-rate increase (0.0).")
+@click.option("--min-pairs", type=int, default=None, help="Pairs needed for a verdict (100).")
+@click.option("--min-exact-match-rate", type=float, default=None, help="Optional agreement floor, 0–1.")
+@click.option("--min-coverage", type=float, default=None, help="Optional share of calls shadowed, 0–1.")
+@click.option("--thresholds", "thresholds_file", type=click.Path(dir_okay=False), default=None, help="YAML file of thresholds.")
+@click.option("--check", is_flag=True, help="Exit 1 when any candidate FAILs (for pipelines).")
+@click.option("--token", envvar=OTEL_SHADOW_COLLECTOR_TOKEN, default=None, help="Collector bearer token.")
+def report(
+    db: str,
+    fmt: str,
+    max_p95_ratio: float | None,
+    max_error_rate_increase: float | None,
+    min_pairs: int | None,
+    min_exact_match_rate: float | None,
+    min_coverage: float | None,
+    thresholds_file: str | None,
+    check: bool,
+    token: str | None,
+) -> None:
+    """Compare every candidate with its primary and give a verdict: PASS, MARGINAL, FAIL, INSUFFICIENT.
+
+    Example:
+
+        otel-shadow report --min-pairs 10000 --format json
+    """
+    from .access import open_reader
+
+    thresholds = _thresholds(
+        thresholds_file,
+        max_p95_ratio=max_p95_ratio,
+        max_error_rate_increase=max_error_rate_increase,
+        min_pairs=min_pairs,
+        min_exact_match_rate=min_exact_match_rate,
+        min_coverage=min_coverage,
+    )
+    reader = open_reader(db, token)
+    try:
+        text, result = _render_report(reader, thresholds, fmt)
+    finally:
+        reader.close()
+    click.echo(text)
+    if check and result.worst == "FAIL":
+        sys.exit(1)
+
+
+def _as_tuple(result: Any) -> tuple[list[str], list[tuple[Any, ...]]]:
+    return result.columns, result.rows
+
+
+def _thresholds(path: str | None, **overrides: Any) -> Any:
+    from .analysis import Thresholds
+    from .errors import ConfigError
+
+    values: dict[str, Any] = {}
+    if path:
+        import yaml
+
+        try:
+            loaded = yaml.safe_load(open(path, encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"thresholds file '{path}' cannot be read: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"thresholds file '{path}' must hold a mapping of threshold: value")
+        values.update(loaded)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Thresholds.from_mapping(values)
+
+
+def _render_report(reader: Any, thresholds: Any, fmt: str) -> tuple[str, Any]:
+    from .analysis import build_report
+
+    result = build_report(lambda q: _as_tuple(reader.query(q)), thresholds)
+    if fmt == "json":
+        return json.dumps([c.to_dict() for c in result.candidates], indent=2, default=str), result
+    if not result.candidates:
+        return "No shadow pairs yet: run an experiment (otel-shadow demo) or send spans to the collector.", result
+    lines = []
+    for c in result.candidates:
+        m = c.metrics
+        lines.append(f"{c.experiment} · candidate {c.candidate_config_id} ({m.get('candidate_model') or '?'}) vs primary {c.primary_config_id} ({m.get('primary_model') or '?'})")
+        lines.append(f"  verdict: {c.verdict}")
+        for gate in c.gates:
+            lines.append(f"    {gate.status:<12} {gate.name:<12} {gate.reason}")
+        lines.append(
+            "  pairs {pairs}  exact match {em}  tokens out (avg) {po} → {co}".format(
+                pairs=m.get("pairs"),
+                em="n/a" if m.get("exact_match_rate") is None else f"{m['exact_match_rate']:.1%}",
+                po="n/a" if m.get("primary_output_tokens_avg") is None else f"{m['primary_output_tokens_avg']:.0f}",
+                co="n/a" if m.get("candidate_output_tokens_avg") is None else f"{m['candidate_output_tokens_avg']:.0f}",
+            )
+        )
+    return "\n".join(lines), result
+
+
+@cli.command()
 @db_option
 @click.option("--requests", "n", default=400, show_default=True, help="Simulated user requests.")
 @click.option("--fresh/--keep", default=True, show_default=True, help="Start from an empty database.")
 def demo(db: str, n: int, fresh: bool) -> None:
-    """Run the seed's shadow example with two simulated models, store the spans, print the report.
+    """Run the seed's shadow example with two SIMULATED models → DuckDB → report.
 
     Example:
 
-        otel-shadow demo --db demo.duckdb
+        otel-shadow demo --db demo.duckdb --requests 1000
     """
+    from .access import open_reader
+    from .analysis import Thresholds
     from .demo import run_demo
 
-    run_demo(db, n, fresh)
+    run_demo(db, n, fresh, echo=click.echo)
+    reader = open_reader(db)
+    try:
+        result = reader.query(
+            "SELECT candidate_config_id, pairs, round(exact_match_rate, 3) AS exact_match, "
+            "round(primary_error_rate, 3) AS primary_err, round(candidate_error_rate, 3) AS candidate_err, "
+            "round(primary_p95_ms, 1) AS primary_p95_ms, round(candidate_p95_ms, 1) AS candidate_p95_ms "
+            "FROM shadow_summary"
+        )
+        click.echo(f'otel-shadow sql --db {db} "SELECT … FROM shadow_summary"')
+        click.echo(render_rows(result.columns, result.rows, "table"))
+        click.echo(f"\notel-shadow report --db {db}")
+        click.echo(_render_report(reader, Thresholds(), "table")[0])
+    finally:
+        reader.close()
 
 
 def main(argv: list[str] | None = None) -> None:
     try:
-        cli.main(args=argv, prog_name="otel-shadow", standalone_mode=True)
+        cli.main(args=argv, prog_name="otel-shadow", standalone_mode=False)
     except ShadowError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
-
-
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)

@@ -1,19 +1,25 @@
-"""``otel-shadow demo``: the seed's shadow example, end to end, with two simulated models.
+"""``otel-shadow demo``: the seed's shadow example, end to end, on the embedded DuckDB default.
 
-The models are simulated (plainly labelled): deterministic functions of the prompt with different
-latency, token counts and outputs, because a paid remote model cannot exist here.
+Two simulated models (plainly labelled: deterministic functions of the prompt, because a paid remote
+model cannot exist here) with different latency, token counts, error rate and outputs. The
+experiment runs ``requests`` times; spans go through the in-process DuckDB exporter (the same
+writer the collector uses); then the report compares the two and gives its verdict.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
+from pathlib import Path
+from typing import Any
 
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+from . import attributes as A
 from .core import Config, Scheduler, Shadow
+from .store.exporter import DuckDBSpanExporter
 
 PROMPTS = [
     "Explain AI",
@@ -22,39 +28,77 @@ PROMPTS = [
     "Write a haiku about autumn",
     "How do vaccines work?",
     "Translate 'good morning' to French",
+    "Give three tips for better sleep",
+    "What is the capital of Australia?",
 ]
 
-
-def simulated_model(model: str, prompt: str, temperature: float) -> str:
-    """A deterministic stand-in for an LLM (simulated): same input, same answer."""
-    digest = int(hashlib.blake2b(f"{model}|{prompt}".encode(), digest_size=4).hexdigest(), 16)
-    time.sleep((0.002 if model == "gpt-4" else 0.003) + (digest % 5) / 2000)
-    if model != "gpt-4" and digest % 7 == 0:
-        raise RuntimeError(f"{model} (simulated) returned 503")
-    agrees = model == "gpt-4" or digest % 4 != 0
-    return f"[simulated] answer to {prompt!r}" + ("" if agrees else f" (variant {digest % 10})")
+# (base latency s, output tokens per prompt word, error one in N, disagreement one in N)
+SIMULATED = {"gpt-4": (0.004, 9, 0, 0), "gpt-5-beta": (0.0045, 7, 40, 4)}
 
 
-def run_demo(db: str, requests: int, fresh: bool) -> None:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+def _digest(*parts: str) -> int:
+    return int(hashlib.blake2b("|".join(parts).encode(), digest_size=4).hexdigest(), 16)
+
+
+def make_simulated_model(tracer: Any) -> Any:
+    def simulated_model(model: str, prompt: str, temperature: float, request_no: int) -> str:
+        """A deterministic stand-in for an LLM call (SIMULATED), emitting a GenAI client span."""
+        base, per_word, error_every, differ_every = SIMULATED[model]
+        d = _digest(model, prompt, str(request_no))
+        with tracer.start_as_current_span(f"chat {model}") as span:
+            span.set_attribute(A.GEN_AI_OPERATION_NAME, "chat")
+            span.set_attribute(A.GEN_AI_PROVIDER_NAME, "simulated")
+            span.set_attribute(A.GEN_AI_REQUEST_MODEL, model)
+            time.sleep(base + (d % 7) / 1000)
+            if error_every and d % error_every == 0:
+                raise RuntimeError(f"{model} (simulated) answered 503 Service Unavailable")
+            words = len(prompt.split())
+            span.set_attribute(A.GEN_AI_RESPONSE_MODEL, model)
+            span.set_attribute(A.GEN_AI_USAGE_INPUT_TOKENS, 12 + words * 2)
+            span.set_attribute(A.GEN_AI_USAGE_OUTPUT_TOKENS, words * per_word + d % 5)
+            differs = differ_every and d % differ_every == 0
+            return f"[simulated] answer to {prompt!r}" + (f" (phrased differently, {d % 10})" if differs else "")
+
+    return simulated_model
+
+
+def run_demo(db: str, requests: int, fresh: bool, echo: Any = print) -> None:
+    if fresh:
+        for suffix in ("", ".wal"):
+            Path(db + suffix).unlink(missing_ok=True)
+    exporter = DuckDBSpanExporter(db)
+    provider = TracerProvider(resource=Resource.create({"service.name": "otel-shadow-demo"}))
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    simulated_model = make_simulated_model(provider.get_tracer("demo.llm"))
     shadow = Shadow(
-        configs=[{"model": "gpt-4", "temperature": 0.5}, {"model": "gpt-5-beta", "temperature": 0.5}],
+        configs=[
+            {"model": "gpt-4", "temperature": 0.5},  # primary: answers the user
+            {"model": "gpt-5-beta", "temperature": 0.5},  # candidate: runs in the background
+        ],
         tracer_provider=provider,
         scheduler=Scheduler(workers=4),
     )
 
     @shadow.experiment(name="generate")
-    def generate(prompt: str, config: Config) -> str:
-        return simulated_model(config["model"], prompt, config["temperature"])
+    def generate(prompt: str, request_no: int, config: Config) -> str:
+        return simulated_model(config["model"], prompt, config["temperature"], request_no)
 
+    echo("Models are SIMULATED (deterministic local stand-ins for gpt-4 and gpt-5-beta).\n")
     with Shadow.run(generate, await_variants=True) as runner:
-        result = runner("Explain AI")
-        print(f"User sees: {result.main_result.result}")
+        result = runner("Explain AI", 0)
+        echo(f"User sees:      {result.main_result.result}")
         for variant in result.variant_results:
-            print(f"Shadow ({variant.config['model']}): {variant.status} {variant.result!r}")
-    for i in range(requests):
-        generate(PROMPTS[i % len(PROMPTS)])
-    shadow.flush(30)
-    print(f"{len(exporter.get_finished_spans())} spans recorded")
+            echo(f"Candidate saw:  {variant.result}  [{variant.status}, {variant.execution_time_ms:.1f} ms]")
+    echo(f"\nServing {requests} requests; candidates run in the background…")
+    tracer = provider.get_tracer("demo.app")
+    for i in range(1, requests + 1):
+        with tracer.start_as_current_span("POST /generate"):
+            try:
+                generate(PROMPTS[i % len(PROMPTS)], i)
+            except RuntimeError:
+                pass
+    shadow.flush(60)
+    provider.shutdown()  # flushes the batch processor and closes the database
+    if exporter.failed:
+        echo(f"warning: {exporter.failed} spans could not be written to {db}")
+    echo(f"Stored {exporter.exported} spans in {db}.\n")

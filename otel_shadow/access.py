@@ -1,0 +1,102 @@
+"""Read access to the store from the CLI: the file itself, or the collector that holds it.
+
+DuckDB lets no other process open a file while one process writes it. A running collector
+therefore publishes, beside the database, a small file ``<db>.collector.json`` naming its SQL
+endpoint; when the database is locked, readers send their (read-only) SQL there instead. The
+protocol is plain JSON over HTTP, so this module needs nothing from the collector's code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Protocol
+
+from .environment_variables import OTEL_SHADOW_COLLECTOR_TOKEN
+from .errors import DatabaseLocked, QueryError, ReadOnlyQuery, StoreError
+from .store import QueryResult, Store, check_read_only
+
+__all__ = ["Reader", "collector_info_path", "open_reader"]
+
+
+class Reader(Protocol):
+    def query(self, sql: str) -> QueryResult: ...
+
+    def close(self) -> None: ...
+
+
+def collector_info_path(db: str) -> Path:
+    return Path(f"{db}.collector.json")
+
+
+class LocalReader:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.where = f"file {store.path}"
+
+    def query(self, sql: str) -> QueryResult:
+        return self.store.query(sql)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+class RemoteReader:
+    """Sends read-only SQL to a collector's ``/v1/sql`` endpoint."""
+
+    def __init__(self, url: str, token: str | None = None, timeout: float = 60.0) -> None:
+        self.url = url
+        self.token = token
+        self.timeout = timeout
+        self.where = f"collector {url}"
+
+    def query(self, sql: str) -> QueryResult:
+        check_read_only(sql)  # refuse early, with the same message as locally
+        body = json.dumps({"sql": sql}).encode()
+        request = urllib.request.Request(self.url, data=body, method="POST")
+        request.add_header("Content-Type", "application/json")
+        if self.token:
+            request.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                payload: dict[str, Any] = json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            detail = _error_text(exc)
+            if exc.code == 401:
+                raise StoreError(
+                    f"the collector at {self.url} refused the token; set {OTEL_SHADOW_COLLECTOR_TOKEN}"
+                ) from exc
+            if exc.code == 403:
+                raise ReadOnlyQuery(detail) from exc
+            raise QueryError(detail) from exc
+        except (urllib.error.URLError, OSError) as exc:
+            raise StoreError(f"cannot reach the collector at {self.url}: {exc}") from exc
+        return QueryResult(payload["columns"], [tuple(r) for r in payload["rows"]])
+
+    def close(self) -> None:
+        return None
+
+
+def _error_text(exc: urllib.error.HTTPError) -> str:
+    try:
+        return str(json.loads(exc.read()).get("error") or exc)
+    except Exception:
+        return str(exc)
+
+
+def open_reader(db: str, token: str | None = None) -> LocalReader | RemoteReader:
+    """The file read-only when free; the collector holding it otherwise."""
+    try:
+        return LocalReader(Store.open(db, read_only=True))
+    except DatabaseLocked:
+        info_path = collector_info_path(db)
+        if not info_path.exists():
+            raise
+        try:
+            info = json.loads(info_path.read_text())
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"'{info_path}' is unreadable ({exc}); is the collector still running?") from exc
+        return RemoteReader(info["sql_url"], token or os.environ.get(OTEL_SHADOW_COLLECTOR_TOKEN))

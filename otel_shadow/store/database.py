@@ -1,0 +1,220 @@
+"""Opening the DuckDB file: clear errors, schema migrations, and read-only SQL.
+
+DuckDB lets one process write a file and, while it does, no other process open it. So the store
+has two ways in: ``Store.open(path)`` (the one writer: the collector or the in-process exporter)
+and ``Store.open(path, read_only=True)`` (the CLI, when no writer holds the file). When a
+collector holds the file, the CLI asks it instead, over its SQL endpoint (see ``otel_shadow.remote``).
+
+Every DuckDB error is mapped here to an ``otel_shadow.errors`` class whose message says what to do.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from ..errors import (
+    DatabaseLocked,
+    NotADatabase,
+    QueryError,
+    ReadOnlyQuery,
+    SchemaTooNew,
+    StoreError,
+)
+
+__all__ = ["SCHEMA_VERSION", "QueryResult", "Store", "check_read_only"]
+
+SCHEMA_VERSION = 1
+_READ_STATEMENTS = {"SELECT", "EXPLAIN", "PRAGMA", "SHOW", "DESCRIBE", "SUMMARIZE"}
+_LOCK_PID = re.compile(r"PID (\d+)")
+
+
+def _sql(name: str) -> str:
+    return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class QueryResult:
+    """Column names and rows of a query."""
+
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+
+
+def check_read_only(sql: str) -> None:
+    """Refuse any statement that could change the database (before it reaches DuckDB)."""
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise QueryError(f"invalid SQL: {_first_line(exc)}") from exc
+    if not statements:
+        raise QueryError("no SQL statement given")
+    for statement in statements:
+        kind = statement.type.name
+        if kind not in _READ_STATEMENTS:
+            raise ReadOnlyQuery(
+                f"{kind} statements are refused: this SQL access is read-only "
+                "(query the views shadow_runs, shadow_pairs, shadow_summary)"
+            )
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def map_open_error(path: str, exc: BaseException) -> StoreError:
+    """A DuckDB/OS error at open time → the error a user can act on."""
+    text = str(exc)
+    if "Could not set lock" in text or "Conflicting lock" in text:
+        pid = _LOCK_PID.search(text)
+        holder = f"process {pid.group(1)}" if pid else "another process"
+        return DatabaseLocked(
+            f"database '{path}' is held for writing by {holder} (DuckDB allows one writer). "
+            "Send spans to that process's collector, or run `otel-shadow collector --db "
+            f"{path}` and export OTLP to it; `otel-shadow sql`/`report` then query the collector."
+        )
+    if "not a valid DuckDB database" in text or "is not a valid" in text:
+        return NotADatabase(f"'{path}' exists but is not a DuckDB database; pass another --db path")
+    if "No space left" in text or "File too large" in text:
+        return StoreError(f"no space left to write '{path}'; free disk space (nothing committed was lost)")
+    if "Permission denied" in text or "Read-only file system" in text or "read-only" in text.lower():
+        return StoreError(
+            f"cannot write '{path}': {_first_line(exc)}. Choose a writable location with --db "
+            "or OTEL_SHADOW_DB"
+        )
+    if "Cannot open file" in text or "No such file" in text:
+        return StoreError(f"cannot open '{path}': {_first_line(exc)}")
+    return StoreError(f"cannot open '{path}': {_first_line(exc)}")
+
+
+def map_query_error(exc: BaseException) -> StoreError:
+    text = _first_line(exc)
+    if "No space left" in str(exc) or "File too large" in str(exc):
+        return StoreError(f"no space left on the device: {text}; nothing of this batch was committed")
+    if isinstance(exc, duckdb.Error) and "read-only mode" in str(exc):
+        return ReadOnlyQuery(f"refused: the database is open read-only ({text})")
+    if isinstance(exc, (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException)):
+        return QueryError(text)
+    return QueryError(text)
+
+
+class Store:
+    """One DuckDB database holding otel-shadow's tables and views."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, path: str, read_only: bool) -> None:
+        self.con = con
+        self.path = path
+        self.read_only = read_only
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], *, read_only: bool = False) -> Store:
+        """Open (and, for a writer, create and migrate) the database at ``path``."""
+        path = str(path)
+        if read_only and path != ":memory:" and not Path(path).exists():
+            raise StoreError(
+                f"database '{path}' does not exist yet; run `otel-shadow demo --db {path}` or a "
+                "collector/exporter that writes it first"
+            )
+        if not read_only and path != ":memory:":
+            parent = Path(path).resolve().parent
+            if not parent.exists():
+                raise StoreError(f"cannot create '{path}': folder '{parent}' does not exist")
+        try:
+            con = duckdb.connect(path, read_only=read_only)
+        except (duckdb.Error, OSError) as exc:
+            raise map_open_error(path, exc) from exc
+        store = cls(con, path, read_only)
+        try:
+            store._migrate()
+        except BaseException:
+            con.close()
+            raise
+        return store
+
+    # --- schema ---------------------------------------------------------------------------------
+    def schema_version(self) -> int | None:
+        try:
+            row = self.con.execute("SELECT value FROM otel_shadow_meta WHERE key = 'schema_version'").fetchone()
+        except duckdb.CatalogException:
+            return None
+        return int(row[0]) if row else None
+
+    def _migrate(self) -> None:
+        version = self.schema_version()
+        if version is not None and version > SCHEMA_VERSION:
+            raise SchemaTooNew(
+                f"'{self.path}' was written by a newer otel-shadow (schema {version}; this one "
+                f"reads up to {SCHEMA_VERSION}); upgrade otel-shadow (pip install -U otel-shadow)"
+            )
+        if self.read_only:
+            if version is None:
+                tables = {r[0] for r in self.con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+                if tables and "spans" not in tables:
+                    raise NotADatabase(f"'{self.path}' is a DuckDB database but not an otel-shadow store")
+            return
+        if version is None:
+            existing = {r[0] for r in self.con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+            foreign = existing - {"otel_shadow_meta"}
+            if foreign and "spans" not in existing:
+                raise NotADatabase(
+                    f"'{self.path}' is a DuckDB database of something else (tables: "
+                    f"{', '.join(sorted(foreign)[:5])}); use another --db path"
+                )
+        try:
+            self.con.execute("BEGIN TRANSACTION")
+            self.con.execute(_sql("schema.sql"))
+            for step in MIGRATIONS[(version or 0) :]:
+                step(self.con)
+            self.con.execute(_sql("views.sql"))
+            self.con.execute(
+                "INSERT OR REPLACE INTO otel_shadow_meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
+            )
+            self.con.execute("COMMIT")
+        except duckdb.Error as exc:
+            self.con.execute("ROLLBACK")
+            raise map_query_error(exc) from exc
+
+    # --- reading --------------------------------------------------------------------------------
+    def query(self, sql: str, params: list[Any] | None = None, *, check: bool = True) -> QueryResult:
+        """Run read-only SQL (statements that write are refused) and return columns and rows."""
+        if check:
+            check_read_only(sql)
+        try:
+            cursor = self.con.cursor()
+            try:
+                result = cursor.execute(sql, params or [])
+                columns = [d[0] for d in result.description] if result.description else []
+                rows = result.fetchall()
+            finally:
+                cursor.close()
+        except duckdb.Error as exc:
+            raise map_query_error(exc) from exc
+        return QueryResult(columns, rows)
+
+    def close(self) -> None:
+        try:
+            if not self.read_only:
+                self.con.execute("CHECKPOINT")
+        except duckdb.Error:
+            pass
+        self.con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _migration_1(con: duckdb.DuckDBPyConnection) -> None:
+    """Version 1: the tables of schema.sql (created above); nothing to convert."""
+
+
+# MIGRATIONS[i] upgrades a database from version i to i + 1
+MIGRATIONS = [_migration_1]

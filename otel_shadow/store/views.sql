@@ -1,0 +1,131 @@
+-- The stable SQL interface of otel-shadow (documented in docs/schema.md). Portable SQL: no
+-- DuckDB-only functions outside the hex macros, so the same views can be created on another
+-- engine (ClickHouse, say) over the same tables.
+
+CREATE OR REPLACE MACRO hex_trace_id(t) AS replace(CAST(t AS VARCHAR), '-', '');
+CREATE OR REPLACE MACRO hex_span_id(s) AS lpad(lower(to_hex(s)), 16, '0');
+
+-- One row per execution (primary, candidate or replicate), duplicates removed. Token counts come
+-- from the span itself or, for an experiment wrapping an instrumented LLM call, from its direct
+-- GenAI children.
+CREATE OR REPLACE VIEW shadow_runs AS
+WITH runs AS (
+    SELECT * FROM spans
+    WHERE experiment IS NOT NULL
+    QUALIFY row_number() OVER (PARTITION BY trace_id, span_id ORDER BY batch_id) = 1
+),
+child_usage AS (
+    SELECT trace_id, parent_span_id AS span_id,
+           sum(gen_ai_usage_input_tokens)  AS input_tokens,
+           sum(gen_ai_usage_output_tokens) AS output_tokens,
+           min(gen_ai_request_model)       AS request_model,
+           min(gen_ai_response_model)      AS response_model
+    FROM spans
+    WHERE experiment IS NULL AND gen_ai_operation_name IS NOT NULL AND parent_span_id IS NOT NULL
+    GROUP BY trace_id, parent_span_id
+)
+SELECT
+    r.experiment,
+    r.role,
+    r.config_id,
+    r.trace_id,
+    r.span_id,
+    r.parent_span_id,
+    r.start_time,
+    r.end_time,
+    r.duration_ms,
+    coalesce(r.outcome, CASE WHEN r.status_code = 2 THEN 'error' ELSE 'ok' END) AS outcome,
+    r.output_hash,
+    r.output_length,
+    r.candidates_scheduled,
+    r.candidates_dropped,
+    r.drop_reasons,
+    r.service_name,
+    r.gen_ai_operation_name                                   AS operation,
+    r.gen_ai_provider_name                                    AS provider,
+    coalesce(r.gen_ai_request_model, u.request_model)         AS request_model,
+    coalesce(r.gen_ai_response_model, u.response_model)       AS response_model,
+    coalesce(r.gen_ai_usage_input_tokens, u.input_tokens)     AS input_tokens,
+    coalesce(r.gen_ai_usage_output_tokens, u.output_tokens)   AS output_tokens,
+    r.status_message,
+    r.attributes
+FROM runs r
+LEFT JOIN child_usage u ON u.trace_id = r.trace_id AND u.span_id = r.span_id;
+
+-- One row per primary × candidate (or replicate) pair, joined through the candidate's link.
+CREATE OR REPLACE VIEW shadow_pairs AS
+WITH links AS (
+    SELECT DISTINCT trace_id, span_id, linked_trace_id, linked_span_id
+    FROM span_links WHERE link_type = 'primary'
+)
+SELECT
+    c.experiment,
+    c.trace_id,
+    p.span_id                 AS primary_span_id,
+    c.span_id                 AS candidate_span_id,
+    p.config_id               AS primary_config_id,
+    c.config_id               AS candidate_config_id,
+    c.role                    AS candidate_role,
+    p.duration_ms             AS primary_duration_ms,
+    c.duration_ms             AS candidate_duration_ms,
+    p.outcome                 AS primary_outcome,
+    c.outcome                 AS candidate_outcome,
+    CASE WHEN p.outcome = 'ok' AND c.outcome = 'ok'
+              AND p.output_hash IS NOT NULL AND c.output_hash IS NOT NULL
+         THEN p.output_hash = c.output_hash END AS output_match,
+    p.input_tokens            AS primary_input_tokens,
+    p.output_tokens           AS primary_output_tokens,
+    c.input_tokens            AS candidate_input_tokens,
+    c.output_tokens           AS candidate_output_tokens,
+    p.request_model           AS primary_model,
+    c.request_model           AS candidate_model,
+    p.output_length           AS primary_output_length,
+    c.output_length           AS candidate_output_length,
+    p.start_time
+FROM shadow_runs c
+JOIN links l ON l.trace_id = c.trace_id AND l.span_id = c.span_id
+JOIN shadow_runs p ON p.trace_id = l.linked_trace_id AND p.span_id = l.linked_span_id
+WHERE c.role IN ('candidate', 'replicate') AND p.role = 'primary';
+
+-- Per experiment: how many candidates were scheduled and dropped (coverage).
+CREATE OR REPLACE VIEW shadow_coverage AS
+SELECT experiment,
+       count(*)                                  AS primary_runs,
+       coalesce(sum(candidates_scheduled), 0)    AS scheduled,
+       coalesce(sum(candidates_dropped), 0)      AS dropped
+FROM shadow_runs
+WHERE role = 'primary'
+GROUP BY experiment;
+
+-- Per experiment × candidate config: agreement, errors, latency and tokens of each arm.
+CREATE OR REPLACE VIEW shadow_summary AS
+SELECT
+    p.experiment,
+    p.candidate_config_id,
+    min(p.primary_config_id)                                                        AS primary_config_id,
+    min(p.candidate_model)                                                          AS candidate_model,
+    min(p.primary_model)                                                            AS primary_model,
+    count(*)                                                                        AS pairs,
+    min(c.primary_runs)                                                             AS primary_runs,
+    min(c.scheduled)                                                                AS scheduled,
+    min(c.dropped)                                                                  AS dropped,
+    min(c.scheduled) / nullif(min(c.scheduled) + min(c.dropped), 0)                 AS coverage,
+    avg(CASE WHEN p.output_match THEN 1.0 WHEN NOT p.output_match THEN 0.0 END)     AS exact_match_rate,
+    avg(CASE WHEN p.primary_outcome = 'ok' THEN 0.0 ELSE 1.0 END)                   AS primary_error_rate,
+    avg(CASE WHEN p.candidate_outcome = 'ok' THEN 0.0 ELSE 1.0 END)                 AS candidate_error_rate,
+    quantile_cont(p.primary_duration_ms, 0.50) FILTER (WHERE p.primary_outcome = 'ok')     AS primary_p50_ms,
+    quantile_cont(p.primary_duration_ms, 0.95) FILTER (WHERE p.primary_outcome = 'ok')     AS primary_p95_ms,
+    quantile_cont(p.primary_duration_ms, 0.99) FILTER (WHERE p.primary_outcome = 'ok')     AS primary_p99_ms,
+    quantile_cont(p.candidate_duration_ms, 0.50) FILTER (WHERE p.candidate_outcome = 'ok') AS candidate_p50_ms,
+    quantile_cont(p.candidate_duration_ms, 0.95) FILTER (WHERE p.candidate_outcome = 'ok') AS candidate_p95_ms,
+    quantile_cont(p.candidate_duration_ms, 0.99) FILTER (WHERE p.candidate_outcome = 'ok') AS candidate_p99_ms,
+    avg(p.primary_input_tokens)                                                     AS primary_input_tokens_avg,
+    avg(p.primary_output_tokens)                                                    AS primary_output_tokens_avg,
+    avg(p.candidate_input_tokens)                                                   AS candidate_input_tokens_avg,
+    avg(p.candidate_output_tokens)                                                  AS candidate_output_tokens_avg,
+    min(p.start_time)                                                               AS first_pair_at,
+    max(p.start_time)                                                               AS last_pair_at
+FROM shadow_pairs p
+LEFT JOIN shadow_coverage c ON c.experiment = p.experiment
+WHERE p.candidate_role = 'candidate'
+GROUP BY p.experiment, p.candidate_config_id;

@@ -1,0 +1,89 @@
+"""The SQL views users type against: shadow_runs, shadow_pairs, shadow_summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+from otel_shadow import Config, Scheduler, Shadow
+from otel_shadow.store import Store, Writer
+from otel_shadow.store.exporter import DuckDBSpanExporter
+
+from .otlp import pair, request
+
+PAIRS_COLUMNS = {
+    "experiment", "trace_id", "primary_span_id", "candidate_span_id", "primary_config_id",
+    "candidate_config_id", "primary_duration_ms", "candidate_duration_ms", "primary_outcome",
+    "candidate_outcome", "output_match", "primary_input_tokens", "primary_output_tokens",
+    "candidate_input_tokens", "candidate_output_tokens", "start_time",
+}
+
+
+def test_shadow_pairs_has_the_documented_columns(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "s.duckdb") as store:
+        Writer(store).write(request(*pair()))
+        columns = set(store.query("SELECT * FROM shadow_pairs").columns)
+    assert PAIRS_COLUMNS <= columns
+
+
+def test_sdk_spans_through_the_exporter_become_pairs(tmp_path: Path) -> None:
+    db = tmp_path / "s.duckdb"
+    exporter = DuckDBSpanExporter(str(db))
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    llm = provider.get_tracer("llm")
+    shadow = Shadow(
+        configs=[{"model": "a"}, {"model": "b"}], tracer_provider=provider, scheduler=Scheduler(workers=2)
+    )
+
+    @shadow.experiment(name="gen")
+    def generate(prompt: str, config: Config) -> str:
+        with llm.start_as_current_span("chat") as span:  # an instrumented LLM call inside
+            span.set_attribute("gen_ai.operation.name", "chat")
+            span.set_attribute("gen_ai.usage.input_tokens", 5)
+            span.set_attribute("gen_ai.usage.output_tokens", 7 if config["model"] == "a" else 9)
+        if config["model"] == "b" and prompt == "fail":
+            raise ValueError("candidate broke")
+        return "same" if prompt != "differ" or config["model"] == "a" else "different"
+
+    for prompt in ["same", "differ", "fail"]:
+        generate(prompt)
+    assert shadow.flush(5)
+    provider.shutdown()
+    assert exporter.failed == 0
+    with Store.open(db, read_only=True) as store:
+        rows = store.query(
+            "SELECT output_match, candidate_outcome, primary_output_tokens, candidate_output_tokens, "
+            "primary_input_tokens FROM shadow_pairs ORDER BY start_time"
+        ).rows
+    assert rows == [(True, "ok", 7, 9, 5), (False, "ok", 7, 9, 5), (None, "error", 7, 9, 5)]
+
+
+def test_summary_metrics_match_a_direct_computation(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    primary_ms = rng.uniform(50, 150, 200)
+    candidate_ms = primary_ms * rng.uniform(0.9, 1.5, 200)
+    spans = []
+    for i, (pm, cm) in enumerate(zip(primary_ms, candidate_ms)):
+        spans += pair(
+            primary_ms=float(pm),
+            candidate_ms=float(cm),
+            candidate_hash="aa" if i % 4 else "bb",
+            candidate_outcome="error" if i % 10 == 0 else "ok",
+        )
+    with Store.open(tmp_path / "s.duckdb") as store:
+        Writer(store).write(request(*spans))
+        r = dict(zip(*(lambda q: (q.columns, q.rows[0]))(store.query("SELECT * FROM shadow_summary"))))
+    ok = np.array([i % 10 != 0 for i in range(200)])
+    assert r["pairs"] == 200 and r["coverage"] == 1.0
+    assert r["candidate_error_rate"] == pytest.approx(0.1)
+    assert r["primary_error_rate"] == 0.0
+    matches = [(i % 4 != 0) for i in range(200) if i % 10 != 0]
+    assert r["exact_match_rate"] == pytest.approx(sum(matches) / len(matches))
+    assert r["primary_p95_ms"] == pytest.approx(np.percentile(primary_ms, 95), rel=1e-6)
+    assert r["candidate_p95_ms"] == pytest.approx(np.percentile(candidate_ms[ok], 95), rel=1e-6)
+    assert r["primary_output_tokens_avg"] == 20 and r["candidate_output_tokens_avg"] == 30
