@@ -91,8 +91,8 @@ WHERE c.role IN ('candidate', 'replicate') AND p.role = 'primary';
 CREATE OR REPLACE VIEW shadow_coverage AS
 SELECT experiment,
        count(*)                                  AS primary_runs,
-       coalesce(sum(candidates_scheduled), 0)    AS scheduled,
-       coalesce(sum(candidates_dropped), 0)      AS dropped
+       CAST(coalesce(sum(candidates_scheduled), 0) AS BIGINT) AS scheduled,
+       CAST(coalesce(sum(candidates_dropped), 0) AS BIGINT)   AS dropped
 FROM shadow_runs
 WHERE role = 'primary'
 GROUP BY experiment;
