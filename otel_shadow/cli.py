@@ -237,6 +237,76 @@ def demo(db: str, n: int, fresh: bool) -> None:
         reader.close()
 
 
+@cli.command()
+@db_option
+@click.option("--host", envvar="OTEL_SHADOW_COLLECTOR_HOST", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--grpc-port", envvar="OTEL_SHADOW_COLLECTOR_GRPC_PORT", default=4317, show_default=True, type=int, help="OTLP/gRPC port (0: any free port).")
+@click.option("--http-port", envvar="OTEL_SHADOW_COLLECTOR_HTTP_PORT", default=4318, show_default=True, type=int, help="OTLP/HTTP port (0: any free port).")
+@click.option("--store-all", envvar="OTEL_SHADOW_COLLECTOR_STORE_ALL", is_flag=True, help="Store every span, not only shadow experiments.")
+@click.option("--max-request-bytes", envvar="OTEL_SHADOW_COLLECTOR_MAX_REQUEST_BYTES", default=64 * 2**20, show_default=True, type=int)
+@click.option("--max-inflight-bytes", envvar="OTEL_SHADOW_COLLECTOR_MAX_INFLIGHT_BYTES", default=128 * 2**20, show_default=True, type=int)
+@click.option("--token", envvar=OTEL_SHADOW_COLLECTOR_TOKEN, default=None, help="Require this bearer token (OTLP and SQL).")
+@click.option("--tls-cert", envvar="OTEL_SHADOW_COLLECTOR_TLS_CERT", default=None, type=click.Path(exists=True, dir_okay=False))
+@click.option("--tls-key", envvar="OTEL_SHADOW_COLLECTOR_TLS_KEY", default=None, type=click.Path(exists=True, dir_okay=False))
+@click.option("--decode-workers", type=int, default=None, help="Processes that decode OTLP (default: one per core, up to 4; 0: inline).")
+@click.option("--log-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
+def collector(
+    db: str,
+    host: str,
+    grpc_port: int,
+    http_port: int,
+    store_all: bool,
+    max_request_bytes: int,
+    max_inflight_bytes: int,
+    token: str | None,
+    tls_cert: str | None,
+    tls_key: str | None,
+    decode_workers: int | None,
+    log_level: str,
+) -> None:
+    """Receive OTLP traces (gRPC :4317, HTTP :4318) and write them to DuckDB; SIGTERM stops it cleanly.
+
+    Example:
+
+        otel-shadow collector --db traces.duckdb --grpc-port 4317 --http-port 4318
+    """
+    import signal
+
+    from .collector import Collector, CollectorConfig, configure_logging
+
+    configure_logging(log_level)
+    service = Collector(
+        CollectorConfig(
+            db=db,
+            host=host,
+            grpc_port=grpc_port,
+            http_port=http_port,
+            store_all=store_all,
+            max_request_bytes=max_request_bytes,
+            max_inflight_bytes=max_inflight_bytes,
+            token=token,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            decode_workers=decode_workers,
+        )
+    )
+    service.start()
+    click.echo(
+        f"otel-shadow collector: OTLP/gRPC {host}:{service.grpc.port if service.grpc else grpc_port}, "
+        f"OTLP/HTTP {host}:{service.http_port}, database {db}",
+        err=True,
+    )
+
+    def on_signal(signum: int, frame: Any) -> None:
+        threading.Thread(target=service.stop, name="otel-shadow-stop", daemon=True).start()
+
+    import threading
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    service.wait()
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="otel-shadow", standalone_mode=False)

@@ -39,6 +39,30 @@ OTEL_SHADOW_CONFIG: Final = "OTEL_SHADOW_CONFIG"
 OTEL_SHADOW_COLLECTOR_TOKEN: Final = "OTEL_SHADOW_COLLECTOR_TOKEN"
 """Bearer token the collector requires on OTLP and SQL requests (unset: no authentication)."""
 
+OTEL_SHADOW_COLLECTOR_HOST: Final = "OTEL_SHADOW_COLLECTOR_HOST"
+"""Address the collector binds. Default ``127.0.0.1`` (loopback only)."""
+
+OTEL_SHADOW_COLLECTOR_GRPC_PORT: Final = "OTEL_SHADOW_COLLECTOR_GRPC_PORT"
+"""OTLP/gRPC port. Default 4317."""
+
+OTEL_SHADOW_COLLECTOR_HTTP_PORT: Final = "OTEL_SHADOW_COLLECTOR_HTTP_PORT"
+"""OTLP/HTTP port (also /v1/sql, /healthz, /readyz, /metrics). Default 4318."""
+
+OTEL_SHADOW_COLLECTOR_STORE_ALL: Final = "OTEL_SHADOW_COLLECTOR_STORE_ALL"
+"""``true`` stores every span; by default only shadow-experiment and GenAI spans, the rest counted."""
+
+OTEL_SHADOW_COLLECTOR_MAX_REQUEST_BYTES: Final = "OTEL_SHADOW_COLLECTOR_MAX_REQUEST_BYTES"
+"""Largest request accepted, after decompression. Default 67108864 (64 MiB)."""
+
+OTEL_SHADOW_COLLECTOR_MAX_INFLIGHT_BYTES: Final = "OTEL_SHADOW_COLLECTOR_MAX_INFLIGHT_BYTES"
+"""Request bytes admitted but not yet committed; beyond it requests are refused retryably. Default 134217728."""
+
+OTEL_SHADOW_COLLECTOR_TLS_CERT: Final = "OTEL_SHADOW_COLLECTOR_TLS_CERT"
+"""PEM certificate: serve both OTLP transports over TLS (with OTEL_SHADOW_COLLECTOR_TLS_KEY)."""
+
+OTEL_SHADOW_COLLECTOR_TLS_KEY: Final = "OTEL_SHADOW_COLLECTOR_TLS_KEY"
+"""PEM private key for OTEL_SHADOW_COLLECTOR_TLS_CERT."""
+
 OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT: Final = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 """OpenTelemetry's GenAI content switch: ``NO_CONTENT`` (default), ``SPAN_ONLY``, ``EVENT_ONLY``,
 ``SPAN_AND_EVENT``; legacy ``true`` means ``SPAN_ONLY``."""

@@ -12,6 +12,9 @@ Every message names the bad thing, its value, and what to do about it. Foreign e
         ├── NotADatabase           the path exists but is not a DuckDB database
         ├── ReadOnlyQuery          a statement given to the read-only SQL access would write
         └── QueryError             the SQL itself is wrong
+    └── ReceiverError          the collector refuses a request
+        ├── RetryableError         try again later (overload, storage trouble, shutting down)
+        └── PermanentError         the data itself is bad; retrying cannot help
 
 Candidate failures are never raised: they are recorded on the candidate's span and result.
 """
@@ -23,8 +26,11 @@ __all__ = [
     "DatabaseLocked",
     "ExperimentError",
     "NotADatabase",
+    "PermanentError",
     "QueryError",
     "ReadOnlyQuery",
+    "ReceiverError",
+    "RetryableError",
     "SchemaTooNew",
     "ShadowError",
     "StoreError",
@@ -65,3 +71,23 @@ class ReadOnlyQuery(StoreError):
 
 class QueryError(StoreError):
     """The SQL given to the store is invalid (syntax, unknown table or column...)."""
+
+
+class ReceiverError(ShadowError):
+    """The collector refuses an OTLP request."""
+
+
+class RetryableError(ReceiverError):
+    """Refused for now (overload, storage trouble, shutdown): the client should retry after ``retry_after`` s."""
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentError(ReceiverError):
+    """The request cannot be accepted as sent (malformed, too large): retrying the same data cannot help."""
+
+    def __init__(self, message: str, too_large: bool = False) -> None:
+        super().__init__(message)
+        self.too_large = too_large

@@ -1,0 +1,70 @@
+"""Decoding a request body into rows: inline, or in worker processes to use every core.
+
+Decoding OTLP in Python (attribute conversion above all) is CPU-bound and holds the GIL, so one
+process decodes on one core. With ``decode_workers`` > 0 the collector decodes in a pool of
+processes (started with ``forkserver``, never by forking a process that runs gRPC threads); the
+worker returns Arrow tables, which pickle as buffers, and the one writer stays in the main process.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from ..errors import PermanentError
+from ..store import Prepared, batch_id_of, request_to_rows
+from .otlp_json import InvalidOTLP, parse_otlp_json
+
+__all__ = ["DecodePool", "decode_payload", "parse_body"]
+
+
+def parse_body(body: bytes, encoding: str) -> ExportTraceServiceRequest:
+    """Protobuf or JSON → request; malformed input is a ``PermanentError``."""
+    if encoding == "json":
+        try:
+            return parse_otlp_json(body)
+        except InvalidOTLP as exc:
+            raise PermanentError(str(exc)) from exc
+    request = ExportTraceServiceRequest()
+    try:
+        request.ParseFromString(body)
+    except Exception as exc:  # google.protobuf.message.DecodeError and friends
+        raise PermanentError(f"body is not a valid OTLP protobuf ExportTraceServiceRequest: {exc}") from exc
+    return request
+
+
+def decode_payload(body: bytes, encoding: str, source: str, shadow_only: bool) -> Prepared:
+    """Body → rows, ready for ``Writer.commit``; the ledger id is the hash of the bytes received."""
+    request = parse_body(body, encoding)
+    rows = request_to_rows(request, shadow_only=shadow_only)
+    total = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
+    return Prepared(rows, batch_id_of(body), source, len(body), total - rows.rejected - rows.span_count)
+
+
+class DecodePool:
+    """``decode_payload`` in worker processes."""
+
+    def __init__(self, workers: int) -> None:
+        context = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn")
+        self.executor = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+        # start the workers now (imports included), not on the first request
+        list(self.executor.map(_warm, range(workers)))
+
+    def decode(self, body: bytes, encoding: str, source: str, shadow_only: bool) -> Prepared:
+        return self.executor.submit(decode_payload, body, encoding, source, shadow_only).result()
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _warm(_: int) -> int:
+    return os.getpid()
+
+
+def default_workers() -> int:
+    """Decode in worker processes when there is more than one core."""
+    cpus = os.cpu_count() or 1
+    return min(cpus, 4) if cpus > 1 else 0

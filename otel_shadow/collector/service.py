@@ -1,0 +1,266 @@
+"""The collector service: start order, graceful shutdown, health, self-metrics, structured logs.
+
+Start: open the store (the one writer) → pipeline → gRPC and HTTP receivers → publish
+``<db>.collector.json`` (how readers reach the SQL endpoint). Stop (SIGTERM): readiness goes false,
+receivers stop accepting and finish what they are handling, the pipeline commits everything queued,
+a checkpoint runs, the store closes, the info file is removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from ..environment_variables import DEFAULT_DB
+from ..store import Store, Writer
+from .decode import DecodePool, default_workers
+from .pipeline import Pipeline
+from .receiver_grpc import GrpcReceiver
+from .receiver_http import build_app
+
+__all__ = ["Collector", "CollectorConfig", "configure_logging"]
+
+logger = logging.getLogger("otel_shadow.collector")
+
+
+@dataclass
+class CollectorConfig:
+    """Every setting of the collector; each has a CLI flag and an environment variable."""
+
+    db: str = DEFAULT_DB
+    host: str = "127.0.0.1"
+    grpc_port: int = 4317
+    http_port: int = 4318
+    store_all: bool = False  # default: only spans of shadow experiments (and GenAI spans); the rest counted
+    max_request_bytes: int = 64 * 2**20  # OTLP's recommended default, applied after decompression
+    max_inflight_bytes: int = 128 * 2**20  # beyond it: 503 / UNAVAILABLE with a retry hint
+    max_group: int = 16  # requests committed together (group commit)
+    max_wait_ms: float = 2.0
+    grpc_workers: int = 16
+    http_max_concurrency: int = 64
+    decode_workers: int | None = None  # processes that decode OTLP; None: one per core (up to 4) when > 1 core
+    token: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    checkpoint_interval_s: float = 60.0
+    stats_interval_s: float = 30.0
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """Structured (JSON lines) logs on stderr for the collector's loggers."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_JsonFormatter())
+    root = logging.getLogger("otel_shadow")
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    root.propagate = False
+
+
+class Collector:
+    """An OTLP receiver writing to one DuckDB file."""
+
+    def __init__(self, config: CollectorConfig) -> None:
+        self.config = config
+        self.started_at = time.time()
+        self._stopped = threading.Event()
+        self._store: Store | None = None
+        self.grpc: GrpcReceiver | None = None
+        self._http_server: Any = None
+        self._http_thread: threading.Thread | None = None
+        self.http_port: int | None = None
+
+    @property
+    def info_path(self) -> Path:
+        return Path(f"{self.config.db}.collector.json")
+
+    def start(self) -> None:
+        c = self.config
+        tls = None
+        if c.tls_cert or c.tls_key:
+            if not (c.tls_cert and c.tls_key):
+                from ..errors import ConfigError
+
+                raise ConfigError("TLS needs both --tls-cert and --tls-key")
+            tls = (Path(c.tls_key).read_bytes(), Path(c.tls_cert).read_bytes())
+        self._store = Store.open(c.db)
+        writer = Writer(self._store, shadow_only=not c.store_all, checkpoint_interval_s=c.checkpoint_interval_s)
+        workers = default_workers() if c.decode_workers is None else c.decode_workers
+        self.pipeline = Pipeline(
+            writer,
+            max_inflight_bytes=c.max_inflight_bytes,
+            max_group=c.max_group,
+            max_wait_ms=c.max_wait_ms,
+            decode_pool=DecodePool(workers) if workers > 0 else None,
+        )
+        reader = Store(self._store.con.cursor(), self._store.path, read_only=False)
+        try:
+            self.grpc = GrpcReceiver(
+                self.pipeline,
+                host=c.host,
+                port=c.grpc_port,
+                max_request_bytes=c.max_request_bytes,
+                token=c.token,
+                tls=tls,
+                workers=c.grpc_workers,
+            )
+            self.grpc.start()
+            self._start_http(reader)
+        except BaseException:
+            self._shutdown_store()
+            raise
+        scheme = "https" if tls else "http"
+        self.info_path.write_text(
+            json.dumps(
+                {
+                    "pid": os.getpid(),
+                    "sql_url": f"{scheme}://{_client_host(c.host)}:{self.http_port}/v1/sql",
+                    "grpc_port": self.grpc.port,
+                    "http_port": self.http_port,
+                    "started_at": self.started_at,
+                }
+            )
+        )
+        logger.info(
+            "collector started",
+            extra={"fields": {"db": c.db, "grpc": f"{c.host}:{self.grpc.port}", "http": f"{c.host}:{self.http_port}", "store_all": c.store_all}},
+        )
+        threading.Thread(target=self._report_stats, name="otel-shadow-stats", daemon=True).start()
+
+    def _start_http(self, reader: Store) -> None:
+        import uvicorn
+
+        c = self.config
+        app = build_app(
+            self.pipeline, _LockedReader(reader), max_request_bytes=c.max_request_bytes, token=c.token, stats=self.stats
+        )
+        config = uvicorn.Config(
+            app,
+            host=c.host,
+            port=c.http_port,
+            log_level="warning",
+            access_log=False,
+            limit_concurrency=c.http_max_concurrency,
+            ssl_certfile=c.tls_cert,
+            ssl_keyfile=c.tls_key,
+            lifespan="off",
+        )
+        server = uvicorn.Server(config)
+        self._http_server = server
+        started = threading.Event()
+        failure: list[BaseException] = []
+
+        def serve() -> None:
+            async def main() -> None:
+                await server.serve()
+
+            try:
+                asyncio.run(main())
+            except BaseException as exc:  # startup failure (port in use…)
+                failure.append(exc)
+            finally:
+                started.set()
+
+        self._http_thread = threading.Thread(target=serve, name="otel-shadow-http", daemon=True)
+        self._http_thread.start()
+        deadline = time.monotonic() + 10
+        while not server.started and not started.is_set() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if not server.started:
+            raise OSError(f"cannot listen for OTLP/HTTP on {c.host}:{c.http_port}: {failure[0] if failure else 'timed out'}")
+        sockets = [s for srv in server.servers for s in srv.sockets]
+        self.http_port = sockets[0].getsockname()[1] if sockets else c.http_port
+
+    def stats(self) -> dict[str, Any]:
+        snapshot = self.pipeline.stats.snapshot()
+        snapshot.update(
+            inflight_bytes=self.pipeline.inflight_bytes,
+            ready=self.pipeline.ready,
+            uptime_s=time.time() - self.started_at,
+            rss_bytes=_rss_bytes(),
+        )
+        return snapshot
+
+    def _report_stats(self) -> None:
+        while not self._stopped.wait(self.config.stats_interval_s):
+            logger.info("stats", extra={"fields": self.stats()})
+
+    def wait(self) -> None:
+        self._stopped.wait()
+
+    def stop(self, grace: float = 10.0) -> None:
+        """Graceful: stop accepting, finish in-flight requests, commit, checkpoint, close."""
+        if self._stopped.is_set():
+            return
+        logger.info("collector stopping")
+        self.pipeline.stop_accepting()  # readiness false at once; new requests refused retryably
+        if self.grpc is not None:
+            self.grpc.stop(grace)
+        if self._http_server is not None:
+            self._http_server.should_exit = True
+            if self._http_thread is not None:
+                self._http_thread.join(grace)
+        self.pipeline.close(grace)
+        self._shutdown_store()
+        self.info_path.unlink(missing_ok=True)
+        logger.info("collector stopped", extra={"fields": self.stats()})
+        self._stopped.set()
+
+    def _shutdown_store(self) -> None:
+        if self._store is not None:
+            try:
+                self._store.close()
+            finally:
+                self._store = None
+
+
+class _LockedReader:
+    """Serialises SQL-endpoint queries on the reader connection (cursors are made one at a time)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._lock = threading.Lock()
+
+    def query(self, sql: str) -> Any:
+        with self._lock:
+            return self._store.query(sql)
+
+
+def _client_host(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "") else ("[::1]" if host == "::" else host)
+
+
+def _rss_bytes() -> int | None:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        return None
+
+
+def config_dict(config: CollectorConfig) -> dict[str, Any]:
+    data = asdict(config)
+    if data.get("token"):
+        data["token"] = "***"
+    return data
