@@ -1,4 +1,4 @@
-"""One scheduled candidate (or replicate) execution and the one place it is finished.
+"""Scheduled background work (candidates, replicates) and the one place each is finished.
 
 A task is finished exactly once, by whoever gets there first: the worker that ran it (ok, error),
 the watchdog (timeout), a waiter whose patience ran out, or the exit handler (cancelled). Finishing
@@ -27,7 +27,7 @@ from .telemetry import candidate_context
 if TYPE_CHECKING:
     from .experiment import Experiment
 
-__all__ = ["IN_CANDIDATE", "CandidateTask"]
+__all__ = ["IN_CANDIDATE", "CandidateTask", "ScheduledTask"]
 
 logger = logging.getLogger("otel_shadow")
 
@@ -35,23 +35,19 @@ IN_CANDIDATE: contextvars.ContextVar[bool] = contextvars.ContextVar("otel_shadow
 """True inside a candidate: an experiment called there runs only its primary (no shadow of a shadow)."""
 
 
-class CandidateTask:
-    """A candidate's inputs, its span once started, and its result once finished."""
+class ScheduledTask:
+    """A unit of background work with exactly one recorded outcome (the scheduler runs these).
+
+    Subclasses provide ``_start`` (open the span, attach the context), ``_call_sync`` /
+    ``_call_async`` (do the work) and ``_record`` (end the span, build ``self.result``).
+    """
 
     __slots__ = (
-        "experiment",
-        "spec",
-        "role",
-        "args",
-        "kwargs",
-        "primary",
-        "primary_hash",
-        "context",
         "timeout",
+        "context",
         "enqueued_ns",
         "started_ns",
         "result",
-        "span",
         "stuck",
         "_finishing",
         "_lock",
@@ -60,55 +56,38 @@ class CandidateTask:
         "atask",
     )
 
-    def __init__(
-        self,
-        experiment: Experiment,
-        spec: Any,
-        role: str,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        primary: SpanContext,
-        primary_hash: str | None,
-        timeout: float,
-        want_event: bool,
-    ) -> None:
-        self.experiment = experiment
-        self.spec = spec
-        self.role = role
-        self.args = args
-        self.kwargs = kwargs
-        self.primary = primary
-        self.primary_hash = primary_hash
-        self.context = contextvars.copy_context()
+    def __init__(self, timeout: float, want_event: bool) -> None:
         self.timeout = timeout
+        self.context = contextvars.copy_context()
         self.enqueued_ns = time.perf_counter_ns()
         self.started_ns = 0
         self.result: VariantResult | None = None
-        self.span: Span | None = None
         self.stuck = False
         self._finishing = False
         self._lock = threading.Lock()
         self._event = threading.Event() if want_event else None
-        self._on_finished: Callable[[CandidateTask], None] | None = None
+        self._on_finished: Callable[[ScheduledTask], None] | None = None
         self.atask: asyncio.Task[None] | None = None
 
-    # --- lifecycle --------------------------------------------------------------------------
-    def _begin(self) -> None:
-        exp = self.experiment
-        self.started_ns = time.perf_counter_ns()
-        attrs = dict(exp.span_attributes(self.spec, self.role))
-        attrs[A.SHADOW_QUEUE_MS] = (self.started_ns - self.enqueued_ns) / 1e6
-        self.span = exp.telemetry.start_candidate(exp.name, self.primary, attrs)
+    # --- hooks ---------------------------------------------------------------------------------
+    def _start(self) -> object:
+        """Open the span and attach the task's context; return the detach token."""
+        raise NotImplementedError
 
-    def _invoke_prepare(self) -> tuple[Any, dict[str, Any], object]:
-        """Start the span and attach the candidate's context; returns (fn, kwargs, token)."""
-        self._begin()
-        IN_CANDIDATE.set(True)
-        token = otel_context.attach(candidate_context(self.span, otel_context.get_current()))  # type: ignore[arg-type]
-        kwargs = self.experiment.plan.apply(self.spec, self.args, self.kwargs)
-        return self.experiment.fn, kwargs, token
+    def _call_sync(self) -> Any:
+        raise NotImplementedError
 
-    def run_sync(self, watch: Callable[[CandidateTask], None]) -> None:
+    async def _call_async(self) -> Any:
+        raise NotImplementedError
+
+    def _record(self, outcome: str, value: Any, exc: BaseException | None, error: ErrorInfo | None) -> None:
+        raise NotImplementedError
+
+    def _fallback_result(self, outcome: str) -> VariantResult:
+        raise NotImplementedError
+
+    # --- running ---------------------------------------------------------------------------------
+    def run_sync(self, watch: Callable[[ScheduledTask], None]) -> None:
         """Run on a worker thread, inside the caller's copied contextvars."""
         if self._finishing:  # finished (cancelled) while it waited in the queue
             return
@@ -117,12 +96,14 @@ class CandidateTask:
             return
         self.context.run(self._run_sync_inner, watch)
 
-    def _run_sync_inner(self, watch: Callable[[CandidateTask], None]) -> None:
+    def _run_sync_inner(self, watch: Callable[[ScheduledTask], None]) -> None:
         token = None
         try:
-            fn, kwargs, token = self._invoke_prepare()
+            self.started_ns = time.perf_counter_ns()
+            IN_CANDIDATE.set(True)
+            token = self._start()
             watch(self)
-            value = fn(*self.args, **kwargs)
+            value = self._call_sync()
         except BaseException as exc:  # a candidate's failure is an outcome, never raised
             self.finish(A.OUTCOME_ERROR, exc=exc)
         else:
@@ -135,8 +116,10 @@ class CandidateTask:
         """Run as a task on the caller's loop (the task has its own copy of the context)."""
         token = None
         try:
-            fn, kwargs, token = self._invoke_prepare()
-            value = await asyncio.wait_for(fn(*self.args, **kwargs), self.timeout)
+            self.started_ns = time.perf_counter_ns()
+            IN_CANDIDATE.set(True)
+            token = self._start()
+            value = await asyncio.wait_for(self._call_async(), self.timeout)
         except asyncio.TimeoutError:
             self.finish(A.OUTCOME_TIMEOUT)
         except asyncio.CancelledError:
@@ -168,12 +151,78 @@ class CandidateTask:
         except Exception:  # instrumentation must never break anything
             logger.debug("otel-shadow: recording a candidate outcome failed", exc_info=True)
             if self.result is None:
-                self.result = VariantResult(None, self.spec.id, self.role, outcome, 0.0)
+                self.result = self._fallback_result(outcome)
         if self._event is not None:
             self._event.set()
         if self._on_finished is not None:
             self._on_finished(self)
         return True
+
+    # --- waiting -----------------------------------------------------------------------------
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until finished. With no timeout, wait at most the candidate's own budget (queue + run)."""
+        if self.result is not None:
+            return True
+        if self._event is None:
+            raise RuntimeError("this candidate was scheduled without a result handle")
+        budget = 2 * self.timeout + 1.0 if timeout is None else timeout
+        if not self._event.wait(budget) and timeout is None:
+            # stuck behind hung workers past any reasonable bound: record it rather than wait forever
+            self.finish(A.OUTCOME_CANCELLED, error=ErrorInfo("QueueTimeout", "not finished within twice the timeout"))
+        return self.result is not None
+
+    async def wait_async(self) -> None:
+        if self.atask is not None and not self.atask.done():
+            await asyncio.wait([self.atask])
+        elif self.result is None:
+            await asyncio.get_running_loop().run_in_executor(None, self.wait)
+
+
+class CandidateTask(ScheduledTask):
+    """A candidate (or replicate) of a decorated experiment."""
+
+    __slots__ = ("experiment", "spec", "role", "args", "kwargs", "primary", "primary_hash", "span", "_kwargs_for_call")
+
+    def __init__(
+        self,
+        experiment: Experiment,
+        spec: Any,
+        role: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        primary: SpanContext,
+        primary_hash: str | None,
+        timeout: float,
+        want_event: bool,
+    ) -> None:
+        super().__init__(timeout, want_event)
+        self.experiment = experiment
+        self.spec = spec
+        self.role = role
+        self.args = args
+        self.kwargs = kwargs
+        self.primary = primary
+        self.primary_hash = primary_hash
+        self.span: Span | None = None
+        self._kwargs_for_call: dict[str, Any] = {}
+
+    def _start(self) -> object:
+        exp = self.experiment
+        attrs = dict(exp.span_attributes(self.spec, self.role))
+        attrs[A.SHADOW_QUEUE_MS] = (self.started_ns - self.enqueued_ns) / 1e6
+        self.span = exp.telemetry.start_candidate(exp.name, self.primary, attrs)
+        token = otel_context.attach(candidate_context(self.span, otel_context.get_current()))
+        self._kwargs_for_call = exp.plan.apply(self.spec, self.args, self.kwargs)
+        return token
+
+    def _call_sync(self) -> Any:
+        return self.experiment.fn(*self.args, **self._kwargs_for_call)
+
+    async def _call_async(self) -> Any:
+        return await self.experiment.fn(*self.args, **self._kwargs_for_call)
+
+    def _fallback_result(self, outcome: str) -> VariantResult:
+        return VariantResult(None, self.spec.id, self.role, outcome, 0.0)
 
     def _record(self, outcome: str, value: Any, exc: BaseException | None, error: ErrorInfo | None) -> None:
         exp = self.experiment
@@ -221,21 +270,3 @@ class CandidateTask:
         self.args = ()
         self.kwargs = {}
 
-    # --- waiting -----------------------------------------------------------------------------
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until finished. With no timeout, wait at most the candidate's own budget (queue + run)."""
-        if self.result is not None:
-            return True
-        if self._event is None:
-            raise RuntimeError("this candidate was scheduled without a result handle")
-        budget = 2 * self.timeout + 1.0 if timeout is None else timeout
-        if not self._event.wait(budget) and timeout is None:
-            # stuck behind hung workers past any reasonable bound: record it rather than wait forever
-            self.finish(A.OUTCOME_CANCELLED, error=ErrorInfo("QueueTimeout", "not finished within twice the timeout"))
-        return self.result is not None
-
-    async def wait_async(self) -> None:
-        if self.atask is not None and not self.atask.done():
-            await asyncio.wait([self.atask])
-        elif self.result is None:
-            await asyncio.get_running_loop().run_in_executor(None, self.wait)

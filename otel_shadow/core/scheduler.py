@@ -39,7 +39,7 @@ from ..environment_variables import (
     env_float,
     env_int,
 )
-from .candidate import CandidateTask
+from .candidate import ScheduledTask as CandidateTask
 from .observation import ErrorInfo
 
 __all__ = ["Scheduler", "default_scheduler"]

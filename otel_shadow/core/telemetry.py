@@ -59,8 +59,8 @@ class Telemetry:
         self._instruments_made = False
 
     # --- spans ----------------------------------------------------------------------------
-    def start_primary(self, name: str, attrs: Mapping[str, Any]) -> Span:
-        return self.tracer.start_span(name, kind=SpanKind.INTERNAL, attributes=attrs)
+    def start_primary(self, name: str, attrs: Mapping[str, Any], kind: SpanKind = SpanKind.INTERNAL) -> Span:
+        return self.tracer.start_span(name, kind=kind, attributes=attrs)
 
     def start_candidate(
         self,
@@ -68,6 +68,7 @@ class Telemetry:
         primary: SpanContext,
         attrs: Mapping[str, Any],
         start_time: int | None = None,
+        kind: SpanKind = SpanKind.INTERNAL,
     ) -> Span:
         """A candidate span: a child of the primary (same trace) that also links to it."""
         parent = trace.set_span_in_context(NonRecordingSpan(primary), Context())
@@ -75,7 +76,7 @@ class Telemetry:
         return self.tracer.start_span(
             name,
             context=parent,
-            kind=SpanKind.INTERNAL,
+            kind=kind,
             attributes=attrs,
             links=links,
             start_time=start_time,

@@ -1,0 +1,641 @@
+"""The shadow engine behind the instrumentors: one LLM call in, the primary observed, candidates out.
+
+For a call that a rule matches:
+
+1. **The primary's span.** If another GenAI instrumentation already opened the span for this call
+   (it wraps outside us), that span is the primary: we add the ``shadow.*`` attributes to it and
+   make no second span. If another instrumentation wraps *inside* us, its span will be the GenAI
+   span, so ours is a thin ``shadow`` span around it. Alone, ours is the GenAI client span.
+2. **The call** runs exactly once with the caller's arguments; its value (or exception) is returned
+   unchanged. A stream is returned through a proxy that forwards every chunk as it arrives.
+3. **When the primary finished** (returned, raised, or its stream ended), candidates are scheduled
+   on the core's bounded scheduler: sampled by trace id, within the rule's concurrency cap and hourly
+   budget. Each candidate calls the API's *original* method (beneath every instrumentation) on a
+   copy of the user's client (its auth and base URL, the rule's retries and timeout), with the
+   rule's overrides applied to a copy of the request, in a context built from scratch: so it is never
+   shadowed again and no other instrumentation folds it into the primary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import copy
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import wrapt
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+from opentelemetry.trace import Span, SpanContext, SpanKind, Status, StatusCode
+
+from .. import attributes as A
+from ..core.candidate import IN_CANDIDATE, ScheduledTask
+from ..core.config import config_id_of, flatten
+from ..core.content import fingerprint
+from ..core.observation import ErrorInfo, VariantResult
+from ..core.sampling import Sampler, kill_switch_on
+from ..core.scheduler import Scheduler, default_scheduler
+from ..core.telemetry import Telemetry, candidate_context
+from ..environment_variables import OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT, OTEL_SHADOW_CONFIG
+from ._genai import ADAPTERS, DEFAULT_OPERATION, Accumulator, Adapter, Info, unwrap_raw
+from .rules import CandidateRule, Rule, Rules, RulesSource, RuleState
+from .streams import AsyncStreamManagerProxy, AsyncStreamProxy, StreamManagerProxy, SyncStreamProxy
+
+__all__ = ["ShadowEngine", "content_mode"]
+
+logger = logging.getLogger("otel_shadow")
+
+_HANDLING: contextvars.ContextVar[bool] = contextvars.ContextVar("otel_shadow_handling_llm_call", default=False)
+"""True while our wrapper handles a call: a helper that calls another wrapped method is handled once."""
+
+_RESOURCE = {
+    "chat": lambda client: client.chat.completions,
+    "responses": lambda client: client.responses,
+    "messages": lambda client: client.messages,
+}
+
+
+def content_mode() -> tuple[bool, bool]:
+    """(on spans, as events) from ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``."""
+    value = (os.environ.get(OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT) or "NO_CONTENT").strip().upper()
+    if value in ("TRUE", "1", "SPAN_ONLY"):
+        return True, False
+    if value == "EVENT_ONLY":
+        return False, True
+    if value == "SPAN_AND_EVENT":
+        return True, True
+    return False, False
+
+
+# every wrapt wrapper derives from this (wrapt 2 split it from the public ObjectProxy)
+_PROXY: type = getattr(wrapt, "BaseObjectProxy", wrapt.ObjectProxy)
+
+
+def _original(resource: Any, method: str) -> Callable[..., Any]:
+    """The SDK's own method, beneath every wrapt wrapper (ours and other instrumentations')."""
+    fn = getattr(type(resource), method)
+    while isinstance(fn, _PROXY):
+        fn = fn.__wrapped__
+    return fn
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _suppressed() -> bool:
+    return not is_instrumentation_enabled()
+
+
+def _is_their_span(span: Span, model: str | None) -> bool:
+    """The current span is another instrumentation's GenAI span for this very call."""
+    if not span.is_recording():
+        return False
+    attributes = getattr(span, "attributes", None) or {}
+    return (
+        attributes.get(A.GEN_AI_OPERATION_NAME) is not None
+        and attributes.get(A.GEN_AI_REQUEST_MODEL) == model
+        and A.SHADOW_ROLE not in attributes
+    )
+
+
+class ShadowEngine:
+    """Rules, telemetry and scheduling shared by the wrappers of one instrumentor."""
+
+    def __init__(
+        self,
+        rules: Rules | RulesSource | str | os.PathLike[str] | None = None,
+        *,
+        tracer_provider: Any = None,
+        meter_provider: Any = None,
+        scheduler: Scheduler | None = None,
+        redact: Callable[[str], str] | None = None,
+    ) -> None:
+        if rules is None:
+            path = os.environ.get(OTEL_SHADOW_CONFIG)
+            rules = RulesSource(path) if path else Rules()
+        elif isinstance(rules, str | os.PathLike):
+            rules = RulesSource(rules)
+        self._rules = rules
+        self.telemetry = Telemetry(tracer_provider, meter_provider)
+        self._scheduler = scheduler
+        self.redact = redact
+        self._states: dict[str, RuleState] = {}  # by rule name: a budget survives a reload of the file
+        self._samplers: dict[tuple[str, float], Sampler] = {}
+        self._lock = threading.Lock()
+        self._foreign_clients: dict[tuple[Any, ...], Any] = {}
+
+    @property
+    def scheduler(self) -> Scheduler:
+        return self._scheduler if self._scheduler is not None else default_scheduler()
+
+    @property
+    def rules(self) -> Rules:
+        return self._rules.rules if isinstance(self._rules, RulesSource) else self._rules
+
+    def state(self, rule: Rule) -> RuleState:
+        state = self._states.get(rule.name)
+        if state is None:
+            with self._lock:
+                state = self._states.setdefault(rule.name, RuleState(rule))
+        state.rule = rule  # the latest version of the rule (limits may have been edited)
+        return state
+
+    def sampler(self, rule: Rule) -> Sampler:
+        key = (rule.name, rule.sample_rate)
+        sampler = self._samplers.get(key)
+        if sampler is None:
+            sampler = self._samplers.setdefault(key, Sampler(rule.sample_rate, rule.name))
+        return sampler
+
+    # --- wrappers -------------------------------------------------------------------------------
+    def wrapper(self, provider: str, operation: str, method: str, is_async: bool) -> Callable[..., Any]:
+        adapter = ADAPTERS[(provider, operation)]
+
+        def begin(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> PrimaryCall | None:
+            if args or IN_CANDIDATE.get() or _HANDLING.get() or _suppressed() or kill_switch_on():
+                return None
+            try:
+                model = adapter.model(kwargs)
+                rule = self.rules.find(provider, operation, model, kwargs)
+                if rule is None:
+                    return None
+                return PrimaryCall(self, rule, adapter, method, instance, kwargs, model, isinstance(wrapped, _PROXY))
+            except Exception:
+                logger.debug("otel-shadow: could not plan a shadow for this call", exc_info=True)
+                return None
+
+        if is_async and method != "stream":  # AsyncMessages.stream returns a manager, not a coroutine
+
+            async def async_wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+                call = begin(wrapped, instance, args, kwargs)
+                if call is None:
+                    return await wrapped(*args, **kwargs)
+                return await call.run_async(wrapped, args, kwargs)
+
+            return async_wrapper
+
+        def sync_wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            call = begin(wrapped, instance, args, kwargs)
+            if call is None:
+                return wrapped(*args, **kwargs)
+            return call.run_sync(wrapped, args, kwargs)
+
+        return sync_wrapper
+
+    def foreign_client(self, provider: str, candidate: CandidateRule, rule: Rule, is_async: bool) -> Any:
+        loop = id(asyncio.get_running_loop()) if is_async else None
+        key = (provider, candidate.base_url, candidate.api_key_env, is_async, loop, rule.max_retries, rule.timeout)
+        client = self._foreign_clients.get(key)
+        if client is None:
+            env = candidate.api_key_env or ("OPENAI_API_KEY" if provider == "openai" else "ANTHROPIC_API_KEY")
+            options: dict[str, Any] = {"api_key": os.environ.get(env, "unset"), "max_retries": rule.max_retries, "timeout": rule.timeout}
+            if candidate.base_url:
+                options["base_url"] = candidate.base_url
+            if provider == "openai":
+                import openai
+
+                client = (openai.AsyncOpenAI if is_async else openai.OpenAI)(**options)
+            else:
+                import anthropic
+
+                client = (anthropic.AsyncAnthropic if is_async else anthropic.Anthropic)(**options)
+            self._foreign_clients[key] = client
+        return client
+
+
+class PrimaryCall:
+    """One user call matched by a rule: its span, its completion, its candidates."""
+
+    def __init__(
+        self,
+        engine: ShadowEngine,
+        rule: Rule,
+        adapter: Adapter,
+        method: str,
+        instance: Any,
+        kwargs: dict[str, Any],
+        model: str | None,
+        inner_instrumented: bool,
+    ) -> None:
+        self.engine = engine
+        self.rule = rule
+        self.adapter = adapter
+        self.method = method
+        self.instance = instance
+        self.kwargs = kwargs
+        self.model = model
+        self.inner_instrumented = inner_instrumented
+        self.config = adapter.config_of(kwargs)
+        self.config_id = config_id_of(self.config)
+        self.span: Span | None = None
+        self.owned = False
+        self.genai = False
+        self.started = 0.0
+
+    # --- the span ---------------------------------------------------------------------------------
+    def _shadow_attributes(self) -> dict[str, Any]:
+        attrs: dict[str, Any] = {
+            A.SHADOW_EXPERIMENT: self.rule.name,
+            A.SHADOW_ROLE: A.ROLE_PRIMARY,
+            A.SHADOW_CONFIG_ID: self.config_id,
+            A.SHADOW_RULE: self.rule.name,
+        }
+        for key, value in flatten(self.config).items():
+            attrs[A.SHADOW_CONFIG_PREFIX + key] = value
+        return attrs
+
+    def _open(self) -> object | None:
+        self.started = time.perf_counter()
+        current = trace.get_current_span()
+        attrs = self._shadow_attributes()
+        if _is_their_span(current, self.model):
+            self.span, self.owned = current, False
+            current.set_attributes(attrs)
+            return None
+        tracer = self.engine.telemetry
+        name = f"{self.adapter.genai_operation} {self.model or ''}".strip()
+        if self.inner_instrumented:  # their GenAI span will be created inside ours
+            self.span = tracer.start_primary(f"shadow {name}", attrs)
+        else:
+            attrs.update(self.adapter.request_attributes(self.kwargs, self.instance))
+            self.span = tracer.start_primary(name, attrs, SpanKind.CLIENT)
+            self.genai = True
+        self.owned = True
+        self._capture_input(self.span)
+        return otel_context.attach(trace.set_span_in_context(self.span))
+
+    def _capture_input(self, span: Span) -> None:
+        on_span, as_event = content_mode()
+        if not (on_span or as_event):
+            return
+        try:
+            attrs = {A.GEN_AI_INPUT_MESSAGES: self._redact(json.dumps(self.adapter.input_messages(self.kwargs), default=str))}
+            system = self.adapter.system_prompt(self.kwargs)
+            if system:
+                attrs[A.GEN_AI_SYSTEM_INSTRUCTIONS] = self._redact(system)
+            if on_span:
+                span.set_attributes(attrs)
+            if as_event:
+                span.add_event("gen_ai.client.inference.operation.details", attrs)
+        except Exception:
+            logger.debug("otel-shadow: capturing input content failed", exc_info=True)
+
+    def _redact(self, text: str) -> str:
+        return self.engine.redact(text) if self.engine.redact is not None else text
+
+    # --- running -------------------------------------------------------------------------------------
+    def run_sync(self, wrapped: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        token = self._open()
+        handling = _HANDLING.set(True)
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            self._close_context(handling, token)
+            self.finish(None, exc, None)
+            raise
+        self._close_context(handling, token)
+        return self._after(result, None)
+
+    async def run_async(self, wrapped: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        token = self._open()
+        handling = _HANDLING.set(True)
+        loop = asyncio.get_running_loop()
+        try:
+            result = await wrapped(*args, **kwargs)
+        except BaseException as exc:
+            self._close_context(handling, token)
+            self.finish(None, exc, loop)
+            raise
+        self._close_context(handling, token)
+        return self._after(result, loop)
+
+    @staticmethod
+    def _close_context(handling: Any, token: object | None) -> None:
+        _HANDLING.reset(handling)
+        if token is not None:
+            otel_context.detach(token)  # type: ignore[arg-type]
+
+    def _after(self, result: Any, loop: asyncio.AbstractEventLoop | None) -> Any:
+        """A returned value: finish now, or once its stream ends."""
+        try:
+            if self.method == "stream":
+                acc = Accumulator(self.adapter)
+                if hasattr(result, "__aenter__"):  # the async manager: finished inside its event loop
+                    return AsyncStreamManagerProxy(
+                        result, acc, lambda info, error: self.finish(info, error, _running_loop()), self.adapter.response_info
+                    )
+                finish: Callable[[Info | None, BaseException | None], None] = lambda info, error: self.finish(info, error, loop)
+                return StreamManagerProxy(result, acc, finish, self.adapter.response_info)
+            if self.adapter.is_stream(self.method, self.kwargs):
+                parsed, observable = unwrap_raw(result)
+                if not observable or parsed is not result:  # a raw (with_raw_response) stream: not observed
+                    self.finish(None, None, loop)
+                    return result
+                acc = Accumulator(self.adapter)
+                acc.started = self.started
+                finish = lambda info, error: self.finish(info, error, loop)
+                if hasattr(result, "__anext__"):
+                    return AsyncStreamProxy(result, acc, finish)
+                return SyncStreamProxy(result, acc, finish)
+            parsed, observable = unwrap_raw(result)
+            info = self.adapter.response_info(parsed) if observable and parsed is not None else None
+            self.finish(info, None, loop)
+        except Exception:
+            logger.debug("otel-shadow: observing the primary's response failed", exc_info=True)
+        return result
+
+    # --- finishing -----------------------------------------------------------------------------------
+    def finish(self, info: Info | None, error: BaseException | None, loop: asyncio.AbstractEventLoop | None) -> None:
+        """Record the primary's outcome, schedule the candidates, end the span (never raises)."""
+        span = self.span
+        if span is None:
+            return
+        try:
+            attrs: dict[str, Any] = {}
+            primary_hash = None
+            if error is not None:
+                attrs[A.SHADOW_OUTCOME] = A.OUTCOME_ERROR
+                attrs[A.ERROR_TYPE] = type(error).__qualname__
+                if self.owned:
+                    span.record_exception(error)
+                    span.set_status(Status(StatusCode.ERROR, str(error)))
+            elif info is not None and not info.complete:
+                attrs[A.SHADOW_OUTCOME] = A.OUTCOME_CANCELLED  # the user closed the stream early
+            else:
+                attrs[A.SHADOW_OUTCOME] = A.OUTCOME_OK
+            if info is not None:
+                if self.genai:
+                    attrs.update(info.attributes())
+                elif info.ttft_ms is not None:
+                    attrs[A.SHADOW_TIME_TO_FIRST_CHUNK] = info.ttft_ms
+                if info.complete:
+                    primary_hash, length = fingerprint(info.text)
+                    attrs[A.SHADOW_OUTPUT_HASH] = primary_hash
+                    attrs[A.SHADOW_OUTPUT_LENGTH] = length
+                self._capture_output(span, info)
+            attrs.update(self._dispatch(span, primary_hash, loop))
+            span.set_attributes(attrs)
+        except Exception:
+            logger.debug("otel-shadow: finishing the primary failed", exc_info=True)
+        finally:
+            if self.owned:
+                span.end()
+            self.kwargs = {}
+
+    def _capture_output(self, span: Span, info: Info) -> None:
+        on_span, as_event = content_mode()
+        if not (on_span or as_event) or not self.owned:
+            return
+        messages = [{"role": "assistant", "parts": [{"type": "text", "content": info.text}], "finish_reason": (info.finish_reasons or ["stop"])[0]}]
+        attrs = {A.GEN_AI_OUTPUT_MESSAGES: self._redact(json.dumps(messages))}
+        if on_span:
+            span.set_attributes(attrs)
+        if as_event:
+            span.add_event("gen_ai.client.inference.operation.details", attrs)
+
+    def _dispatch(self, span: Span, primary_hash: str | None, loop: asyncio.AbstractEventLoop | None) -> dict[str, Any]:
+        rule = self.rule
+        n = len(rule.candidates)
+        ctx = span.get_span_context()
+        reason: str | None = None
+        if ctx.is_valid and not ctx.trace_flags.sampled:
+            reason = A.DROP_TRACE_NOT_SAMPLED
+        elif not self.engine.sampler(rule).by_trace_id(ctx.trace_id):
+            reason = A.DROP_SAMPLING
+        reasons: list[str] = []
+        scheduled = 0
+        if reason is not None:
+            reasons = [reason] * n
+        else:
+            state = self.engine.state(rule)
+            snapshot = copy.deepcopy({k: v for k, v in self.kwargs.items() if k not in ("extra_headers",)})
+            snapshot["extra_headers"] = self.kwargs.get("extra_headers")
+            for index, candidate in enumerate(rule.candidates):
+                why = state.acquire()
+                if why is None:
+                    try:
+                        task = LLMCandidateTask(self, candidate, index, snapshot, ctx, primary_hash, loop is not None)
+                    except Exception as exc:
+                        logger.warning("otel-shadow: rule %r candidate %d cannot be built: %s", rule.name, index, exc)
+                        state.release(None, None, None)
+                        why = "invalid_candidate"
+                    else:
+                        scheduler = self.engine.scheduler
+                        why = scheduler.submit(task) if loop is None else scheduler.submit_async(task, loop)
+                        if why is not None:
+                            state.release(None, None, None)
+                if why is None:
+                    scheduled += 1
+                else:
+                    reasons.append(why)
+        for why in set(reasons):
+            self.engine.telemetry.count_drops(rule.name, why, reasons.count(why))
+        attrs: dict[str, Any] = {
+            A.SHADOW_SAMPLED: reason is None,
+            A.SHADOW_CANDIDATES_SCHEDULED: scheduled,
+            A.SHADOW_CANDIDATES_DROPPED: len(reasons),
+        }
+        if reasons:
+            attrs[A.SHADOW_DROP_REASONS] = ",".join(sorted(set(reasons)))
+        return attrs
+
+
+class LLMCandidateTask(ScheduledTask):
+    """One candidate LLM call, run on the scheduler (a worker thread, or a task on the caller's loop)."""
+
+    __slots__ = (
+        "primary", "candidate", "target", "request", "method", "span", "info", "config", "config_id",
+        "_span_name", "is_async", "_primary_ctx", "_primary_hash",
+    )
+
+    def __init__(
+        self,
+        primary: PrimaryCall,
+        candidate: CandidateRule,
+        index: int,
+        request: dict[str, Any],
+        primary_ctx: SpanContext,
+        primary_hash: str | None,
+        is_async: bool,
+    ) -> None:
+        super().__init__(primary.rule.timeout, False)
+        self.primary = primary
+        self.candidate = candidate
+        source = primary.adapter
+        target_provider = candidate.provider or source.provider
+        self.target = source if target_provider == source.provider else ADAPTERS[(target_provider, DEFAULT_OPERATION[target_provider])]
+        self.request = source.candidate_request(request, candidate, self.target)
+        if primary.method == "stream":  # the stream helper: the candidate streams through create(stream=True)
+            self.request["stream"] = True
+        self.method = primary.method if primary.method == "parse" and self.target is source else "create"
+        self.config = self.target.config_of(self.request)
+        if candidate.name:
+            self.config["name"] = candidate.name
+        self.config_id = config_id_of(self.config)
+        self.span: Span | None = None
+        self.info: Info | None = None
+        self.is_async = is_async
+        self._span_name = f"{self.target.genai_operation} {self.target.model(self.request) or ''}".strip()
+        self._primary_ctx = primary_ctx
+        self._primary_hash = primary_hash
+
+    def _attributes(self) -> dict[str, Any]:
+        rule = self.primary.rule
+        attrs: dict[str, Any] = {
+            A.SHADOW_EXPERIMENT: rule.name,
+            A.SHADOW_ROLE: A.ROLE_CANDIDATE,
+            A.SHADOW_CONFIG_ID: self.config_id,
+            A.SHADOW_PRIMARY_CONFIG_ID: self.primary.config_id,
+            A.SHADOW_RULE: rule.name,
+        }
+        for key, value in flatten(self.config).items():
+            attrs[A.SHADOW_CONFIG_PREFIX + key] = value
+        attrs.update(self.target.request_attributes(self.request, self._client_placeholder()))
+        return attrs
+
+    def _client_placeholder(self) -> Any:
+        candidate = self.candidate
+        if candidate.base_url or self.target is not self.primary.adapter:
+            return None
+        return self.primary.instance
+
+    def _resource(self) -> Any:
+        primary, candidate, rule = self.primary, self.candidate, self.primary.rule
+        if self.target is not primary.adapter and self.target.provider != primary.adapter.provider:
+            client = primary.engine.foreign_client(self.target.provider, candidate, rule, self.is_async)
+        else:
+            options: dict[str, Any] = {"max_retries": rule.max_retries, "timeout": rule.timeout}
+            if candidate.base_url:
+                options["base_url"] = candidate.base_url
+            if candidate.api_key_env:
+                options["api_key"] = os.environ.get(candidate.api_key_env, "unset")
+            client = primary.instance._client.with_options(**options)
+        return _RESOURCE[self.target.operation](client)
+
+    def _start(self) -> object:
+        attrs = self._attributes()
+        attrs[A.SHADOW_QUEUE_MS] = (self.started_ns - self.enqueued_ns) / 1e6
+        self.span = self.primary.engine.telemetry.start_candidate(self._span_name, self._primary_ctx, attrs, kind=SpanKind.CLIENT)
+        on_span, as_event = content_mode()
+        if on_span or as_event:
+            content = {A.GEN_AI_INPUT_MESSAGES: self.primary._redact(json.dumps(self.target.input_messages(self.request), default=str))}
+            if on_span:
+                self.span.set_attributes(content)
+            if as_event:
+                self.span.add_event("gen_ai.client.inference.operation.details", content)
+        return otel_context.attach(candidate_context(self.span, None))
+
+    def _call_sync(self) -> Any:
+        resource = self._resource()
+        result = _original(resource, self.method)(resource, **self.request)
+        if self.request.get("stream") is True:
+            acc = Accumulator(self.target)
+            try:
+                for item in result:
+                    acc.feed(item)
+            finally:
+                close = getattr(result, "close", None)
+                if callable(close):
+                    close()
+            self.info = acc.result()
+        else:
+            self.info = self.target.response_info(result)
+        return self.info.text
+
+    async def _call_async(self) -> Any:
+        resource = self._resource()
+        result = await _original(resource, self.method)(resource, **self.request)
+        if self.request.get("stream") is True:
+            acc = Accumulator(self.target)
+            try:
+                async for item in result:
+                    acc.feed(item)
+            finally:
+                close = getattr(result, "close", None)
+                if callable(close):
+                    await close()
+            self.info = acc.result()
+        else:
+            self.info = self.target.response_info(result)
+        return self.info.text
+
+    def _fallback_result(self, outcome: str) -> VariantResult:
+        return VariantResult(None, self.config_id, A.ROLE_CANDIDATE, outcome, 0.0)
+
+    def _record(self, outcome: str, value: Any, exc: BaseException | None, error: ErrorInfo | None) -> None:
+        engine = self.primary.engine
+        rule = self.primary.rule
+        elapsed_ms = (time.perf_counter_ns() - self.started_ns) / 1e6 if self.started_ns else 0.0
+        if self.span is None:
+            attrs = self._attributes()
+            self.span = engine.telemetry.start_candidate(self._span_name, self._primary_ctx, attrs, kind=SpanKind.CLIENT)
+        span = self.span
+        info = self.info
+        attrs: dict[str, Any] = {A.SHADOW_OUTCOME: outcome}
+        if exc is not None:
+            error = ErrorInfo.of(exc)
+            span.record_exception(exc)
+            attrs[A.ERROR_TYPE] = type(exc).__qualname__
+        if outcome == A.OUTCOME_TIMEOUT:
+            error = error or ErrorInfo("TimeoutError", f"candidate exceeded its timeout of {self.timeout:g}s")
+            attrs[A.ERROR_TYPE] = "timeout"
+        if outcome == A.OUTCOME_CANCELLED:
+            error = error or ErrorInfo("CancelledError", "candidate cancelled before it finished")
+        if outcome == A.OUTCOME_OK and info is not None:
+            attrs.update(info.attributes())
+            digest, length = fingerprint(info.text)
+            attrs[A.SHADOW_OUTPUT_HASH] = digest
+            attrs[A.SHADOW_OUTPUT_LENGTH] = length
+            if self._primary_hash is not None:
+                attrs[A.SHADOW_OUTPUT_MATCH] = digest == self._primary_hash
+            on_span, as_event = content_mode()
+            if on_span or as_event:
+                out = {A.GEN_AI_OUTPUT_MESSAGES: self.primary._redact(json.dumps([{"role": "assistant", "parts": [{"type": "text", "content": info.text}]}]))}
+                if on_span:
+                    attrs.update(out)
+                if as_event:
+                    span.add_event("gen_ai.client.inference.operation.details", out)
+        else:
+            span.set_status(Status(StatusCode.ERROR, error.message if error else outcome))
+        span.set_attributes(attrs)
+        span.end()
+        engine.state(rule).release(
+            self.target.model(self.request), info.input_tokens if info else None, info.output_tokens if info else None
+        )
+        engine.telemetry.count_run(rule.name, A.ROLE_CANDIDATE, outcome)
+        self.result = VariantResult(
+            result=info.text if (outcome == A.OUTCOME_OK and info) else None,
+            config_id=self.config_id,
+            role=A.ROLE_CANDIDATE,
+            status=outcome,
+            execution_time_ms=elapsed_ms,
+            error=error,
+            config=dict(self.config),
+        )
+        self.request = {}
+
+
+def engine_from(kwargs: dict[str, Any]) -> ShadowEngine:
+    """Build an engine from ``instrument(**kwargs)`` (what ``opentelemetry-instrument`` passes)."""
+    rules = kwargs.get("rules")
+    if rules is not None and not isinstance(rules, Rules | RulesSource):
+        rules = RulesSource(rules) if isinstance(rules, str | os.PathLike) else Rules.model_validate(rules)
+    return ShadowEngine(
+        rules,
+        tracer_provider=kwargs.get("tracer_provider"),
+        meter_provider=kwargs.get("meter_provider"),
+        scheduler=kwargs.get("scheduler"),
+        redact=kwargs.get("redact"),
+    )
+

@@ -1,0 +1,93 @@
+"""The instrumentors: thin ``BaseInstrumentor`` subclasses that only wrap and unwrap.
+
+Registered under the ``opentelemetry_instrumentor`` entry point as ``shadow_openai`` and
+``shadow_anthropic`` (names of their own, so ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` can turn
+them off without touching OpenTelemetry's ``openai`` instrumentation). A provider whose library is
+not installed is skipped quietly by ``BaseInstrumentor``'s dependency check.
+
+Wrap points (checked against the installed SDKs: helpers that bypass ``create`` are wrapped too,
+and a re-entrancy guard makes sure a helper that does call ``create`` is handled once):
+
+* OpenAI: ``chat.completions.create`` (covers ``stream=True``, ``with_raw_response`` and the
+  ``chat.completions.stream`` helper), ``chat.completions.parse``, ``responses.create`` (covers the
+  ``responses.stream`` helper), ``responses.parse`` — sync and async.
+* Anthropic: ``messages.create`` (covers ``stream=True``), ``messages.stream``, ``messages.parse``
+  — sync and async.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+from opentelemetry.instrumentation.utils import unwrap
+from wrapt import wrap_function_wrapper
+
+from .engine import ShadowEngine, engine_from
+
+__all__ = ["AnthropicShadowInstrumentor", "OpenAIShadowInstrumentor"]
+
+# (module, class, method, operation, is_async)
+OPENAI_WRAP_POINTS = (
+    ("openai.resources.chat.completions.completions", "Completions", "create", "chat", False),
+    ("openai.resources.chat.completions.completions", "AsyncCompletions", "create", "chat", True),
+    ("openai.resources.chat.completions.completions", "Completions", "parse", "chat", False),
+    ("openai.resources.chat.completions.completions", "AsyncCompletions", "parse", "chat", True),
+    ("openai.resources.responses.responses", "Responses", "create", "responses", False),
+    ("openai.resources.responses.responses", "AsyncResponses", "create", "responses", True),
+    ("openai.resources.responses.responses", "Responses", "parse", "responses", False),
+    ("openai.resources.responses.responses", "AsyncResponses", "parse", "responses", True),
+)
+ANTHROPIC_WRAP_POINTS = (
+    ("anthropic.resources.messages.messages", "Messages", "create", "messages", False),
+    ("anthropic.resources.messages.messages", "AsyncMessages", "create", "messages", True),
+    ("anthropic.resources.messages.messages", "Messages", "stream", "messages", False),
+    ("anthropic.resources.messages.messages", "AsyncMessages", "stream", "messages", True),
+    ("anthropic.resources.messages.messages", "Messages", "parse", "messages", False),
+    ("anthropic.resources.messages.messages", "AsyncMessages", "parse", "messages", True),
+)
+
+
+class _ShadowInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+    provider = ""
+    wrap_points: tuple[tuple[str, str, str, str, bool], ...] = ()
+    dependencies: tuple[str, ...] = ()
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return self.dependencies
+
+    def _instrument(self, **kwargs: Any) -> None:
+        """kwargs: tracer_provider, meter_provider, rules (path, mapping or Rules), scheduler, redact."""
+        self.engine: ShadowEngine = engine_from(kwargs)
+        import importlib
+
+        for module, cls, method, operation, is_async in self.wrap_points:
+            target = getattr(importlib.import_module(module), cls, None)
+            if target is None or not hasattr(target, method):  # an SDK version without it
+                continue
+            wrap_function_wrapper(module, f"{cls}.{method}", self.engine.wrapper(self.provider, operation, method, is_async))
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        import importlib
+
+        for module, cls, method, _, _ in self.wrap_points:
+            target = getattr(importlib.import_module(module), cls, None)
+            if target is not None and hasattr(target, method):
+                unwrap(target, method)
+
+
+class OpenAIShadowInstrumentor(_ShadowInstrumentor):
+    """Shadows matching OpenAI chat-completions and responses calls to the rules' candidates."""
+
+    provider = "openai"
+    wrap_points = OPENAI_WRAP_POINTS
+    dependencies = ("openai >= 1.40",)
+
+
+class AnthropicShadowInstrumentor(_ShadowInstrumentor):
+    """Shadows matching Anthropic messages calls to the rules' candidates."""
+
+    provider = "anthropic"
+    wrap_points = ANTHROPIC_WRAP_POINTS
+    dependencies = ("anthropic >= 0.40",)

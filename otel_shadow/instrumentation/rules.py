@@ -1,0 +1,266 @@
+"""The shadow rules file (``OTEL_SHADOW_CONFIG``): which LLM calls get candidates, and which.
+
+    rules:
+      - name: chat-to-mini
+        match: {provider: openai, model: "gpt-4o*", operation: chat}
+        sample_rate: 0.2
+        timeout: 20
+        max_concurrency: 4
+        budget: {tokens_per_hour: 200000}
+        candidates:
+          - {model: gpt-4o-mini, temperature: 0.2}
+          - {provider: anthropic, model: claude-haiku, base_url: "http://127.0.0.1:8099", max_tokens: 512}
+
+A bad file is refused with the line and the field (``shadow.yaml:7: rules[0].sample_rate: Input
+should be less than or equal to 1``). At run time the file is re-read when it changes (checked at
+most once a second); a broken edit keeps the last good rules and says so once.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..errors import ConfigError
+
+__all__ = ["Budget", "CandidateRule", "Match", "Rule", "RuleState", "Rules", "RulesSource", "load_rules", "parse_rules"]
+
+logger = logging.getLogger("otel_shadow")
+
+Provider = Literal["openai", "anthropic"]
+Operation = Literal["chat", "responses", "messages"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Match(_Strict):
+    """Which calls a rule applies to; every given field must match."""
+
+    provider: Provider | None = None
+    model: str | None = None  # exact name or glob ("gpt-4o*")
+    operation: Operation | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)  # request fields, dotted: {"metadata.feature": "search"}
+
+
+class CandidateRule(_Strict):
+    """A candidate: overrides applied to a copy of the user's request."""
+
+    name: str | None = None
+    model: str | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, gt=0)
+    system_prompt: str | None = None
+    provider: Provider | None = None  # another provider: the request is translated
+    base_url: str | None = None  # another endpoint (the user's client settings otherwise)
+    api_key_env: str | None = None  # environment variable holding the key for base_url/provider
+    extra: dict[str, Any] = Field(default_factory=dict)  # any other request field
+
+
+class Price(_Strict):
+    input: float = Field(ge=0)  # per million tokens
+    output: float = Field(ge=0)
+
+
+class Budget(_Strict):
+    tokens_per_hour: int | None = Field(default=None, gt=0)
+    cost_per_hour: float | None = Field(default=None, gt=0)
+    prices: dict[str, Price] = Field(default_factory=dict)  # model → price per million tokens
+
+
+class Rule(_Strict):
+    name: str
+    match: Match = Field(default_factory=Match)
+    candidates: list[CandidateRule] = Field(min_length=1)
+    sample_rate: float = Field(default=1.0, ge=0, le=1)
+    timeout: float = Field(default=30.0, gt=0)
+    max_concurrency: int = Field(default=4, gt=0)
+    max_retries: int = Field(default=0, ge=0, le=5)  # the candidate's own retries (the user's client settings are not used)
+    budget: Budget | None = None
+
+    def matches(self, provider: str, operation: str, model: str | None, request: dict[str, Any]) -> bool:
+        m = self.match
+        if m.provider is not None and m.provider != provider:
+            return False
+        if m.operation is not None and m.operation != operation:
+            return False
+        if m.model is not None and not fnmatch.fnmatchcase(model or "", m.model):
+            return False
+        for path, expected in m.attributes.items():
+            node: Any = request
+            for part in path.split("."):
+                node = node.get(part) if isinstance(node, dict) else None
+            if node != expected:
+                return False
+        return True
+
+
+class Rules(_Strict):
+    version: Literal[1] = 1
+    rules: list[Rule] = Field(default_factory=list)
+
+    def find(self, provider: str, operation: str, model: str | None, request: dict[str, Any]) -> Rule | None:
+        """The first rule that matches, or None."""
+        for rule in self.rules:
+            if rule.matches(provider, operation, model, request):
+                return rule
+        return None
+
+
+def _line_of(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    node = root
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if key.value == part:
+                    node = value
+                    break
+            else:
+                return line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            return line
+        line = node.start_mark.line + 1
+    return line
+
+
+def parse_rules(text: str, source: str = "<rules>") -> Rules:
+    """Validate a rules document; errors name the file, the line and the field."""
+    try:
+        root = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        raise ConfigError(f"{where}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}:1: the rules file must be a mapping with a `rules:` list")
+    try:
+        return Rules.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors()[:5]:
+            loc = tuple(err["loc"])
+            field = "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else str(p)) for i, p in enumerate(loc))
+            value = f" (value {err['input']!r})" if err.get("type") not in ("missing", "extra_forbidden") and "input" in err else ""
+            message = "unknown field" if err.get("type") == "extra_forbidden" else err["msg"]
+            problems.append(f"{source}:{_line_of(root, loc) or 1}: {field}: {message}{value}")
+        raise ConfigError("; ".join(problems)) from exc
+
+
+def load_rules(path: str | os.PathLike[str]) -> Rules:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"rules file '{path}' cannot be read: {exc.strerror or exc}") from exc
+    return parse_rules(text, str(path))
+
+
+class RulesSource:
+    """The rules of a file, re-read when it changes; a broken edit keeps the last good rules."""
+
+    def __init__(self, path: str | os.PathLike[str], check_interval_s: float = 1.0) -> None:
+        self.path = Path(path)
+        self.check_interval_s = check_interval_s
+        self._rules = load_rules(self.path)  # a bad file at start-up is an error, loudly
+        self._mtime = self._stat()
+        self._checked = time.monotonic()
+        self._lock = threading.Lock()
+        self.last_error: str | None = None
+
+    def _stat(self) -> tuple[float, int] | None:
+        try:
+            st = self.path.stat()
+            return (st.st_mtime, st.st_size)
+        except OSError:
+            return None
+
+    @property
+    def rules(self) -> Rules:
+        now = time.monotonic()
+        if now - self._checked >= self.check_interval_s:
+            self._checked = now
+            stamp = self._stat()
+            if stamp != self._mtime:
+                with self._lock:
+                    self._reload(stamp)
+        return self._rules
+
+    def _reload(self, stamp: tuple[float, int] | None) -> None:
+        self._mtime = stamp
+        try:
+            self._rules = load_rules(self.path)
+            self.last_error = None
+            logger.info("otel-shadow: reloaded rules from %s (%d rules)", self.path, len(self._rules.rules))
+        except ConfigError as exc:
+            self.last_error = str(exc)
+            logger.warning("otel-shadow: keeping the last good rules; the edited file is invalid: %s", exc)
+
+
+class RuleState:
+    """Run-time state of one rule: its running candidates and its hourly token/cost budget."""
+
+    def __init__(self, rule: Rule) -> None:
+        self.rule = rule
+        self.running = 0
+        self._lock = threading.Lock()
+        self._spent: deque[tuple[float, int, float]] = deque()  # (time, tokens, cost)
+        self._tokens = 0
+        self._cost = 0.0
+
+    def _expire(self, now: float) -> None:
+        while self._spent and now - self._spent[0][0] > 3600:
+            _, tokens, cost = self._spent.popleft()
+            self._tokens -= tokens
+            self._cost -= cost
+
+    def acquire(self) -> str | None:
+        """Reserve a candidate slot; None, or the reason it cannot run (``budget``, ``queue_full``)."""
+        budget = self.rule.budget
+        with self._lock:
+            if budget is not None:
+                self._expire(time.monotonic())
+                if budget.tokens_per_hour is not None and self._tokens >= budget.tokens_per_hour:
+                    return "budget"
+                if budget.cost_per_hour is not None and self._cost >= budget.cost_per_hour:
+                    return "budget"
+            if self.running >= self.rule.max_concurrency:
+                return "queue_full"
+            self.running += 1
+        return None
+
+    def release(self, model: str | None, input_tokens: int | None, output_tokens: int | None) -> None:
+        tokens = (input_tokens or 0) + (output_tokens or 0)
+        cost = 0.0
+        budget = self.rule.budget
+        if budget is not None and model is not None:
+            price = budget.prices.get(model)
+            if price is not None:
+                cost = ((input_tokens or 0) * price.input + (output_tokens or 0) * price.output) / 1e6
+        with self._lock:
+            self.running -= 1
+            if tokens or cost:
+                self._spent.append((time.monotonic(), tokens, cost))
+                self._tokens += tokens
+                self._cost += cost
+
+    @property
+    def spent(self) -> tuple[int, float]:
+        with self._lock:
+            self._expire(time.monotonic())
+            return self._tokens, self._cost
