@@ -209,18 +209,29 @@ def _render_report(reader: Any, thresholds: Any, fmt: str) -> tuple[str, Any]:
 @db_option
 @click.option("--requests", "n", default=400, show_default=True, help="Simulated user requests.")
 @click.option("--fresh/--keep", default=True, show_default=True, help="Start from an empty database.")
-def demo(db: str, n: int, fresh: bool) -> None:
+@click.option("--llm", default=None, help="Shadow real openai-client calls: 'local' (the shipped simulated server) or a base URL.")
+@click.option("--primary-model", default="gpt-4o", show_default=True, help="With --llm: the model that answers.")
+@click.option("--candidate-model", default="gpt-5-beta", show_default=True, help="With --llm: the model shadowed.")
+def demo(db: str, n: int, fresh: bool, llm: str | None, primary_model: str, candidate_model: str) -> None:
     """Run the seed's shadow example with two SIMULATED models → DuckDB → report.
+
+    With --llm, the same through the zero-code instrumentation: real openai-client calls to the
+    shipped simulated server (--llm local) or to any OpenAI-compatible endpoint (--llm URL, key
+    from OPENAI_API_KEY).
 
     Example:
 
         otel-shadow demo --db demo.duckdb --requests 1000
+        otel-shadow demo --llm local --requests 200
     """
     from .access import open_reader
     from .analysis import Thresholds
-    from .demo import run_demo
+    from .demo import run_demo, run_llm_demo
 
-    run_demo(db, n, fresh, echo=click.echo)
+    if llm:
+        run_llm_demo(db, n, fresh, llm, primary_model, candidate_model, echo=click.echo)
+    else:
+        run_demo(db, n, fresh, echo=click.echo)
     reader = open_reader(db)
     try:
         result = reader.query(

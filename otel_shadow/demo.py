@@ -102,3 +102,69 @@ def run_demo(db: str, requests: int, fresh: bool, echo: Any = print) -> None:
     if exporter.failed:
         echo(f"warning: {exporter.failed} spans could not be written to {db}")
     echo(f"Stored {exporter.exported} spans in {db}.\n")
+
+
+def run_llm_demo(
+    db: str,
+    requests: int,
+    fresh: bool,
+    llm: str,
+    primary_model: str,
+    candidate_model: str,
+    echo: Any = print,
+) -> None:
+    """The zero-code path: real ``openai`` client calls, shadowed by the instrumentation.
+
+    ``llm`` is ``local`` (the shipped SIMULATED server) or the base URL of any OpenAI-compatible
+    endpoint (its key from ``OPENAI_API_KEY``).
+    """
+    import os
+
+    try:
+        import openai
+    except ImportError as exc:
+        from .errors import ConfigError
+
+        raise ConfigError("the --llm demo needs the openai client: pip install 'otel-shadow[openai]'") from exc
+    from .instrumentation import OpenAIShadowInstrumentor
+    from .testing import LLMServer
+
+    if fresh:
+        for suffix in ("", ".wal"):
+            Path(db + suffix).unlink(missing_ok=True)
+    server = LLMServer().start() if llm == "local" else None
+    base_url = server.openai_url if server is not None else llm
+    exporter = DuckDBSpanExporter(db)
+    provider = TracerProvider(resource=Resource.create({"service.name": "otel-shadow-demo"}))
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    scheduler = Scheduler(workers=4)
+    rules = {"rules": [{"name": "demo-chat", "match": {"provider": "openai", "model": primary_model}, "timeout": 60,
+                        "candidates": [{"model": candidate_model}]}]}
+    instrumentor = OpenAIShadowInstrumentor()
+    instrumentor.instrument(rules=rules, tracer_provider=provider, scheduler=scheduler)
+    try:
+        client = openai.OpenAI(base_url=base_url, api_key=os.environ.get("OPENAI_API_KEY", "local-demo"))
+        where = "the local SIMULATED model server" if server is not None else base_url
+        echo(f"Shadowing {primary_model} → {candidate_model} through {where}, with no change to the calls.\n")
+        tracer = provider.get_tracer("demo.app")
+        for i in range(1, requests + 1):
+            prompt = PROMPTS[i % len(PROMPTS)]
+            with tracer.start_as_current_span("POST /chat"):
+                if i % 4 == 0:  # some calls stream
+                    stream = client.chat.completions.create(
+                        model=primary_model, messages=[{"role": "user", "content": prompt}], stream=True
+                    )
+                    answer = "".join((c.choices[0].delta.content or "") for c in stream if c.choices)
+                else:
+                    answer = client.chat.completions.create(
+                        model=primary_model, messages=[{"role": "user", "content": prompt}]
+                    ).choices[0].message.content
+            if i == 1:
+                echo(f"User sees:      {answer}")
+        scheduler.flush(120)
+    finally:
+        instrumentor.uninstrument()
+        provider.shutdown()
+        if server is not None:
+            server.stop()
+    echo(f"\nStored {exporter.exported} spans in {db}.\n")

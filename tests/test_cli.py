@@ -94,3 +94,17 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
         (pairs,) = store.query("SELECT count(*) FROM shadow_pairs").rows[0]
         tokens = store.query("SELECT count(*) FROM shadow_pairs WHERE candidate_output_tokens IS NULL AND candidate_outcome = 'ok'").rows
     assert pairs == 121 and tokens == [(0,)]
+
+
+def test_demo_through_the_instrumentation_and_the_local_model_server(tmp_path: Path) -> None:
+    db = tmp_path / "llm.duckdb"
+    out = run("demo", "--db", str(db), "--llm", "local", "--requests", "24")
+    assert out.returncode == 0, out.stderr
+    assert "Shadowing gpt-4o → gpt-5-beta through the local SIMULATED model server" in out.stdout
+    assert "verdict:" in out.stdout
+    with Store.open(db, read_only=True) as store:
+        rows = store.query(
+            "SELECT count(*), min(primary_model), min(candidate_model), count(*) FILTER (WHERE candidate_outcome = 'ok') "
+            "FROM shadow_pairs"
+        ).rows
+    assert rows == [(24, "gpt-4o", "gpt-5-beta", 24)]

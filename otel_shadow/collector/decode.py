@@ -2,7 +2,7 @@
 
 Decoding OTLP in Python (attribute conversion above all) is CPU-bound and holds the GIL, so one
 process decodes on one core. With ``decode_workers`` > 0 the collector decodes in a pool of
-processes (started with ``forkserver``, never by forking a process that runs gRPC threads); the
+processes (spawned, never forked from a process that runs gRPC threads); the
 worker returns Arrow tables, which pickle as buffers, and the one writer stays in the main process.
 """
 
@@ -45,11 +45,17 @@ def decode_payload(body: bytes, encoding: str, source: str, shadow_only: bool) -
 
 
 class DecodePool:
-    """``decode_payload`` in worker processes."""
+    """``decode_payload`` in worker processes (spawned: never a fork of a process running gRPC threads).
+
+    Each worker watches the collector's process and exits when it is gone, so a collector killed
+    with ``kill -9`` leaves no orphan behind.
+    """
 
     def __init__(self, workers: int) -> None:
-        context = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn")
-        self.executor = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+        context = multiprocessing.get_context("spawn")
+        self.executor = ProcessPoolExecutor(
+            max_workers=workers, mp_context=context, initializer=_watch_parent, initargs=(os.getpid(),)
+        )
         # start the workers now (imports included), not on the first request
         list(self.executor.map(_warm, range(workers)))
 
@@ -62,6 +68,24 @@ class DecodePool:
 
 def _warm(_: int) -> int:
     return os.getpid()
+
+
+def _watch_parent(pid: int) -> None:
+    """In a worker: exit as soon as the collector process ``pid`` no longer exists."""
+    import threading
+    import time
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                os._exit(0)
+            except PermissionError:  # exists, but not ours to signal
+                pass
+
+    threading.Thread(target=watch, name="otel-shadow-parent-watch", daemon=True).start()
 
 
 def default_workers() -> int:

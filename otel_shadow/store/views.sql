@@ -1,6 +1,6 @@
--- The stable SQL interface of otel-shadow (documented in docs/schema.md). Portable SQL: no
--- DuckDB-only functions outside the hex macros, so the same views can be created on another
--- engine (ClickHouse, say) over the same tables.
+-- The stable SQL interface of otel-shadow (documented in docs/schema.md). Mostly portable SQL:
+-- besides the hex macros, the DuckDB-specific parts are QUALIFY (de-duplication) and the list form
+-- of quantile_cont; each has a direct equivalent elsewhere (ClickHouse: LIMIT 1 BY, quantilesExact).
 
 CREATE OR REPLACE MACRO hex_trace_id(t) AS replace(CAST(t AS VARCHAR), '-', '');
 CREATE OR REPLACE MACRO hex_span_id(s) AS lpad(lower(to_hex(s)), 16, '0');
@@ -12,7 +12,7 @@ CREATE OR REPLACE VIEW shadow_runs AS
 WITH runs AS (
     SELECT * FROM spans
     WHERE experiment IS NOT NULL
-    QUALIFY row_number() OVER (PARTITION BY trace_id, span_id ORDER BY batch_id) = 1
+    QUALIFY row_number() OVER (PARTITION BY trace_id, span_id) = 1  -- re-sent copies are identical: keep any one
 ),
 child_usage AS (
     SELECT trace_id, parent_span_id AS span_id,
@@ -87,45 +87,72 @@ JOIN links l ON l.trace_id = c.trace_id AND l.span_id = c.span_id
 JOIN shadow_runs p ON p.trace_id = l.linked_trace_id AND p.span_id = l.linked_span_id
 WHERE c.role IN ('candidate', 'replicate') AND p.role = 'primary';
 
--- Per experiment: how many candidates were scheduled and dropped (coverage).
+-- Per experiment: how many candidates were scheduled and dropped (coverage). Reads only the
+-- columns it needs (a narrow de-duplication is several times cheaper than shadow_runs').
 CREATE OR REPLACE VIEW shadow_coverage AS
 SELECT experiment,
-       count(*)                                  AS primary_runs,
-       CAST(coalesce(sum(candidates_scheduled), 0) AS BIGINT) AS scheduled,
-       CAST(coalesce(sum(candidates_dropped), 0) AS BIGINT)   AS dropped
-FROM shadow_runs
-WHERE role = 'primary'
+       count(*)                                                 AS primary_runs,
+       CAST(coalesce(sum(candidates_scheduled), 0) AS BIGINT)   AS scheduled,
+       CAST(coalesce(sum(candidates_dropped), 0) AS BIGINT)     AS dropped
+FROM (
+    SELECT experiment, candidates_scheduled, candidates_dropped
+    FROM spans
+    WHERE experiment IS NOT NULL AND role = 'primary'
+    QUALIFY row_number() OVER (PARTITION BY trace_id, span_id) = 1  -- re-sent copies are identical: keep any one
+) primaries
 GROUP BY experiment;
 
 -- Per experiment × candidate config: agreement, errors, latency and tokens of each arm.
+-- Latency quantiles are exact, computed in one pass per arm (a list of quantiles).
 CREATE OR REPLACE VIEW shadow_summary AS
+WITH agg AS (
+    SELECT
+        p.experiment,
+        p.candidate_config_id,
+        min(p.primary_config_id)                                                        AS primary_config_id,
+        min(p.candidate_model)                                                          AS candidate_model,
+        min(p.primary_model)                                                            AS primary_model,
+        count(*)                                                                        AS pairs,
+        avg(CASE WHEN p.output_match THEN 1.0 WHEN NOT p.output_match THEN 0.0 END)     AS exact_match_rate,
+        avg(CASE WHEN p.primary_outcome = 'ok' THEN 0.0 ELSE 1.0 END)                   AS primary_error_rate,
+        avg(CASE WHEN p.candidate_outcome = 'ok' THEN 0.0 ELSE 1.0 END)                 AS candidate_error_rate,
+        quantile_cont(p.primary_duration_ms, [0.50, 0.95, 0.99]) FILTER (WHERE p.primary_outcome = 'ok')     AS primary_q,
+        quantile_cont(p.candidate_duration_ms, [0.50, 0.95, 0.99]) FILTER (WHERE p.candidate_outcome = 'ok') AS candidate_q,
+        avg(p.primary_input_tokens)                                                     AS primary_input_tokens_avg,
+        avg(p.primary_output_tokens)                                                    AS primary_output_tokens_avg,
+        avg(p.candidate_input_tokens)                                                   AS candidate_input_tokens_avg,
+        avg(p.candidate_output_tokens)                                                  AS candidate_output_tokens_avg,
+        min(p.start_time)                                                               AS first_pair_at,
+        max(p.start_time)                                                               AS last_pair_at
+    FROM shadow_pairs p
+    WHERE p.candidate_role = 'candidate'
+    GROUP BY p.experiment, p.candidate_config_id
+)
 SELECT
-    p.experiment,
-    p.candidate_config_id,
-    min(p.primary_config_id)                                                        AS primary_config_id,
-    min(p.candidate_model)                                                          AS candidate_model,
-    min(p.primary_model)                                                            AS primary_model,
-    count(*)                                                                        AS pairs,
-    min(c.primary_runs)                                                             AS primary_runs,
-    min(c.scheduled)                                                                AS scheduled,
-    min(c.dropped)                                                                  AS dropped,
-    min(c.scheduled) / nullif(min(c.scheduled) + min(c.dropped), 0)                 AS coverage,
-    avg(CASE WHEN p.output_match THEN 1.0 WHEN NOT p.output_match THEN 0.0 END)     AS exact_match_rate,
-    avg(CASE WHEN p.primary_outcome = 'ok' THEN 0.0 ELSE 1.0 END)                   AS primary_error_rate,
-    avg(CASE WHEN p.candidate_outcome = 'ok' THEN 0.0 ELSE 1.0 END)                 AS candidate_error_rate,
-    quantile_cont(p.primary_duration_ms, 0.50) FILTER (WHERE p.primary_outcome = 'ok')     AS primary_p50_ms,
-    quantile_cont(p.primary_duration_ms, 0.95) FILTER (WHERE p.primary_outcome = 'ok')     AS primary_p95_ms,
-    quantile_cont(p.primary_duration_ms, 0.99) FILTER (WHERE p.primary_outcome = 'ok')     AS primary_p99_ms,
-    quantile_cont(p.candidate_duration_ms, 0.50) FILTER (WHERE p.candidate_outcome = 'ok') AS candidate_p50_ms,
-    quantile_cont(p.candidate_duration_ms, 0.95) FILTER (WHERE p.candidate_outcome = 'ok') AS candidate_p95_ms,
-    quantile_cont(p.candidate_duration_ms, 0.99) FILTER (WHERE p.candidate_outcome = 'ok') AS candidate_p99_ms,
-    avg(p.primary_input_tokens)                                                     AS primary_input_tokens_avg,
-    avg(p.primary_output_tokens)                                                    AS primary_output_tokens_avg,
-    avg(p.candidate_input_tokens)                                                   AS candidate_input_tokens_avg,
-    avg(p.candidate_output_tokens)                                                  AS candidate_output_tokens_avg,
-    min(p.start_time)                                                               AS first_pair_at,
-    max(p.start_time)                                                               AS last_pair_at
-FROM shadow_pairs p
-LEFT JOIN shadow_coverage c ON c.experiment = p.experiment
-WHERE p.candidate_role = 'candidate'
-GROUP BY p.experiment, p.candidate_config_id;
+    a.experiment,
+    a.candidate_config_id,
+    a.primary_config_id,
+    a.candidate_model,
+    a.primary_model,
+    a.pairs,
+    c.primary_runs,
+    c.scheduled,
+    c.dropped,
+    c.scheduled / nullif(c.scheduled + c.dropped, 0)  AS coverage,
+    a.exact_match_rate,
+    a.primary_error_rate,
+    a.candidate_error_rate,
+    a.primary_q[1]                                    AS primary_p50_ms,
+    a.primary_q[2]                                    AS primary_p95_ms,
+    a.primary_q[3]                                    AS primary_p99_ms,
+    a.candidate_q[1]                                  AS candidate_p50_ms,
+    a.candidate_q[2]                                  AS candidate_p95_ms,
+    a.candidate_q[3]                                  AS candidate_p99_ms,
+    a.primary_input_tokens_avg,
+    a.primary_output_tokens_avg,
+    a.candidate_input_tokens_avg,
+    a.candidate_output_tokens_avg,
+    a.first_pair_at,
+    a.last_pair_at
+FROM agg a
+LEFT JOIN shadow_coverage c ON c.experiment = a.experiment;

@@ -118,6 +118,21 @@ def _start(db: Path) -> tuple[subprocess.Popen[str], dict[str, Any]]:
     return proc, json.loads(info_path.read_text())
 
 
+def _children(pid: int) -> list[int]:
+    import psutil
+
+    return [child.pid for child in psutil.Process(pid).children(recursive=True)]
+
+
+def _alive(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 LOADER = textwrap.dedent(
     """
     import os, sys, grpc, json
@@ -149,6 +164,8 @@ def test_kill_9_under_load_loses_no_acknowledged_span(tmp_path: Path) -> None:
         for _ in range(2)
     ]
     time.sleep(3)
+    workers = _children(proc.pid)
+    assert workers, "the collector should decode in worker processes"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     for loader in loaders:
@@ -160,6 +177,10 @@ def test_kill_9_under_load_loses_no_acknowledged_span(tmp_path: Path) -> None:
     with Store.open(db, read_only=True) as store:
         stored = store.query("SELECT count(*) FROM spans").rows[0][0]
     assert stored >= expected  # every acknowledged span survived (plus maybe unacknowledged ones)
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(pid) for pid in workers), "decode workers outlived the killed collector"
     # the clients re-send their acknowledged batches after the restart (a retry storm): none is counted twice
     proc, info = _start(db)
     try:
