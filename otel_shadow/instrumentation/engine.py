@@ -26,6 +26,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -134,6 +135,7 @@ class ShadowEngine:
         self._samplers: dict[tuple[str, float], Sampler] = {}
         self._lock = threading.Lock()
         self._foreign_clients: dict[tuple[Any, ...], Any] = {}
+        self._candidate_clients: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], Any]] = weakref.WeakKeyDictionary()
 
     @property
     def scheduler(self) -> Scheduler:
@@ -192,6 +194,18 @@ class ShadowEngine:
             return call.run_sync(wrapped, args, kwargs)
 
         return sync_wrapper
+
+    def candidate_client(self, client: Any, options: dict[str, Any]) -> Any:
+        """A copy of the user's client with the rule's options, made once per client and options."""
+        key = tuple(sorted(options.items()))
+        with self._lock:
+            per_client = self._candidate_clients.get(client)
+            if per_client is None:
+                per_client = self._candidate_clients[client] = {}
+            copy_ = per_client.get(key)
+            if copy_ is None:
+                copy_ = per_client[key] = client.with_options(**options)
+        return copy_
 
     def foreign_client(self, provider: str, candidate: CandidateRule, rule: Rule, is_async: bool) -> Any:
         loop = id(asyncio.get_running_loop()) if is_async else None
@@ -475,22 +489,34 @@ class LLMCandidateTask(ScheduledTask):
         source = primary.adapter
         target_provider = candidate.provider or source.provider
         self.target = source if target_provider == source.provider else ADAPTERS[(target_provider, DEFAULT_OPERATION[target_provider])]
-        self.request = source.candidate_request(request, candidate, self.target)
-        if primary.method == "stream":  # the stream helper: the candidate streams through create(stream=True)
-            self.request["stream"] = True
+        self.request = request  # the caller's snapshot; the candidate's request is built in the background
         self.method = primary.method if primary.method == "parse" and self.target is source else "create"
-        self.config = self.target.config_of(self.request)
-        if candidate.name:
-            self.config["name"] = candidate.name
-        self.config_id = config_id_of(self.config)
+        self.config: dict[str, Any] = {}
+        self.config_id = ""
         self.span: Span | None = None
         self.info: Info | None = None
         self.is_async = is_async
-        self._span_name = f"{self.target.genai_operation} {self.target.model(self.request) or ''}".strip()
+        self._span_name = ""
         self._primary_ctx = primary_ctx
         self._primary_hash = primary_hash
 
+    def _prepare(self) -> None:
+        """Build the candidate's request and config (off the caller's thread, once)."""
+        if self._span_name:
+            return
+        source = self.primary.adapter
+        request = source.candidate_request(self.request, self.candidate, self.target)
+        if self.primary.method == "stream":  # the stream helper: the candidate streams through create(stream=True)
+            request["stream"] = True
+        self.request = request
+        self.config = self.target.config_of(request)
+        if self.candidate.name:
+            self.config["name"] = self.candidate.name
+        self.config_id = config_id_of(self.config)
+        self._span_name = f"{self.target.genai_operation} {self.target.model(request) or ''}".strip()
+
     def _attributes(self) -> dict[str, Any]:
+        self._prepare()
         rule = self.primary.rule
         attrs: dict[str, Any] = {
             A.SHADOW_EXPERIMENT: rule.name,
@@ -520,7 +546,7 @@ class LLMCandidateTask(ScheduledTask):
                 options["base_url"] = candidate.base_url
             if candidate.api_key_env:
                 options["api_key"] = os.environ.get(candidate.api_key_env, "unset")
-            client = primary.instance._client.with_options(**options)
+            client = primary.engine.candidate_client(primary.instance._client, options)
         return _RESOURCE[self.target.operation](client)
 
     def _start(self) -> object:
