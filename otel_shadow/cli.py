@@ -7,12 +7,9 @@ line on stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import csv
-import datetime as _dt
 import io
 import json
 import sys
-import uuid
-from decimal import Decimal
 from typing import Any
 
 import click
@@ -20,6 +17,7 @@ import click
 from . import __version__
 from .environment_variables import DEFAULT_DB, OTEL_SHADOW_COLLECTOR_TOKEN, OTEL_SHADOW_DB
 from .errors import ShadowError
+from .store.database import json_value
 
 __all__ = ["cli", "main"]
 
@@ -40,26 +38,14 @@ format_option = click.option(
 )
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, _dt.datetime | _dt.date | _dt.time):
-        return value.isoformat()
-    if isinstance(value, uuid.UUID):
-        return value.hex
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, bytes):
-        return value.hex()
-    return value
-
-
 def render_rows(columns: list[str], rows: list[tuple[Any, ...]], fmt: str) -> str:
     if fmt == "json":
-        return json.dumps([{c: _plain(v) for c, v in zip(columns, row)} for row in rows], indent=2, default=str)
+        return json.dumps([{c: json_value(v) for c, v in zip(columns, row)} for row in rows], indent=2, default=str)
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(columns)
-        writer.writerows([[_plain(v) for v in row] for row in rows])
+        writer.writerows([[json_value(v) for v in row] for row in rows])
         return buffer.getvalue().rstrip("\n")
     from rich.console import Console
     from rich.table import Table
@@ -68,7 +54,7 @@ def render_rows(columns: list[str], rows: list[tuple[Any, ...]], fmt: str) -> st
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(*["" if v is None else str(_plain(v)) for v in row])
+        table.add_row(*["" if v is None else str(json_value(v)) for v in row])
     console = Console(file=io.StringIO(), width=200, force_terminal=False)
     console.print(table)
     out: str = console.file.getvalue().rstrip("\n")  # type: ignore[attr-defined]

@@ -10,11 +10,8 @@ Served by uvicorn (a real ASGI server); nothing here parses HTTP by hand.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
-import uuid
 import zlib
-from decimal import Decimal
 from typing import Any
 
 from google.protobuf import json_format
@@ -26,7 +23,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from ..errors import PermanentError, QueryError, ReadOnlyQuery, RetryableError, StoreError
-from ..store import Store, check_read_only
+from ..store import Store, check_read_only, json_value
 from .pipeline import Pipeline
 from .status import error_body, export_response
 
@@ -73,18 +70,6 @@ async def _read_body(request: Request, limit: int) -> bytes:
     except zlib.error as exc:
         raise PermanentError(f"body is not valid gzip: {exc}") from exc
     return b"".join(chunks)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, _dt.datetime | _dt.date | _dt.time):
-        return value.isoformat()
-    if isinstance(value, uuid.UUID):
-        return value.hex
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, bytes):
-        return value.hex()
-    return value
 
 
 def build_app(pipeline: Pipeline, store: Store, *, max_request_bytes: int, token: str | None, stats: Any) -> Starlette:
@@ -142,7 +127,7 @@ def build_app(pipeline: Pipeline, store: Store, *, max_request_bytes: int, token
             return JSONResponse({"error": str(exc)}, status_code=403)
         except (QueryError, StoreError) as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
-        rows = [[_plain(v) for v in row] for row in result.rows]
+        rows = [[json_value(v) for v in row] for row in result.rows]
         return Response(json.dumps({"columns": result.columns, "rows": rows}, default=str), media_type=_JSON)
 
     async def healthz(request: Request) -> Response:

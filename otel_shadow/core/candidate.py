@@ -86,6 +86,14 @@ class ScheduledTask:
     def _fallback_result(self, outcome: str) -> VariantResult:
         raise NotImplementedError
 
+    def _outcome_error(self, outcome: str, error: ErrorInfo | None) -> ErrorInfo | None:
+        """The error a timeout or a cancellation stands for, when none was given."""
+        if outcome == A.OUTCOME_TIMEOUT:
+            return error or ErrorInfo("TimeoutError", f"candidate exceeded its timeout of {self.timeout:g}s")
+        if outcome == A.OUTCOME_CANCELLED:
+            return error or ErrorInfo("CancelledError", "candidate cancelled before it finished")
+        return error
+
     # --- running ---------------------------------------------------------------------------------
     def run_sync(self, watch: Callable[[ScheduledTask], None]) -> None:
         """Run on a worker thread, inside the caller's copied contextvars."""
@@ -237,11 +245,9 @@ class CandidateTask(ScheduledTask):
             error = ErrorInfo.of(exc)
             span.record_exception(exc)
             span.set_attribute(A.ERROR_TYPE, type(exc).__qualname__)
+        error = self._outcome_error(outcome, error)
         if outcome == A.OUTCOME_TIMEOUT:
-            error = error or ErrorInfo("TimeoutError", f"candidate exceeded its timeout of {self.timeout:g}s")
             span.set_attribute(A.ERROR_TYPE, "timeout")
-        if outcome == A.OUTCOME_CANCELLED:
-            error = error or ErrorInfo("CancelledError", "candidate cancelled before it finished")
         span.set_attribute(A.SHADOW_OUTCOME, outcome)
         if outcome == A.OUTCOME_OK:
             digest, length = fingerprint(value)

@@ -180,12 +180,38 @@ class Adapter:
             request = target.from_common(self.to_common(request))
         return target.apply(request, candidate)
 
+    def conversation(self, request: dict[str, Any]) -> list[dict[str, Any]]:
+        """The request's messages as dicts (system ones included)."""
+        raise NotImplementedError
+
     def to_common(self, request: dict[str, Any]) -> dict[str, Any]:
         """A provider-neutral request: system, messages (role, text), model, temperature, max_tokens, stream."""
-        raise NotImplementedError
+        return {
+            "system": self.system_prompt(request),
+            "messages": [
+                {"role": "assistant" if m.get("role") == "assistant" else "user", "content": _text(m.get("content"))}
+                for m in self.conversation(request)
+                if m.get("role") not in ("system", "developer")
+            ],
+            "model": request.get("model"),
+            "temperature": request.get("temperature"),
+            "max_tokens": self.max_tokens(request),
+            "stream": request.get("stream") is True,
+        }
 
     def from_common(self, common: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError
+
+    @staticmethod
+    def _finish_common(request: dict[str, Any], common: dict[str, Any], max_tokens_key: str) -> dict[str, Any]:
+        """Temperature, max tokens (under this API's name) and streaming, from a neutral request."""
+        if common.get("temperature") is not None:
+            request["temperature"] = common["temperature"]
+        if common.get("max_tokens") is not None:
+            request[max_tokens_key] = common["max_tokens"]
+        if common.get("stream"):
+            request["stream"] = True
+        return request
 
 
 class OpenAIChat(Adapter):
@@ -258,31 +284,13 @@ class OpenAIChat(Adapter):
         request.update(copy.deepcopy(candidate.extra))
         return request
 
-    def to_common(self, request: dict[str, Any]) -> dict[str, Any]:
-        messages = [m for m in request.get("messages", []) if isinstance(m, dict)]
-        return {
-            "system": self.system_prompt(request),
-            "messages": [
-                {"role": "assistant" if m.get("role") == "assistant" else "user", "content": _text(m.get("content"))}
-                for m in messages
-                if m.get("role") not in ("system", "developer")
-            ],
-            "model": request.get("model"),
-            "temperature": request.get("temperature"),
-            "max_tokens": self.max_tokens(request),
-            "stream": request.get("stream") is True,
-        }
+
+    def conversation(self, request: dict[str, Any]) -> list[dict[str, Any]]:
+        return [m for m in request.get("messages") or [] if isinstance(m, dict)]
 
     def from_common(self, common: dict[str, Any]) -> dict[str, Any]:
         messages = ([{"role": "system", "content": common["system"]}] if common.get("system") else []) + common["messages"]
-        request: dict[str, Any] = {"model": common["model"], "messages": messages}
-        if common.get("temperature") is not None:
-            request["temperature"] = common["temperature"]
-        if common.get("max_tokens") is not None:
-            request["max_tokens"] = common["max_tokens"]
-        if common.get("stream"):
-            request["stream"] = True
-        return request
+        return self._finish_common({"model": common["model"], "messages": messages}, common, "max_tokens")
 
 
 class OpenAIResponses(Adapter):
@@ -341,31 +349,15 @@ class OpenAIResponses(Adapter):
         request.update(copy.deepcopy(candidate.extra))
         return request
 
-    def to_common(self, request: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "system": self.system_prompt(request),
-            "messages": [
-                {"role": "assistant" if m.get("role") == "assistant" else "user", "content": _text(m.get("content"))}
-                for m in self._messages(request)
-                if m.get("role") not in ("system", "developer")
-            ],
-            "model": request.get("model"),
-            "temperature": request.get("temperature"),
-            "max_tokens": self.max_tokens(request),
-            "stream": request.get("stream") is True,
-        }
+
+    def conversation(self, request: dict[str, Any]) -> list[dict[str, Any]]:
+        return self._messages(request)
 
     def from_common(self, common: dict[str, Any]) -> dict[str, Any]:
         request: dict[str, Any] = {"model": common["model"], "input": common["messages"]}
         if common.get("system"):
             request["instructions"] = common["system"]
-        if common.get("temperature") is not None:
-            request["temperature"] = common["temperature"]
-        if common.get("max_tokens") is not None:
-            request["max_output_tokens"] = common["max_tokens"]
-        if common.get("stream"):
-            request["stream"] = True
-        return request
+        return self._finish_common(request, common, "max_output_tokens")
 
 
 class AnthropicMessages(Adapter):
@@ -430,28 +422,16 @@ class AnthropicMessages(Adapter):
         request.update(copy.deepcopy(candidate.extra))
         return request
 
-    def to_common(self, request: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "system": self.system_prompt(request),
-            "messages": [
-                {"role": "assistant" if m.get("role") == "assistant" else "user", "content": _text(m.get("content"))}
-                for m in request.get("messages", [])
-                if isinstance(m, dict)
-            ],
-            "model": request.get("model"),
-            "temperature": request.get("temperature"),
-            "max_tokens": self.max_tokens(request),
-            "stream": request.get("stream") is True,
-        }
+
+    def conversation(self, request: dict[str, Any]) -> list[dict[str, Any]]:
+        return [m for m in request.get("messages") or [] if isinstance(m, dict)]
 
     def from_common(self, common: dict[str, Any]) -> dict[str, Any]:
-        request: dict[str, Any] = {"model": common["model"], "messages": common["messages"], "max_tokens": common.get("max_tokens") or 1024}
+        request: dict[str, Any] = {"model": common["model"], "messages": common["messages"]}
         if common.get("system"):
             request["system"] = common["system"]
-        if common.get("temperature") is not None:
-            request["temperature"] = common["temperature"]
-        if common.get("stream"):
-            request["stream"] = True
+        request = self._finish_common(request, common, "max_tokens")
+        request.setdefault("max_tokens", 1024)  # required by the Messages API
         return request
 
 

@@ -613,11 +613,9 @@ class LLMCandidateTask(ScheduledTask):
             error = ErrorInfo.of(exc)
             span.record_exception(exc)
             attrs[A.ERROR_TYPE] = type(exc).__qualname__
+        error = self._outcome_error(outcome, error)
         if outcome == A.OUTCOME_TIMEOUT:
-            error = error or ErrorInfo("TimeoutError", f"candidate exceeded its timeout of {self.timeout:g}s")
             attrs[A.ERROR_TYPE] = "timeout"
-        if outcome == A.OUTCOME_CANCELLED:
-            error = error or ErrorInfo("CancelledError", "candidate cancelled before it finished")
         if outcome == A.OUTCOME_OK and info is not None:
             attrs.update(info.attributes())
             digest, length = fingerprint(info.text)

@@ -9,7 +9,7 @@ It imports nothing from the app-side SDK, the instrumentation or the collector: 
 
 from typing import TYPE_CHECKING, Any
 
-from .database import SCHEMA_VERSION, QueryResult, Store, check_read_only
+from .database import SCHEMA_VERSION, QueryResult, Store, check_read_only, json_value
 
 if TYPE_CHECKING:
     from .rows import Rows, request_to_rows
@@ -46,5 +46,6 @@ __all__ = [
     "Writer",
     "batch_id_of",
     "check_read_only",
+    "json_value",
     "request_to_rows",
 ]

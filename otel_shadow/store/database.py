@@ -28,7 +28,7 @@ from ..errors import (
     StoreError,
 )
 
-__all__ = ["SCHEMA_VERSION", "QueryResult", "Store", "check_read_only"]
+__all__ = ["SCHEMA_VERSION", "QueryResult", "Store", "check_read_only", "json_value"]
 
 SCHEMA_VERSION = 1
 _READ_STATEMENTS = {"SELECT", "EXPLAIN", "PRAGMA", "SHOW", "DESCRIBE", "SUMMARIZE"}
@@ -45,6 +45,23 @@ class QueryResult:
 
     columns: list[str]
     rows: list[tuple[Any, ...]]
+
+
+def json_value(value: Any) -> Any:
+    """A query value as JSON can carry it: timestamps ISO 8601, UUIDs and bytes hex, decimals float."""
+    import datetime as _dt
+    import uuid
+    from decimal import Decimal
+
+    if isinstance(value, _dt.datetime | _dt.date | _dt.time):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return value.hex
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    return value
 
 
 def check_read_only(sql: str) -> None:
