@@ -81,6 +81,11 @@ def check_read_only(sql: str) -> None:
             )
 
 
+def _quiet(con: duckdb.DuckDBPyConnection) -> None:
+    """No progress bar: DuckDB would print it into the output of `otel-shadow sql --format json`."""
+    con.execute("SET enable_progress_bar = false")
+
+
 def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
@@ -144,6 +149,7 @@ class Store:
                 raise StoreError(f"cannot create '{path}': folder '{parent}' does not exist")
         try:
             con = duckdb.connect(path, read_only=read_only)
+            _quiet(con)
         except (duckdb.Error, OSError) as exc:
             raise map_open_error(path, exc) from exc
         store = cls(con, path, read_only)
@@ -204,6 +210,7 @@ class Store:
             check_read_only(sql)
         try:
             cursor = self.con.cursor()
+            _quiet(cursor)
             try:
                 result = cursor.execute(sql, params or [])
                 columns = [d[0] for d in result.description] if result.description else []

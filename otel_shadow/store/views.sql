@@ -12,7 +12,9 @@ CREATE OR REPLACE VIEW shadow_runs AS
 WITH runs AS (
     SELECT * FROM spans
     WHERE experiment IS NOT NULL
-    QUALIFY row_number() OVER (PARTITION BY trace_id, span_id) = 1  -- re-sent copies are identical: keep any one
+    -- re-sent copies are identical: keep any one. experiment and role are constant per span, and as
+    -- partition keys they let filters on them (shadow_pairs: role) run before the window.
+    QUALIFY row_number() OVER (PARTITION BY trace_id, span_id, experiment, role) = 1
 ),
 child_usage AS (
     SELECT trace_id, parent_span_id AS span_id,
@@ -98,7 +100,7 @@ FROM (
     SELECT experiment, candidates_scheduled, candidates_dropped
     FROM spans
     WHERE experiment IS NOT NULL AND role = 'primary'
-    QUALIFY row_number() OVER (PARTITION BY trace_id, span_id) = 1  -- re-sent copies are identical: keep any one
+    QUALIFY row_number() OVER (PARTITION BY trace_id, span_id) = 1  -- re-sent copies are identical
 ) primaries
 GROUP BY experiment;
 

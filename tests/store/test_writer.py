@@ -54,3 +54,12 @@ def test_data_survives_reopening(tmp_path: Path) -> None:
         Writer(store).write(request(*pair()))
     with Store.open(path, read_only=True) as store:
         assert store.query("SELECT count(*) FROM shadow_pairs").rows == [(1,)]
+
+
+def test_connections_never_print_a_progress_bar(tmp_path: Path) -> None:
+    """DuckDB prints a progress bar for queries over 2 s; it would corrupt `sql --format json`."""
+    path = tmp_path / "s.duckdb"
+    Store.open(path).close()
+    with Store.open(path, read_only=True) as store:
+        assert store.query("SELECT current_setting('enable_progress_bar') AS on").rows == [(False,)]
+        assert store.con.execute("SELECT current_setting('enable_progress_bar')").fetchone() == (False,)
