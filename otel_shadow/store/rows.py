@@ -31,7 +31,7 @@ def _make_dumps() -> Any:
     if c_make_encoder is None:  # pragma: no cover - CPython always has it
         return encoder.encode
     iterencode = c_make_encoder(
-        None, encoder.default, json.encoder.py_encode_basestring, None, ":", ",", False, False, True
+        None, encoder.default, json.encoder.encode_basestring, None, ":", ",", False, False, True
     )
     join = "".join
 

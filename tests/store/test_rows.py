@@ -53,3 +53,13 @@ def test_shadow_only_keeps_experiment_and_genai_spans() -> None:
         shadow_only=True,
     )
     assert sorted(rows.spans.column("name").to_pylist()) == ["exp", "llm"]
+
+
+def test_the_json_bag_is_what_json_dumps_makes() -> None:
+    """The fast encoder (the C encoder called directly) writes the same text as json.dumps."""
+    import json
+
+    from otel_shadow.store.rows import _dumps
+
+    value = {"text": "é \n \"quoted\" \u2028", "n": [1, 2.5, True, None], "nested": {"k": "v"}}
+    assert _dumps(value) == json.dumps(value, ensure_ascii=False, separators=(",", ":"))
