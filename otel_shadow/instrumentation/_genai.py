@@ -157,7 +157,11 @@ class Adapter:
         raise NotImplementedError
 
     def input_messages(self, kwargs: dict[str, Any]) -> list[dict[str, Any]]:
-        raise NotImplementedError
+        """The request's messages in the GenAI semantic conventions' shape (content capture)."""
+        return [
+            {"role": m.get("role", "user"), "parts": [{"type": "text", "content": _text(m.get("content"))}]}
+            for m in self.conversation(kwargs)
+        ]
 
     def response_info(self, response: Any) -> Info:
         raise NotImplementedError
@@ -182,7 +186,7 @@ class Adapter:
 
     def conversation(self, request: dict[str, Any]) -> list[dict[str, Any]]:
         """The request's messages as dicts (system ones included)."""
-        raise NotImplementedError
+        return [m for m in request.get("messages") or [] if isinstance(m, dict)]
 
     def to_common(self, request: dict[str, Any]) -> dict[str, Any]:
         """A provider-neutral request: system, messages (role, text), model, temperature, max_tokens, stream."""
@@ -227,13 +231,6 @@ class OpenAIChat(Adapter):
         messages = kwargs.get("messages") or []
         parts = [_text(m.get("content")) for m in messages if isinstance(m, dict) and m.get("role") in ("system", "developer")]
         return "\n".join(parts) or None
-
-    def input_messages(self, kwargs: dict[str, Any]) -> list[dict[str, Any]]:
-        return [
-            {"role": m.get("role"), "parts": [{"type": "text", "content": _text(m.get("content"))}]}
-            for m in (kwargs.get("messages") or [])
-            if isinstance(m, dict)
-        ]
 
     def response_info(self, response: Any) -> Info:
         info = Info(response_model=getattr(response, "model", None), response_id=getattr(response, "id", None))
@@ -285,9 +282,6 @@ class OpenAIChat(Adapter):
         return request
 
 
-    def conversation(self, request: dict[str, Any]) -> list[dict[str, Any]]:
-        return [m for m in request.get("messages") or [] if isinstance(m, dict)]
-
     def from_common(self, common: dict[str, Any]) -> dict[str, Any]:
         messages = ([{"role": "system", "content": common["system"]}] if common.get("system") else []) + common["messages"]
         return self._finish_common({"model": common["model"], "messages": messages}, common, "max_tokens")
@@ -308,9 +302,6 @@ class OpenAIResponses(Adapter):
         if isinstance(raw, str):
             return [{"role": "user", "content": raw}]
         return [m for m in (raw or []) if isinstance(m, dict)]
-
-    def input_messages(self, kwargs: dict[str, Any]) -> list[dict[str, Any]]:
-        return [{"role": m.get("role", "user"), "parts": [{"type": "text", "content": _text(m.get("content"))}]} for m in self._messages(kwargs)]
 
     def response_info(self, response: Any) -> Info:
         info = Info(response_model=getattr(response, "model", None), response_id=getattr(response, "id", None))
@@ -370,13 +361,6 @@ class AnthropicMessages(Adapter):
         value = kwargs.get("system")
         return _text(value) or None if given(value) else None
 
-    def input_messages(self, kwargs: dict[str, Any]) -> list[dict[str, Any]]:
-        return [
-            {"role": m.get("role"), "parts": [{"type": "text", "content": _text(m.get("content"))}]}
-            for m in (kwargs.get("messages") or [])
-            if isinstance(m, dict)
-        ]
-
     def response_info(self, response: Any) -> Info:
         info = Info(response_model=getattr(response, "model", None), response_id=getattr(response, "id", None))
         info.text = "".join(getattr(b, "text", "") or "" for b in (getattr(response, "content", None) or ()))
@@ -422,9 +406,6 @@ class AnthropicMessages(Adapter):
         request.update(copy.deepcopy(candidate.extra))
         return request
 
-
-    def conversation(self, request: dict[str, Any]) -> list[dict[str, Any]]:
-        return [m for m in request.get("messages") or [] if isinstance(m, dict)]
 
     def from_common(self, common: dict[str, Any]) -> dict[str, Any]:
         request: dict[str, Any] = {"model": common["model"], "messages": common["messages"]}
