@@ -54,7 +54,6 @@ DROP_BUDGET: Final = "budget"
 DROP_DISABLED: Final = "disabled"
 DROP_NESTED: Final = "nested"
 DROP_SHUTDOWN: Final = "shutdown"
-DROP_NO_LOOP: Final = "no_event_loop"
 
 # --- OpenTelemetry GenAI semantic conventions (gen_ai.*) ------------------------------------
 GEN_AI_OPERATION_NAME: Final = "gen_ai.operation.name"

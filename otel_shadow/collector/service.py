@@ -15,7 +15,7 @@ import os
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -258,9 +258,3 @@ def _rss_bytes() -> int | None:
     except (OSError, ValueError):
         return None
 
-
-def config_dict(config: CollectorConfig) -> dict[str, Any]:
-    data = asdict(config)
-    if data.get("token"):
-        data["token"] = "***"
-    return data

@@ -259,8 +259,3 @@ class RuleState:
                 self._tokens += tokens
                 self._cost += cost
 
-    @property
-    def spent(self) -> tuple[int, float]:
-        with self._lock:
-            self._expire(time.monotonic())
-            return self._tokens, self._cost

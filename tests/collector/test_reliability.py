@@ -225,3 +225,20 @@ def test_sigterm_drains_commits_and_cli_reads_while_running(tmp_path: Path) -> N
     assert not Path(f"{db}.collector.json").exists()
     with Store.open(db, read_only=True) as store:
         assert store.query("SELECT count(*) FROM spans").rows == [(2,)]
+
+
+def test_a_database_held_by_another_process_is_a_clear_error(tmp_path: Path) -> None:
+    from ..store.test_bad_input import LOCK_HOLDER
+
+    db = tmp_path / "held.duckdb"
+    Store.open(db).close()
+    holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(db)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        out = subprocess.run([*COLLECTOR, "--db", str(db)], capture_output=True, text=True, timeout=60)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert out.returncode == 2
+    assert "error: database" in out.stderr and "held for writing" in out.stderr and "Traceback" not in out.stderr
+    assert not Path(f"{db}.collector.json").exists()

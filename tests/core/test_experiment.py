@@ -133,8 +133,10 @@ def test_a_full_queue_drops_and_counts_without_blocking(
     assert scheduled == [1, 1, 0, 0, 0] and dropped == [0, 0, 1, 1, 1]
     assert primaries[-1].attributes[A.SHADOW_DROP_REASONS] == "queue_full"
     assert shadow.telemetry.tallies()[0] == {(generate.__qualname__, "queue_full"): 3}
+    assert scheduler.pending == 2 and scheduler.unfinished == 2
     release.set()
     assert scheduler.flush(5)
+    assert scheduler.unfinished == 0
     scheduler.shutdown(1)
 
 
@@ -492,3 +494,24 @@ def test_shutdown_records_pending_candidates_as_cancelled(
     with Shadow.run(generate, await_variants=True) as runner:
         assert [v.drop_reason for v in runner().variant_results] == ["shutdown"]
     release.set()
+
+
+def test_a_result_not_awaited_reports_its_pending_candidates_and_waits_later(
+    tracer_provider: TracerProvider, scheduler: Scheduler
+) -> None:
+    release = threading.Event()
+    shadow = make_shadow(tracer_provider, scheduler, timeout=30)
+
+    @shadow.experiment()
+    def generate(config: Config) -> str:
+        if config["model"] == "candidate":
+            release.wait(30)
+        return config["model"]
+
+    with Shadow.run(generate) as runner:
+        result = runner()
+    assert result.main_result.result == "primary"
+    assert result.pending == 1 and result.variant_results == ()  # not awaited: still running
+    release.set()
+    (variant,) = result.wait(5)
+    assert (variant.status, variant.result) == ("ok", "candidate") and result.pending == 0
