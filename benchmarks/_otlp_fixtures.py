@@ -47,7 +47,7 @@ def make_request(n_spans: int = 1000, seed: int | None = None, experiment: str =
                 _kv("shadow.role", role),
                 _kv("shadow.config.id", "cfg-primary" if role == "primary" else "cfg-candidate"),
                 _kv("shadow.outcome", "ok" if rng.random() > 0.02 else "error"),
-                _kv("shadow.output.hash", f"{rng.randrange(4):016x}"),
+                _kv("shadow.output.hash", f"{rng.getrandbits(64):016x}"),
                 _kv("shadow.config.model", "gpt-4" if role == "primary" else "gpt-5-beta"),
                 _kv("gen_ai.request.model", "gpt-4" if role == "primary" else "gpt-5-beta"),
                 _kv("gen_ai.operation.name", "chat"),

@@ -12,7 +12,7 @@ import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from google.protobuf.message import DecodeError
 
 from ..errors import PermanentError
 from ..store import Prepared, batch_id_of, request_to_rows
@@ -21,27 +21,29 @@ from .otlp_json import InvalidOTLP, parse_otlp_json
 __all__ = ["DecodePool", "decode_payload", "parse_body"]
 
 
-def parse_body(body: bytes, encoding: str) -> ExportTraceServiceRequest:
-    """Protobuf or JSON → request; malformed input is a ``PermanentError``."""
+def parse_body(body: bytes, encoding: str) -> bytes:
+    """A body as OTLP protobuf bytes (JSON is converted); malformed JSON is a ``PermanentError``.
+
+    Protobuf bodies are returned as they are: they are parsed once, by ``request_to_rows``.
+    """
     if encoding == "json":
         try:
-            return parse_otlp_json(body)
+            return parse_otlp_json(body).SerializeToString()
         except InvalidOTLP as exc:
             raise PermanentError(str(exc)) from exc
-    request = ExportTraceServiceRequest()
-    try:
-        request.ParseFromString(body)
-    except Exception as exc:  # google.protobuf.message.DecodeError and friends
-        raise PermanentError(f"body is not a valid OTLP protobuf ExportTraceServiceRequest: {exc}") from exc
-    return request
+    return body
 
 
 def decode_payload(body: bytes, encoding: str, source: str, shadow_only: bool) -> Prepared:
-    """Body → rows, ready for ``Writer.commit``; the ledger id is the hash of the bytes received."""
-    request = parse_body(body, encoding)
-    rows = request_to_rows(request, shadow_only=shadow_only)
-    total = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
-    return Prepared(rows, batch_id_of(body), source, len(body), total - rows.rejected - rows.span_count)
+    """Body → rows, ready for ``Writer.commit``; the ledger id is the hash of the bytes received.
+
+    A body that is not a valid ``ExportTraceServiceRequest`` is a ``PermanentError``.
+    """
+    try:
+        rows = request_to_rows(parse_body(body, encoding), shadow_only=shadow_only)
+    except DecodeError as exc:
+        raise PermanentError(f"body is not a valid OTLP protobuf ExportTraceServiceRequest: {exc}") from exc
+    return Prepared(rows, batch_id_of(body), source, len(body), rows.skipped)
 
 
 class DecodePool:

@@ -121,18 +121,17 @@ class Writer:
         source: str = "otlp",
         payload: bytes | None = None,
     ) -> Prepared:
-        """Decode one request into rows (pure: touches no database)."""
+        """Decode one request into rows (pure: touches no database).
+
+        Bytes are converted as they are (never parsed twice); malformed bytes raise
+        ``google.protobuf.message.DecodeError``.
+        """
         if isinstance(request, bytes):
             payload = request
-            message = ExportTraceServiceRequest()
-            message.ParseFromString(payload)
-        else:
-            message = request
-            payload = payload if payload is not None else message.SerializeToString(deterministic=True)
-        rows = request_to_rows(message, shadow_only=self.shadow_only)
-        total = sum(len(ss.spans) for rs in message.resource_spans for ss in rs.scope_spans)
-        skipped = total - rows.rejected - rows.span_count
-        return Prepared(rows, batch_id_of(payload), source, len(payload), skipped)
+        elif payload is None:
+            payload = request.SerializeToString(deterministic=True)
+        rows = request_to_rows(payload, shadow_only=self.shadow_only)
+        return Prepared(rows, batch_id_of(payload), source, len(payload), rows.skipped)
 
     def write(
         self,

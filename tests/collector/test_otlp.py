@@ -215,3 +215,16 @@ def test_sql_endpoint_is_read_only(collector: Collector) -> None:
     assert refused.status_code == 403 and "read-only" in refused.json()["error"]
     assert httpx.post(http_url(collector, "/v1/sql"), json={"sql": "SELEC"}).status_code == 400
     assert query(collector, "SELECT count(*) FROM spans") == [(2,)]
+
+
+def test_a_malformed_attribute_inside_a_valid_request_is_refused_whole(collector: Collector) -> None:
+    """Attributes are decoded lazily (store.wire); a bad one still fails the request, on both transports."""
+    from ..store.test_wire import malformed_attribute_request
+
+    body = malformed_attribute_request()
+    with pytest.raises(grpc.RpcError) as info:
+        grpc_export(collector, body)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    answer = httpx.post(http_url(collector), content=body, headers={"Content-Type": "application/x-protobuf"})
+    assert answer.status_code == 400
+    assert query(collector, "SELECT count(*) FROM spans") == [(0,)]
