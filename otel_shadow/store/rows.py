@@ -153,6 +153,17 @@ def request_to_rows(request: ExportTraceServiceRequest | bytes, *, shadow_only: 
         )
     )
     a_attrs = span_attrs.append
+    l_trace, l_span, l_index, l_linked_trace, l_linked_span, l_type, l_state, l_flags, l_attrs = (
+        links[n].append
+        for n in (
+            "trace_id", "span_id", "link_index", "linked_trace_id", "linked_span_id", "link_type",
+            "trace_state", "flags", "attributes",
+        )
+    )
+    e_trace, e_span, e_index, e_time, e_name, e_attrs = (
+        events[n].append for n in ("trace_id", "span_id", "event_index", "time", "name", "attributes")
+    )
+    link_key = A.SHADOW_LINK
     from_bytes = int.from_bytes
     decode = decode_attributes
     experiment_key, genai_key = A.SHADOW_EXPERIMENT, A.GEN_AI_OPERATION_NAME
@@ -201,10 +212,31 @@ def request_to_rows(request: ExportTraceServiceRequest | bytes, *, shadow_only: 
                 a_dropped_attrs(span.dropped_attributes_count)
                 a_dropped_events(span.dropped_events_count)
                 a_dropped_links(span.dropped_links_count)
-                if span.links:
-                    _add_links(links, span.links, trace_hex, span_int)
-                if span.events:
-                    _add_events(events, span.events, trace_hex, span_int)
+                span_links = span.links
+                if span_links:
+                    for index, link in enumerate(span_links):
+                        linked_trace, linked_span = link.trace_id, link.span_id
+                        if len(linked_trace) != 16 or len(linked_span) != 8:
+                            continue
+                        link_attrs, link_json = decode(link.attributes)
+                        l_trace(trace_hex)
+                        l_span(span_int)
+                        l_index(index)
+                        l_linked_trace(linked_trace.hex())
+                        l_linked_span(from_bytes(linked_span, "big"))
+                        l_type(link_attrs.get(link_key))
+                        l_state(link.trace_state or None)
+                        l_flags(link.flags)
+                        l_attrs(link_json)
+                span_events = span.events
+                if span_events:
+                    for index, event in enumerate(span_events):
+                        e_trace(trace_hex)
+                        e_span(span_int)
+                        e_index(index)
+                        e_time(event.time_unix_nano)
+                        e_name(event.name)
+                        e_attrs(decode(event.attributes)[1])
             added = len(span_attrs) - before
             cols["service_name"] += [service] * added
             cols["scope_name"] += [scope_name] * added
@@ -227,32 +259,6 @@ def request_to_rows(request: ExportTraceServiceRequest | bytes, *, shadow_only: 
 
 
 _ZERO_TRACE = b"\0" * 16
-
-
-def _add_links(links: dict[str, list[Any]], span_links: Any, trace_hex: str, span_int: int) -> None:
-    for index, link in enumerate(span_links):
-        if len(link.trace_id) != 16 or len(link.span_id) != 8:
-            continue
-        link_attrs, link_json = decode_attributes(link.attributes)
-        links["trace_id"].append(trace_hex)
-        links["span_id"].append(span_int)
-        links["link_index"].append(index)
-        links["linked_trace_id"].append(link.trace_id.hex())
-        links["linked_span_id"].append(int.from_bytes(link.span_id, "big"))
-        links["link_type"].append(link_attrs.get(A.SHADOW_LINK))
-        links["trace_state"].append(link.trace_state or None)
-        links["flags"].append(link.flags)
-        links["attributes"].append(link_json)
-
-
-def _add_events(events: dict[str, list[Any]], span_events: Any, trace_hex: str, span_int: int) -> None:
-    for index, event in enumerate(span_events):
-        events["trace_id"].append(trace_hex)
-        events["span_id"].append(span_int)
-        events["event_index"].append(index)
-        events["time"].append(event.time_unix_nano)
-        events["name"].append(event.name)
-        events["attributes"].append(decode_attributes(event.attributes)[1])
 
 
 def _coerce(values: list[Any], kind: pa.DataType) -> list[Any]:
