@@ -27,12 +27,37 @@ from .telemetry import candidate_context
 if TYPE_CHECKING:
     from .experiment import Experiment
 
-__all__ = ["IN_CANDIDATE", "CandidateTask", "ScheduledTask"]
+__all__ = ["IN_CANDIDATE", "CandidateTask", "PrimaryEnd", "ScheduledTask"]
 
 logger = logging.getLogger("otel_shadow")
 
 IN_CANDIDATE: contextvars.ContextVar[bool] = contextvars.ContextVar("otel_shadow_in_candidate", default=False)
 """True inside a candidate: an experiment called there runs only its primary (no shadow of a shadow)."""
+
+
+class PrimaryEnd:
+    """Ends a primary span once, from the background work that runs its first candidate.
+
+    The caller records the end time and the end attributes; setting them and ``span.end()``
+    (which runs every span processor, several µs) happen off the caller's path. Whichever of the
+    primary's tasks gets here first does it (``list.pop`` is atomic); the others find it done.
+    """
+
+    __slots__ = ("_pending",)
+
+    def __init__(self, span: Span, attributes: dict[str, Any], end_time: int) -> None:
+        self._pending = [(span, attributes, end_time)]
+
+    def __call__(self) -> None:
+        try:
+            span, attributes, end_time = self._pending.pop()
+        except IndexError:
+            return
+        try:
+            span.set_attributes(attributes)
+            span.end(end_time)
+        except Exception:  # instrumentation must never break anything
+            logger.debug("otel-shadow: ending the primary span failed", exc_info=True)
 
 
 class ScheduledTask:
@@ -54,6 +79,7 @@ class ScheduledTask:
         "_event",
         "_on_finished",
         "atask",
+        "primary_end",
     )
 
     def __init__(self, timeout: float, want_event: bool) -> None:
@@ -68,6 +94,7 @@ class ScheduledTask:
         self._event = threading.Event() if want_event else None
         self._on_finished: Callable[[ScheduledTask], None] | None = None
         self.atask: asyncio.Task[None] | None = None
+        self.primary_end: PrimaryEnd | None = None  # ended before this task starts or finishes
 
     # --- hooks ---------------------------------------------------------------------------------
     def _start(self) -> object:
@@ -97,6 +124,8 @@ class ScheduledTask:
     # --- running ---------------------------------------------------------------------------------
     def run_sync(self, watch: Callable[[ScheduledTask], None]) -> None:
         """Run on a worker thread, inside the caller's copied contextvars."""
+        if self.primary_end is not None:
+            self.primary_end()
         if self._finishing:  # finished (cancelled) while it waited in the queue
             return
         if time.perf_counter_ns() - self.enqueued_ns > self.timeout * 1e9:
@@ -122,6 +151,8 @@ class ScheduledTask:
 
     async def run_async(self) -> None:
         """Run as a task on the caller's loop (the task has its own copy of the context)."""
+        if self.primary_end is not None:
+            self.primary_end()
         token = None
         try:
             self.started_ns = time.perf_counter_ns()
@@ -150,6 +181,8 @@ class ScheduledTask:
         error: ErrorInfo | None = None,
     ) -> bool:
         """Record the final outcome once; later calls do nothing. Returns True if this call did it."""
+        if self.primary_end is not None:  # cancelled before it ran: the primary still ends first
+            self.primary_end()
         with self._lock:
             if self._finishing:
                 return False

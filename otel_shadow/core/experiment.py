@@ -38,7 +38,7 @@ from ..environment_variables import (
     env_float,
 )
 from ..errors import ConfigError, ExperimentError
-from .candidate import IN_CANDIDATE, CandidateTask
+from .candidate import IN_CANDIDATE, CandidateTask, PrimaryEnd
 from .config import ConfigSpec, load_configs
 from .content import Redactor, fingerprint, render_content
 from .injection import InjectionPlan
@@ -55,7 +55,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 R = TypeVar("R")
 
 _EXPERIMENT_ATTR = "__shadow_experiment__"
-_UNDECIDED = object()  # sampling waits for the primary span's own trace id (no parent span)
 
 
 class Shadow:
@@ -238,16 +237,6 @@ class Experiment:
             }
             for reason in (A.DROP_NESTED, A.DROP_DISABLED, A.DROP_TRACE_NOT_SAMPLED, A.DROP_SAMPLING)
         }
-        # creation attributes once sampling is decided (the span starts with them)
-        self._start_attrs: dict[Any, dict[str, Any]] = {
-            reason: {**self._primary_attrs, **extra} for reason, extra in self._dropped_attrs.items()
-        }
-        self._start_attrs[None] = {
-            **self._primary_attrs,
-            A.SHADOW_SAMPLED: True,
-            A.SHADOW_CANDIDATES_SCHEDULED: n,
-            A.SHADOW_CANDIDATES_DROPPED: 0,
-        }
         self.wrapper = self._make_wrapper()
 
     def _make_attrs(self, spec: ConfigSpec, role: str) -> dict[str, Any]:
@@ -285,40 +274,25 @@ class Experiment:
         return wrapper
 
     # --- the primary path ----------------------------------------------------------------------
-    def _begin(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Span, str | None, bool]:
-        """Start the primary span; returns (span, drop reason or None, whether end attrs are owed).
+    def _begin(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Span, str | None]:
+        """Start the primary span and decide sampling; returns (span, drop reason or None).
 
-        Inside a request the trace id is the parent's, so sampling is decided before the span
-        starts and its outcome goes in with the creation attributes (cheaper than setting later).
+        The decision is taken from the span's own trace id (a child span shares its parent's) and
+        goes on the span with its end attributes, in the one ``set_attributes`` call made anyway.
         """
-        reason: Any = _UNDECIDED
-        if self._has_work:
-            if IN_CANDIDATE.get():
-                reason = A.DROP_NESTED
-            elif kill_switch_on():
-                reason = A.DROP_DISABLED
-            elif self.sample_key is not None:
-                reason = self._by_key(args, kwargs)
-            else:
-                parent = trace.get_current_span().get_span_context()
-                if parent.is_valid:
-                    if not parent.trace_flags.sampled:
-                        reason = A.DROP_TRACE_NOT_SAMPLED  # no evidence would be stored: don't pay
-                    else:
-                        reason = None if self.sampler.by_trace_id(parent.trace_id) else A.DROP_SAMPLING
-            attrs = self._start_attrs.get(reason, self._primary_attrs)
-        else:
-            reason = None
-            attrs = self._primary_attrs
-        span = self.telemetry.start_primary(self.name, attrs)
-        if reason is _UNDECIDED:  # a root span: its own fresh trace id decides
-            ctx = span.get_span_context()
-            if ctx.is_valid and not ctx.trace_flags.sampled:
-                reason = A.DROP_TRACE_NOT_SAMPLED
-            else:
-                reason = None if self.sampler.by_trace_id(ctx.trace_id) else A.DROP_SAMPLING
-            return span, reason, True
-        return span, reason, False
+        span = self.telemetry.start_primary(self.name, self._primary_attrs)
+        if not self._has_work:
+            return span, None
+        if IN_CANDIDATE.get():
+            return span, A.DROP_NESTED
+        if kill_switch_on():
+            return span, A.DROP_DISABLED
+        if self.sample_key is not None:
+            return span, self._by_key(args, kwargs)
+        ctx = span.get_span_context()
+        if ctx.is_valid and not ctx.trace_flags.sampled:
+            return span, A.DROP_TRACE_NOT_SAMPLED  # no evidence would be stored: don't pay
+        return span, None if self.sampler.by_trace_id(ctx.trace_id) else A.DROP_SAMPLING
 
     def _by_key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
         try:
@@ -331,7 +305,7 @@ class Experiment:
     def call_sync(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], collect: bool
     ) -> tuple[Any, VariantResult | None, list[CandidateTask], list[VariantResult]]:
-        span, reason, owed = self._begin(args, kwargs)
+        span, reason = self._begin(args, kwargs)
         token = otel_context.attach(trace.set_span_in_context(span))
         started = time.perf_counter_ns()
         try:
@@ -339,25 +313,22 @@ class Experiment:
         except BaseException as exc:
             otel_context.detach(token)
             end_attrs = self._primary_failed(span, exc)
-            self._dispatch(span, reason, owed, args, kwargs, None, collect, None, end_attrs)
-            span.set_attributes(end_attrs)
-            span.end()
+            _end_primary(span, self._dispatch(span, reason, args, kwargs, None, collect, None, end_attrs)[0], end_attrs)
             raise
         elapsed = time.perf_counter_ns() - started
         otel_context.detach(token)
         end_attrs = self._primary_done(value, args, kwargs)
         tasks, dropped = self._dispatch(
-            span, reason, owed, args, kwargs, end_attrs.get(A.SHADOW_OUTPUT_HASH), collect, None, end_attrs
+            span, reason, args, kwargs, end_attrs.get(A.SHADOW_OUTPUT_HASH), collect, None, end_attrs
         )
-        span.set_attributes(end_attrs)  # one call: the SDK takes the span lock once
-        span.end()
+        _end_primary(span, tasks, end_attrs)
         main = self._main_result(value, elapsed) if collect else None
         return value, main, tasks, dropped
 
     async def call_async(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], collect: bool
     ) -> tuple[Any, VariantResult | None, list[CandidateTask], list[VariantResult]]:
-        span, reason, owed = self._begin(args, kwargs)
+        span, reason = self._begin(args, kwargs)
         token = otel_context.attach(trace.set_span_in_context(span))
         started = time.perf_counter_ns()
         loop = asyncio.get_running_loop()
@@ -366,18 +337,15 @@ class Experiment:
         except BaseException as exc:
             otel_context.detach(token)
             end_attrs = self._primary_failed(span, exc)
-            self._dispatch(span, reason, owed, args, kwargs, None, collect, loop, end_attrs)
-            span.set_attributes(end_attrs)
-            span.end()
+            _end_primary(span, self._dispatch(span, reason, args, kwargs, None, collect, loop, end_attrs)[0], end_attrs)
             raise
         elapsed = time.perf_counter_ns() - started
         otel_context.detach(token)
         end_attrs = self._primary_done(value, args, kwargs)
         tasks, dropped = self._dispatch(
-            span, reason, owed, args, kwargs, end_attrs.get(A.SHADOW_OUTPUT_HASH), collect, loop, end_attrs
+            span, reason, args, kwargs, end_attrs.get(A.SHADOW_OUTPUT_HASH), collect, loop, end_attrs
         )
-        span.set_attributes(end_attrs)
-        span.end()
+        _end_primary(span, tasks, end_attrs)
         main = self._main_result(value, elapsed) if collect else None
         return value, main, tasks, dropped
 
@@ -425,7 +393,6 @@ class Experiment:
         self,
         span: Span,
         reason: str | None,
-        owed: bool,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         primary_hash: str | None,
@@ -433,15 +400,20 @@ class Experiment:
         loop: asyncio.AbstractEventLoop | None,
         end_attrs: dict[str, Any],
     ) -> tuple[list[CandidateTask], list[VariantResult]]:
-        """Schedule the candidates (never blocking); put on ``end_attrs`` what the start attrs lack."""
+        """Schedule the candidates (never blocking); put on ``end_attrs`` what the start attrs lack.
+
+        When a candidate is scheduled, the primary span is ended by the background work that
+        picks it up first (``PrimaryEnd``, with the end time recorded here): ``span.end()`` runs
+        every span processor, and that cost leaves the caller's path. With no candidate scheduled
+        (the common, unsampled call) the caller ends the span itself.
+        """
         tasks: list[CandidateTask] = []
         dropped: list[VariantResult] = []
         if not self._has_work:
             return tasks, dropped
         try:
             if reason is not None:  # the common unsampled path: precomputed, one counter update
-                if owed:
-                    end_attrs.update(self._dropped_attrs[reason])
+                end_attrs.update(self._dropped_attrs[reason])
                 self.telemetry.count_drops(self.name, reason, len(self.candidates))
                 if collect:
                     dropped = [self._dropped_result(s, A.ROLE_CANDIDATE, reason) for s in self.candidates]
@@ -454,21 +426,32 @@ class Experiment:
             primary_ctx = span.get_span_context()
             for spec, role in work:
                 task = CandidateTask(self, spec, role, args, kwargs, primary_ctx, primary_hash, self.timeout, collect)
-                why = scheduler.submit(task) if loop is None else scheduler.submit_async(task, loop)
+                why = scheduler.admit(task)
                 if why is None:
                     tasks.append(task)
                     continue
                 reasons.append(why)
                 if collect:
                     dropped.append(self._dropped_result(spec, role, why))
-            if owed or reasons or len(tasks) != len(self.candidates):
-                end_attrs[A.SHADOW_SAMPLED] = True
-                end_attrs[A.SHADOW_CANDIDATES_SCHEDULED] = len(tasks)
-                end_attrs[A.SHADOW_CANDIDATES_DROPPED] = len(reasons)
+            end_attrs[A.SHADOW_SAMPLED] = True
+            end_attrs[A.SHADOW_CANDIDATES_SCHEDULED] = len(tasks)
+            end_attrs[A.SHADOW_CANDIDATES_DROPPED] = len(reasons)
             if reasons:
                 end_attrs[A.SHADOW_DROP_REASONS] = ",".join(sorted(set(reasons)))
                 for why in set(reasons):
                     self.telemetry.count_drops(self.name, why, reasons.count(why))
+            if tasks:
+                # The end attributes are complete: the first task to run ends the primary span,
+                # unless no worker is free to run it now (hung candidates must not delay it).
+                if loop is not None or scheduler.idle_workers:
+                    ending = PrimaryEnd(span, end_attrs, time.time_ns())
+                    for task in tasks:
+                        task.primary_end = ending
+                for task in tasks:
+                    if loop is None:
+                        scheduler.enqueue(task)
+                    else:
+                        scheduler.start_async(task, loop)
         except Exception:  # scheduling trouble must never reach the caller
             logger.debug("otel-shadow: scheduling candidates failed", exc_info=True)
         return tasks, dropped
@@ -476,6 +459,13 @@ class Experiment:
     @staticmethod
     def _dropped_result(spec: ConfigSpec, role: str, reason: str) -> VariantResult:
         return VariantResult(None, spec.id, role, A.OUTCOME_DROPPED, 0.0, drop_reason=reason, config=dict(spec.data))
+
+
+def _end_primary(span: Span, tasks: list[CandidateTask], end_attrs: dict[str, Any]) -> None:
+    """End the primary span here, unless its candidates were given that job (``PrimaryEnd``)."""
+    if not tasks or tasks[0].primary_end is None:
+        span.set_attributes(end_attrs)  # one call: the SDK takes the span lock once
+        span.end()
 
 
 class Runner(Generic[R]):

@@ -74,6 +74,7 @@ class Scheduler:
         self._async_tasks: set[asyncio.Task[None]] = set()  # strong references
         self._threads: list[threading.Thread] = []
         self._stuck = 0
+        self._idle = 0  # workers waiting for a task (changed under _lock, read without it)
         self._started = False
         self._closed = False
         self._watch_heap: list[tuple[int, int, CandidateTask]] = []
@@ -97,22 +98,42 @@ class Scheduler:
 
     def submit(self, task: CandidateTask) -> str | None:
         """Queue a sync candidate; returns None, or the reason it was dropped."""
-        reason = self._admit(task)
+        reason = self.admit(task)
         if reason is None:
-            if not self._started:
-                self._start()
-            self._queue.put(task)
+            self.enqueue(task)
         return reason
 
     def submit_async(self, task: CandidateTask, loop: asyncio.AbstractEventLoop) -> str | None:
         """Start an async candidate as a task on the caller's running loop."""
-        reason = self._admit(task)
+        reason = self.admit(task)
         if reason is None:
-            atask = loop.create_task(task.run_async())
-            task.atask = atask
-            self._async_tasks.add(atask)
-            atask.add_done_callback(self._async_done)
+            self.start_async(task, loop)
         return reason
+
+    def admit(self, task: CandidateTask) -> str | None:
+        """Reserve capacity for ``task``; None when admitted, else the drop reason.
+
+        An admitted task must then be given to ``enqueue`` (sync) or ``start_async`` (async).
+        """
+        return self._admit(task)
+
+    @property
+    def idle_workers(self) -> int:
+        """Workers waiting for a task right now (a hint: another caller may take one first)."""
+        return self._idle
+
+    def enqueue(self, task: CandidateTask) -> None:
+        """Hand an admitted sync task to the workers."""
+        if not self._started:
+            self._start()
+        self._queue.put(task)
+
+    def start_async(self, task: CandidateTask, loop: asyncio.AbstractEventLoop) -> None:
+        """Start an admitted async task on ``loop`` (held by a strong reference until done)."""
+        atask = loop.create_task(task.run_async())
+        task.atask = atask
+        self._async_tasks.add(atask)
+        atask.add_done_callback(self._async_done)
 
     # --- bookkeeping -----------------------------------------------------------------------------
     def _finished(self, task: CandidateTask) -> None:
@@ -157,8 +178,13 @@ class Scheduler:
 
     def _work(self) -> None:
         get = self._queue.get
+        lock = self._lock
         while True:
+            with lock:
+                self._idle += 1
             task = get()
+            with lock:
+                self._idle -= 1
             if task is _STOP:
                 return
             try:

@@ -84,12 +84,14 @@ class Telemetry:
 
     # --- counters -------------------------------------------------------------------------
     def count_drops(self, experiment: str, reason: str, n: int) -> None:
-        self._ensure_instruments()
+        if not self._instruments_made:
+            self._ensure_instruments()
         with self._lock:
             self._drops[(experiment, reason)] += n
 
     def count_run(self, experiment: str, role: str, outcome: str) -> None:
-        self._ensure_instruments()
+        if not self._instruments_made:
+            self._ensure_instruments()
         with self._lock:
             self._runs[(experiment, role, outcome)] += 1
 

@@ -5,17 +5,20 @@ from __future__ import annotations
 import asyncio
 import gc
 import threading
+import time
 import traceback
 from typing import Any
 
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_shadow import Config, ExperimentError, Scheduler, Shadow
 from otel_shadow import attributes as A
+from otel_shadow.core.candidate import CandidateTask, PrimaryEnd
 
 CONFIGS = [{"model": "primary"}, {"model": "candidate"}]
 
@@ -127,7 +130,13 @@ def test_a_full_queue_drops_and_counts_without_blocking(
 
     for _ in range(5):
         assert generate() == "primary"
-    primaries = spans_by_role(span_exporter)["primary"]
+    # the first primary is ended by the worker that picks up its candidate (PrimaryEnd); the
+    # others found no free worker (it hangs) and were ended by the caller at once
+    deadline = time.monotonic() + 5
+    while len(spans_by_role(span_exporter).get("primary", [])) < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    primaries = sorted(spans_by_role(span_exporter)["primary"], key=lambda s: s.start_time)
+    assert [p.end_time is not None for p in primaries] == [True] * 5
     scheduled = [p.attributes[A.SHADOW_CANDIDATES_SCHEDULED] for p in primaries]
     dropped = [p.attributes[A.SHADOW_CANDIDATES_DROPPED] for p in primaries]
     assert scheduled == [1, 1, 0, 0, 0] and dropped == [0, 0, 1, 1, 1]
@@ -515,3 +524,75 @@ def test_a_result_not_awaited_reports_its_pending_candidates_and_waits_later(
     release.set()
     (variant,) = result.wait(5)
     assert (variant.status, variant.result) == ("ok", "candidate") and result.pending == 0
+
+
+class EndRecorder(SpanProcessor):
+    """A span processor that notes which thread ended each span."""
+
+    def __init__(self) -> None:
+        self.ends: list[tuple[str, int, str]] = []  # (role, span id, thread name)
+
+    def on_end(self, span: Any) -> None:
+        self.ends.append((span.attributes.get(A.SHADOW_ROLE), span.context.span_id, threading.current_thread().name))
+
+
+def test_a_sampled_primary_span_is_ended_off_the_caller_once_with_the_callers_end_time() -> None:
+    provider = TracerProvider()
+    recorder = EndRecorder()
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(recorder)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    scheduler = Scheduler(workers=2, max_pending=8)
+    # a candidate and a replicate: two tasks share one primary, which must end exactly once
+    shadow = make_shadow(provider, scheduler, replicate_rate=1.0)
+
+    @shadow.experiment()
+    def generate(config: Config) -> str:
+        return config["model"]
+
+    @make_shadow(provider, scheduler, sample_rate=0.0).experiment()
+    def unsampled(config: Config) -> str:
+        return config["model"]
+
+    generate()  # the first call starts the workers (so it finds none idle and ends its own span)
+    assert scheduler.flush(5)
+    deadline = time.monotonic() + 5
+    while scheduler.idle_workers < 2 and time.monotonic() < deadline:  # as in a running service
+        time.sleep(0.005)
+    recorder.ends.clear()
+    exporter.clear()
+    assert generate() == "primary"
+    returned = time.time_ns()
+    assert unsampled() == "primary"
+    assert scheduler.flush(5)
+    primaries = [(sid, thread) for role, sid, thread in recorder.ends if role == A.ROLE_PRIMARY]
+    sampled_id = next(s.context.span_id for s in exporter.get_finished_spans() if s.name.endswith("generate"))
+    assert [thread for sid, thread in primaries if sid == sampled_id] == ["otel-shadow-worker"]
+    assert [thread for sid, thread in primaries if sid != sampled_id] == [threading.current_thread().name]
+    sampled = next(s for s in exporter.get_finished_spans() if s.context.span_id == sampled_id)
+    assert sampled.end_time <= returned  # the caller's end time, not the worker's
+    assert sampled.attributes[A.SHADOW_OUTCOME] == "ok" and A.SHADOW_OUTPUT_HASH in sampled.attributes
+    scheduler.shutdown(1)
+
+
+def test_a_primary_whose_candidate_is_cancelled_before_running_still_ends() -> None:
+    provider = TracerProvider()
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    scheduler = Scheduler(workers=1, max_pending=8)
+    shadow = make_shadow(provider, scheduler)
+
+    @shadow.experiment()
+    def generate(config: Config) -> str:
+        return config["model"]
+
+    exp = generate.__shadow_experiment__  # type: ignore[attr-defined]
+    span = provider.get_tracer("t").start_span("primary")
+    task = CandidateTask(exp, exp.candidates[0], A.ROLE_CANDIDATE, (), {}, span.get_span_context(), None, 5.0, False)
+    task.primary_end = PrimaryEnd(span, {A.SHADOW_OUTCOME: "ok"}, time.time_ns())
+    assert task.finish(A.OUTCOME_CANCELLED)  # e.g. shutdown before any worker took it
+    (ended,) = [s for s in exporter.get_finished_spans() if s.name == "primary"]
+    assert ended.attributes[A.SHADOW_OUTCOME] == "ok"
+    task.primary_end()  # a second caller finds it done: no second end
+    assert len([s for s in exporter.get_finished_spans() if s.name == "primary"]) == 1
+    scheduler.shutdown(1)
