@@ -44,6 +44,22 @@ def interleaved(
     return {name: np.asarray(v) for name, v in samples.items()}
 
 
+def paired_ratio(samples: dict[str, np.ndarray], case: str, base: str, block: int, q: float = 50) -> float:
+    """Median over rounds of (case's q-th percentile / base's) within the same round.
+
+    ``interleaved`` runs each case in turn, ``block`` calls at a time; comparing the two cases
+    round by round cancels the machine's drift (a shared VM's speed moves by 10-20% over seconds),
+    which a ratio of pooled percentiles does not.
+    """
+    a, b = samples[case], samples[base]
+    rounds = min(len(a), len(b)) // block
+    ratios = [
+        np.percentile(a[i * block : (i + 1) * block], q) / np.percentile(b[i * block : (i + 1) * block], q)
+        for i in range(rounds)
+    ]
+    return float(np.median(ratios))
+
+
 def pct(values: np.ndarray, q: float) -> float:
     return float(np.percentile(values, q))
 

@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from _harness import interleaved, pct, rss_mib, save
+from _harness import interleaved, paired_ratio, pct, rss_mib, save
 from otel_shadow import Config, Scheduler, Shadow
 
 
@@ -94,6 +94,9 @@ def overhead(calls: int, pause_s: float = 0.0) -> dict[str, float]:
     out["sampled_p99_ratio"] = out["sampled_p99_us"] / base99
     out["unsampled_p50_ratio"] = out["unsampled_p50_us"] / out["bare_span_u_p50_us"]
     out["unsampled_p99_ratio"] = out["unsampled_p99_us"] / out["bare_span_u_p99_us"]
+    # the same p50 ratios taken round by round (drift-free; see _harness.paired_ratio)
+    out["sampled_p50_ratio_paired"] = paired_ratio(res, "sampled", "bare_span", 500)
+    out["unsampled_p50_ratio_paired"] = paired_ratio(res, "unsampled", "bare_span_u", 500)
     scheduler.shutdown(1)
     return out
 
