@@ -195,7 +195,8 @@ class InjectionPlan:
         for slot in self.slots:
             if slot.name in kwargs or (slot.index is not None and slot.index < nargs):
                 continue  # the caller passed it: never overridden
-            out[slot.name] = slot.build(spec)
+            # a plain Config (the common case) without the extra call through build()
+            out[slot.name] = spec.fresh() if slot.kind == _KIND_CONFIG else slot.build(spec)
         return out
 
     def explain_missing(self, exc: TypeError) -> ConfigError | None:

@@ -13,7 +13,7 @@ inference key, ``suppress_instrumentation``), which would make the candidate's o
 from __future__ import annotations
 
 import threading
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -55,6 +55,7 @@ class Telemetry:
         self._meter_provider = meter_provider
         self._lock = threading.Lock()
         self._drops: Counter[tuple[str, str]] = Counter()
+        self._drop_log: deque[tuple[str, str, int]] = deque()  # not yet folded into _drops
         self._runs: Counter[tuple[str, str, str]] = Counter()
         self._instruments_made = False
 
@@ -84,10 +85,24 @@ class Telemetry:
 
     # --- counters -------------------------------------------------------------------------
     def count_drops(self, experiment: str, reason: str, n: int) -> None:
+        """Count ``n`` candidates not run. Lock-free on the caller's path: one ``deque.append``
+        (atomic), folded into the tallies when they are read or every 4096 entries."""
         if not self._instruments_made:
             self._ensure_instruments()
+        log = self._drop_log
+        log.append((experiment, reason, n))
+        if len(log) >= 4096:
+            self._fold_drops()
+
+    def _fold_drops(self) -> None:
+        log, drops = self._drop_log, self._drops
         with self._lock:
-            self._drops[(experiment, reason)] += n
+            while True:
+                try:
+                    experiment, reason, n = log.popleft()
+                except IndexError:
+                    return
+                drops[(experiment, reason)] += n
 
     def count_run(self, experiment: str, role: str, outcome: str) -> None:
         if not self._instruments_made:
@@ -97,6 +112,7 @@ class Telemetry:
 
     def tallies(self) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str, str], int]]:
         """Copies of the drop and run tallies (for tests and the self-report)."""
+        self._fold_drops()
         with self._lock:
             return dict(self._drops), dict(self._runs)
 
@@ -136,6 +152,7 @@ class Telemetry:
             )
 
     def _observe_drops(self, options: Any) -> Iterable[metrics.Observation]:
+        self._fold_drops()
         with self._lock:
             items = list(self._drops.items())
         for (experiment, reason), value in items:

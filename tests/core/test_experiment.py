@@ -596,3 +596,22 @@ def test_a_primary_whose_candidate_is_cancelled_before_running_still_ends() -> N
     task.primary_end()  # a second caller finds it done: no second end
     assert len([s for s in exporter.get_finished_spans() if s.name == "primary"]) == 1
     scheduler.shutdown(1)
+
+
+def test_drop_counts_are_exact_under_concurrent_callers() -> None:
+    """The drop counter is lock-free on the caller's path; no count may be lost or doubled."""
+    from otel_shadow.core.telemetry import Telemetry
+
+    telemetry = Telemetry(TracerProvider())
+
+    def count() -> None:
+        for _ in range(10_000):
+            telemetry.count_drops("exp", "sampling", 1)
+
+    threads = [threading.Thread(target=count) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(telemetry._drop_log) < 4096  # folded as it went, not held until read
+    assert telemetry.tallies()[0] == {("exp", "sampling"): 80_000}
