@@ -43,7 +43,7 @@ def decode_payload(body: bytes, encoding: str, source: str, shadow_only: bool) -
         rows = request_to_rows(parse_body(body, encoding), shadow_only=shadow_only)
     except DecodeError as exc:
         raise PermanentError(f"body is not a valid OTLP protobuf ExportTraceServiceRequest: {exc}") from exc
-    return Prepared(rows, batch_id_of(body), source, len(body), rows.skipped)
+    return Prepared(rows, batch_id_of(body), source, len(body))
 
 
 class DecodePool:

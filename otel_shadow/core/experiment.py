@@ -226,7 +226,6 @@ class Experiment:
             for role in (A.ROLE_PRIMARY, A.ROLE_CANDIDATE, A.ROLE_REPLICATE):
                 self._attrs[(spec.id, role)] = self._make_attrs(spec, role)
         self._primary_attrs = self._attrs[(self.primary.id, A.ROLE_PRIMARY)]
-        self._start_span = self.telemetry.tracer.start_span  # the primary span (kind INTERNAL)
         n = len(self.candidates)
         self._has_work = bool(self.candidates) or shadow.replicate_rate > 0.0
         self._dropped_attrs = {
@@ -281,7 +280,7 @@ class Experiment:
         The decision is taken from the span's own trace id (a child span shares its parent's) and
         goes on the span with its end attributes, in the one ``set_attributes`` call made anyway.
         """
-        span = self._start_span(self.name, attributes=self._primary_attrs)
+        span = self.telemetry.start_span(self.name, attributes=self._primary_attrs)
         if not self._has_work:
             return span, None
         if IN_CANDIDATE.get():
@@ -322,9 +321,7 @@ class Experiment:
         tasks, dropped = self._dispatch(
             span, reason, args, kwargs, end_attrs.get(A.SHADOW_OUTPUT_HASH), collect, None, end_attrs
         )
-        if not tasks or tasks[0].primary_end is None:  # inline _end_primary: the hot path
-            span.set_attributes(end_attrs)
-            span.end()
+        _end_primary(span, tasks, end_attrs)
         main = self._main_result(value, elapsed) if collect else None
         return value, main, tasks, dropped
 
@@ -348,9 +345,7 @@ class Experiment:
         tasks, dropped = self._dispatch(
             span, reason, args, kwargs, end_attrs.get(A.SHADOW_OUTPUT_HASH), collect, loop, end_attrs
         )
-        if not tasks or tasks[0].primary_end is None:  # inline _end_primary: the hot path
-            span.set_attributes(end_attrs)
-            span.end()
+        _end_primary(span, tasks, end_attrs)
         main = self._main_result(value, elapsed) if collect else None
         return value, main, tasks, dropped
 

@@ -82,8 +82,11 @@ class Scheduler:
         self._seq = itertools.count()
 
     # --- submitting (the caller's path) -------------------------------------------------------
-    def _admit(self, task: CandidateTask) -> str | None:
-        """Reserve capacity; None when admitted, else the drop reason."""
+    def admit(self, task: CandidateTask) -> str | None:
+        """Reserve capacity for ``task``; None when admitted, else the drop reason.
+
+        An admitted task must then be given to ``enqueue`` (sync) or ``start_async`` (async).
+        """
         if self._pid != os.getpid():
             self._after_fork()
         with self._lock:
@@ -109,13 +112,6 @@ class Scheduler:
         if reason is None:
             self.start_async(task, loop)
         return reason
-
-    def admit(self, task: CandidateTask) -> str | None:
-        """Reserve capacity for ``task``; None when admitted, else the drop reason.
-
-        An admitted task must then be given to ``enqueue`` (sync) or ``start_async`` (async).
-        """
-        return self._admit(task)
 
     @property
     def idle_workers(self) -> int:

@@ -111,7 +111,7 @@ class Rows:
     events: pa.Table
     rejected: int
     errors: tuple[str, ...]
-    received: int = 0  # spans in the request, stored or not
+    received: int  # spans in the request, stored or not
 
     @property
     def span_count(self) -> int:

@@ -64,7 +64,6 @@ class Prepared:
     batch_id: int
     source: str
     size: int
-    skipped: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +130,7 @@ class Writer:
         elif payload is None:
             payload = request.SerializeToString(deterministic=True)
         rows = request_to_rows(payload, shadow_only=self.shadow_only)
-        return Prepared(rows, batch_id_of(payload), source, len(payload), rows.skipped)
+        return Prepared(rows, batch_id_of(payload), source, len(payload))
 
     def write(
         self,
@@ -177,7 +176,7 @@ class Writer:
                             "links": [p.rows.links.num_rows for p in fresh],
                             "events": [p.rows.events.num_rows for p in fresh],
                             "rejected": [p.rows.rejected for p in fresh],
-                            "skipped": [p.skipped for p in fresh],
+                            "skipped": [p.rows.skipped for p in fresh],
                             "bytes": [p.size for p in fresh],
                         }
                     )
@@ -205,7 +204,7 @@ class Writer:
                     p.batch_id,
                     p.rows.span_count if id(p) in fresh_ids else 0,
                     p.rows.rejected,
-                    p.skipped,
+                    p.rows.skipped,
                     id(p) not in fresh_ids,
                     p.rows.errors,
                     elapsed,

@@ -13,7 +13,6 @@ import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_shadow import Config, ExperimentError, Scheduler, Shadow
@@ -432,7 +431,12 @@ async def test_async_candidates_are_tasks_on_the_callers_loop(
     assert "candidate" not in loops  # scheduled, not awaited by the caller
     assert await scheduler.aflush(5)
     assert loops["candidate"] is asyncio.get_running_loop() is loops["primary"]
-    assert spans_by_role(span_exporter)["candidate"][0].attributes[A.SHADOW_OUTCOME] == "ok"
+    roles = spans_by_role(span_exporter)
+    assert roles["candidate"][0].attributes[A.SHADOW_OUTCOME] == "ok"
+    # the primary span was ended by its candidate's task (PrimaryEnd), complete
+    (primary,) = roles["primary"]
+    assert primary.attributes[A.SHADOW_OUTCOME] == "ok" and primary.attributes[A.SHADOW_CANDIDATES_SCHEDULED] == 1
+    assert primary.end_time <= roles["candidate"][0].start_time
 
 
 async def test_async_timeouts_errors_and_await_variants(
@@ -536,66 +540,72 @@ class EndRecorder(SpanProcessor):
         self.ends.append((span.attributes.get(A.SHADOW_ROLE), span.context.span_id, threading.current_thread().name))
 
 
-def test_a_sampled_primary_span_is_ended_off_the_caller_once_with_the_callers_end_time() -> None:
-    provider = TracerProvider()
+def test_a_sampled_primary_span_is_ended_off_the_caller_once_with_the_callers_end_time(
+    tracer_provider: TracerProvider, span_exporter: InMemorySpanExporter
+) -> None:
     recorder = EndRecorder()
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(recorder)
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer_provider.add_span_processor(recorder)
     scheduler = Scheduler(workers=2, max_pending=8)
     # a candidate and a replicate: two tasks share one primary, which must end exactly once
-    shadow = make_shadow(provider, scheduler, replicate_rate=1.0)
+    shadow = make_shadow(tracer_provider, scheduler, replicate_rate=1.0)
 
     @shadow.experiment()
-    def generate(config: Config) -> str:
+    def generate(fail: bool, config: Config) -> str:
+        if fail and config["model"] == "primary":
+            raise PrimaryBoom("primary failed")
         return config["model"]
 
-    @make_shadow(provider, scheduler, sample_rate=0.0).experiment()
+    @make_shadow(tracer_provider, scheduler, sample_rate=0.0).experiment()
     def unsampled(config: Config) -> str:
         return config["model"]
 
-    generate()  # the first call starts the workers (so it finds none idle and ends its own span)
-    assert scheduler.flush(5)
-    deadline = time.monotonic() + 5
-    while scheduler.idle_workers < 2 and time.monotonic() < deadline:  # as in a running service
-        time.sleep(0.005)
+    def wait_for_idle_workers() -> None:  # as in a running service, between requests
+        assert scheduler.flush(5)
+        deadline = time.monotonic() + 5
+        while scheduler.idle_workers < 2 and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    generate(False)  # the first call starts the workers (so it finds none idle and ends its own span)
+    wait_for_idle_workers()
     recorder.ends.clear()
-    exporter.clear()
-    assert generate() == "primary"
+    span_exporter.clear()
+    assert generate(False) == "primary"
     returned = time.time_ns()
     assert unsampled() == "primary"
+    wait_for_idle_workers()
+    with pytest.raises(PrimaryBoom):
+        generate(True)
     assert scheduler.flush(5)
-    primaries = [(sid, thread) for role, sid, thread in recorder.ends if role == A.ROLE_PRIMARY]
-    sampled_id = next(s.context.span_id for s in exporter.get_finished_spans() if s.name.endswith("generate"))
-    assert [thread for sid, thread in primaries if sid == sampled_id] == ["otel-shadow-worker"]
-    assert [thread for sid, thread in primaries if sid != sampled_id] == [threading.current_thread().name]
-    sampled = next(s for s in exporter.get_finished_spans() if s.context.span_id == sampled_id)
-    assert sampled.end_time <= returned  # the caller's end time, not the worker's
-    assert sampled.attributes[A.SHADOW_OUTCOME] == "ok" and A.SHADOW_OUTPUT_HASH in sampled.attributes
+
+    ended_by = {sid: thread for role, sid, thread in recorder.ends if role == A.ROLE_PRIMARY}
+    assert len([r for r in recorder.ends if r[0] == A.ROLE_PRIMARY]) == 3  # each primary once
+    primaries = sorted(spans_by_role(span_exporter)["primary"], key=lambda s: s.start_time)
+    ok, plain, failed = primaries
+    assert ended_by[ok.context.span_id] == ended_by[failed.context.span_id] == "otel-shadow-worker"
+    assert ended_by[plain.context.span_id] == threading.current_thread().name  # unsampled: the caller
+    assert ok.end_time <= returned  # the caller's end time, not the worker's
+    assert ok.attributes[A.SHADOW_OUTCOME] == "ok" and A.SHADOW_OUTPUT_HASH in ok.attributes
+    assert ok.attributes[A.SHADOW_CANDIDATES_SCHEDULED] == 2 and ok.attributes[A.SHADOW_SAMPLED] is True  # + replicate
+    assert failed.attributes[A.SHADOW_OUTCOME] == "error" and failed.status.status_code.name == "ERROR"
     scheduler.shutdown(1)
 
 
-def test_a_primary_whose_candidate_is_cancelled_before_running_still_ends() -> None:
-    provider = TracerProvider()
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    scheduler = Scheduler(workers=1, max_pending=8)
-    shadow = make_shadow(provider, scheduler)
-
-    @shadow.experiment()
+def test_a_primary_whose_candidate_is_cancelled_before_running_still_ends(
+    tracer_provider: TracerProvider, span_exporter: InMemorySpanExporter, scheduler: Scheduler
+) -> None:
+    @make_shadow(tracer_provider, scheduler).experiment()
     def generate(config: Config) -> str:
         return config["model"]
 
     exp = generate.__shadow_experiment__  # type: ignore[attr-defined]
-    span = provider.get_tracer("t").start_span("primary")
+    span = tracer_provider.get_tracer("t").start_span("primary")
     task = CandidateTask(exp, exp.candidates[0], A.ROLE_CANDIDATE, (), {}, span.get_span_context(), None, 5.0, False)
     task.primary_end = PrimaryEnd(span, {A.SHADOW_OUTCOME: "ok"}, time.time_ns())
     assert task.finish(A.OUTCOME_CANCELLED)  # e.g. shutdown before any worker took it
-    (ended,) = [s for s in exporter.get_finished_spans() if s.name == "primary"]
+    (ended,) = [s for s in span_exporter.get_finished_spans() if s.name == "primary"]
     assert ended.attributes[A.SHADOW_OUTCOME] == "ok"
     task.primary_end()  # a second caller finds it done: no second end
-    assert len([s for s in exporter.get_finished_spans() if s.name == "primary"]) == 1
-    scheduler.shutdown(1)
+    assert len([s for s in span_exporter.get_finished_spans() if s.name == "primary"]) == 1
 
 
 def test_drop_counts_are_exact_under_concurrent_callers() -> None:
