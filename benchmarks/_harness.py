@@ -20,12 +20,19 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def interleaved(
-    cases: dict[str, Callable[[], Any]], calls: int, block: int = 500, warmup: int = 500, pause_s: float = 0.0
+    cases: dict[str, Callable[[], Any]],
+    calls: int,
+    block: int = 500,
+    warmup: int = 500,
+    pause_s: float = 0.0,
+    between: Callable[[], Any] | None = None,
 ) -> dict[str, np.ndarray]:
     """Per-call wall times (µs) for each case, measured in alternating blocks.
 
     ``pause_s`` sleeps between calls (untimed), as a service does between requests or while its
     request waits on I/O: background work then runs in the pause instead of beside the caller.
+    ``between`` runs (untimed) after every block, e.g. to drain the background work a case left
+    behind, so that it is not charged to the case measured next.
     """
     for fn in cases.values():
         for _ in range(warmup):
@@ -41,6 +48,8 @@ def interleaved(
                 out.append((clock() - t0) / 1000)
                 if pause_s:
                     time.sleep(pause_s)
+            if between is not None:
+                between()
     return {name: np.asarray(v) for name, v in samples.items()}
 
 

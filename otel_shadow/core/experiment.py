@@ -27,7 +27,7 @@ from typing import Any, Generic, TypeVar
 
 from opentelemetry import metrics, trace
 from opentelemetry import context as otel_context
-from opentelemetry.trace import Span, Status, StatusCode
+from opentelemetry.trace import Span, SpanContext, Status, StatusCode
 
 from .. import attributes as A
 from ..environment_variables import (
@@ -55,6 +55,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 R = TypeVar("R")
 
 _EXPERIMENT_ATTR = "__shadow_experiment__"
+_LOW_64 = (1 << 64) - 1
 
 
 class Shadow:
@@ -212,6 +213,7 @@ class Experiment:
         self.is_async = inspect.iscoroutinefunction(fn)
         self.plan = InjectionPlan(fn, shadow.specs)
         self.sampler = Sampler(sample_rate, self.name)
+        self._threshold = self.sampler.threshold  # a trace id's low 64 bits below it: sampled
         self.sample_key = sample_key
         if timeout <= 0:
             raise ConfigError(f"timeout must be positive seconds; got {timeout!r}")
@@ -277,22 +279,38 @@ class Experiment:
     def _begin(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Span, str | None]:
         """Start the primary span and decide sampling; returns (span, drop reason or None).
 
-        The decision is taken from the span's own trace id (a child span shares its parent's) and
-        goes on the span with its end attributes, in the one ``set_attributes`` call made anyway.
+        The decision is taken from the span's own trace id (a child span shares its parent's).
+        The cheapest test goes first: the rate, on the trace id, answers most calls (the
+        unsampled ones) with one comparison; a call the rate keeps is then checked against the
+        trace's own sampling, a surrounding candidate, and the kill switch. The drop reason is
+        the first test that dropped the call, so ``disabled`` counts the candidates the kill
+        switch actually stopped. With a ``sample_key`` (user code, maybe costly) the cheap
+        checks go first instead.
         """
         span = self.telemetry.start_span(self.name, attributes=self._primary_attrs)
         if not self._has_work:
             return span, None
-        if IN_CANDIDATE.get():
-            return span, A.DROP_NESTED
-        if kill_switch_on():
-            return span, A.DROP_DISABLED
         if self.sample_key is not None:
-            return span, self._by_key(args, kwargs)
+            return span, self._guards(None) or self._by_key(args, kwargs)
         ctx = span.get_span_context()
-        if ctx.is_valid and not ctx.trace_flags.sampled:
-            return span, A.DROP_TRACE_NOT_SAMPLED  # no evidence would be stored: don't pay
-        return span, None if self.sampler.by_trace_id(ctx.trace_id) else A.DROP_SAMPLING
+        trace_id = ctx.trace_id
+        if trace_id:  # a real trace: the rate on its id (random ids: uniform)
+            if (trace_id & _LOW_64) >= self._threshold:
+                return span, A.DROP_SAMPLING
+        elif not self.sampler.by_trace_id(0):  # no tracing configured: the sampler draws
+            return span, A.DROP_SAMPLING
+        return span, self._guards(ctx)
+
+    @staticmethod
+    def _guards(ctx: SpanContext | None) -> str | None:
+        """Why a call the rate would keep gets no candidates anyway, or None."""
+        if ctx is not None and ctx.is_valid and not ctx.trace_flags.sampled:
+            return A.DROP_TRACE_NOT_SAMPLED  # no evidence would be stored: don't pay
+        if IN_CANDIDATE.get():
+            return A.DROP_NESTED
+        if kill_switch_on():
+            return A.DROP_DISABLED
+        return None
 
     def _by_key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
         try:
@@ -307,7 +325,7 @@ class Experiment:
     ) -> tuple[Any, VariantResult | None, list[CandidateTask], list[VariantResult]]:
         span, reason = self._begin(args, kwargs)
         token = otel_context.attach(trace.set_span_in_context(span))
-        started = time.perf_counter_ns()
+        started = time.perf_counter_ns() if collect else 0  # timed only for a ShadowResult
         try:
             value = self.fn(*args, **self.plan.apply(self.primary, args, kwargs))
         except BaseException as exc:
@@ -315,7 +333,7 @@ class Experiment:
             end_attrs = self._primary_failed(span, exc)
             _end_primary(span, self._dispatch(span, reason, args, kwargs, None, collect, None, end_attrs)[0], end_attrs)
             raise
-        elapsed = time.perf_counter_ns() - started
+        elapsed = time.perf_counter_ns() - started if collect else 0
         otel_context.detach(token)
         end_attrs = self._primary_done(value, args, kwargs)
         tasks, dropped = self._dispatch(
@@ -330,7 +348,7 @@ class Experiment:
     ) -> tuple[Any, VariantResult | None, list[CandidateTask], list[VariantResult]]:
         span, reason = self._begin(args, kwargs)
         token = otel_context.attach(trace.set_span_in_context(span))
-        started = time.perf_counter_ns()
+        started = time.perf_counter_ns() if collect else 0  # timed only for a ShadowResult
         loop = asyncio.get_running_loop()
         try:
             value = await self.fn(*args, **self.plan.apply(self.primary, args, kwargs))
@@ -339,7 +357,7 @@ class Experiment:
             end_attrs = self._primary_failed(span, exc)
             _end_primary(span, self._dispatch(span, reason, args, kwargs, None, collect, loop, end_attrs)[0], end_attrs)
             raise
-        elapsed = time.perf_counter_ns() - started
+        elapsed = time.perf_counter_ns() - started if collect else 0
         otel_context.detach(token)
         end_attrs = self._primary_done(value, args, kwargs)
         tasks, dropped = self._dispatch(

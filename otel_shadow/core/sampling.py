@@ -42,7 +42,7 @@ def _reset_kill_switch_cache() -> None:
 class Sampler:
     """Decide, per call, whether this experiment's candidates run."""
 
-    __slots__ = ("rate", "_threshold", "_salt")
+    __slots__ = ("rate", "threshold", "_salt")
 
     def __init__(self, rate: float, salt: str) -> None:
         if not 0.0 <= rate <= 1.0:
@@ -50,24 +50,24 @@ class Sampler:
 
             raise ConfigError(f"sample_rate {rate!r} is outside 0.0–1.0; use 0.1 to shadow 10% of calls")
         self.rate = rate
-        self._threshold = int(rate * _SCALE)
+        self.threshold = int(rate * _SCALE)
         self._salt = salt.encode()
 
     def by_trace_id(self, trace_id: int) -> bool:
         """Keep when the low 64 bits of the trace id fall under the rate (random ids: uniform)."""
-        if self._threshold >= _SCALE:
+        if self.threshold >= _SCALE:
             return True
-        if self._threshold == 0:
+        if self.threshold == 0:
             return False
         if trace_id == 0:  # no tracing configured: no id to be consistent with
             return random.random() < self.rate
-        return (trace_id & _MASK) < self._threshold
+        return (trace_id & _MASK) < self.threshold
 
     def by_key(self, key: Any) -> bool:
         """Keep when the salted hash of ``key`` falls under the rate: the same key, the same answer."""
-        if self._threshold >= _SCALE:
+        if self.threshold >= _SCALE:
             return True
-        if self._threshold == 0:
+        if self.threshold == 0:
             return False
         digest = hashlib.blake2b(str(key).encode(), digest_size=8, key=self._salt[:64]).digest()
-        return int.from_bytes(digest, "big") < self._threshold
+        return int.from_bytes(digest, "big") < self.threshold

@@ -238,6 +238,44 @@ def test_kill_switch_turns_every_candidate_off(
     assert "candidate" not in spans_by_role(span_exporter)
 
 
+def test_the_kill_switch_is_counted_only_for_calls_the_rate_kept(
+    monkeypatch: pytest.MonkeyPatch,
+    tracer_provider: TracerProvider,
+    span_exporter: InMemorySpanExporter,
+    scheduler: Scheduler,
+) -> None:
+    """The rate is tested first: ``disabled`` counts the candidates the kill switch stopped."""
+    from otel_shadow.core import sampling
+
+    shadow = make_shadow(tracer_provider, scheduler, sample_rate=0.5)
+
+    @shadow.experiment()
+    def generate(config: Config) -> str:
+        return config["model"]
+
+    monkeypatch.setenv("OTEL_SHADOW_DISABLED", "true")
+    sampling._reset_kill_switch_cache()
+    tracer = tracer_provider.get_tracer("test")
+    for _ in range(100):
+        with tracer.start_as_current_span("request"):
+            generate()
+    reasons = [p.attributes[A.SHADOW_DROP_REASONS] for p in spans_by_role(span_exporter)["primary"]]
+    assert "candidate" not in spans_by_role(span_exporter)
+    assert set(reasons) == {"sampling", "disabled"}
+    assert 25 < reasons.count("disabled") < 75  # about half: the calls the rate would have kept
+
+
+def test_output_fingerprints_are_xxh3_64_of_the_utf8_text() -> None:
+    """The algorithm is part of the span contract: any SDK (any language) can compute it."""
+    from otel_shadow.core.content import fingerprint
+
+    assert fingerprint("") == ("2d06800538d394c2", 0)  # XXH3-64 of no bytes (the reference vector)
+    assert fingerprint("héllo")[1] == 5
+    assert fingerprint("héllo")[0] == fingerprint(b"h\xc3\xa9llo")[0]  # the UTF-8 text is hashed
+    assert fingerprint({"b": 1, "a": [1, 2]}) == fingerprint({"a": [1, 2], "b": 1})  # canonical JSON
+    assert fingerprint("a")[0] != fingerprint("b")[0]
+
+
 def test_no_shadow_of_a_shadow(
     tracer_provider: TracerProvider, span_exporter: InMemorySpanExporter, scheduler: Scheduler
 ) -> None:
