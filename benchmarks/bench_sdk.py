@@ -133,7 +133,12 @@ def isolation(calls: int) -> dict[str, float]:
         return call, scheduler
 
     cases = {kind: make(kind) for kind in ("none", "slow", "raising", "hanging")}
-    res = interleaved({k: v[0] for k, v in cases.items()}, calls, block=100, warmup=50)
+
+    def settle() -> None:  # untimed: a kind's leftover candidates (a slow backlog, hung ones timing
+        for _, scheduler in cases.values():  # out) must not land in the next kind's block
+            scheduler.flush(5)
+
+    res = interleaved({k: v[0] for k, v in cases.items()}, calls, block=500, warmup=50, between=settle)
     release.set()
     for kind, values in res.items():
         out[f"{kind}_p50_us"] = pct(values, 50)
@@ -141,6 +146,8 @@ def isolation(calls: int) -> dict[str, float]:
     for kind in ("slow", "raising", "hanging"):
         out[f"{kind}_p99_ratio"] = out[f"{kind}_p99_us"] / out["none_p99_us"]
         out[f"{kind}_p50_ratio"] = out[f"{kind}_p50_us"] / out["none_p50_us"]
+        # round by round (each kind's block against the no-candidate block of the same round)
+        out[f"{kind}_p99_ratio_paired"] = paired_ratio(res, kind, "none", 500, q=99)
     for _, scheduler in cases.values():
         scheduler.shutdown(1)
     return out

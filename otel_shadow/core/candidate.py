@@ -22,6 +22,7 @@ from opentelemetry.trace import Span, SpanContext, Status, StatusCode
 from .. import attributes as A
 from .content import fingerprint, render_content
 from .observation import ErrorInfo, VariantResult
+from .stacktrace import record_exception
 from .telemetry import candidate_context
 
 if TYPE_CHECKING:
@@ -274,26 +275,27 @@ class CandidateTask(ScheduledTask):
             start_wall = time.time_ns() - (now - self.enqueued_ns)
             self.span = exp.telemetry.start_candidate(exp.name, self.primary, attrs, start_time=start_wall)
         span = self.span
+        attrs: dict[str, Any] = {A.SHADOW_OUTCOME: outcome}  # set in one call: one lock, one pass
         if exc is not None:
             error = ErrorInfo.of(exc)
-            span.record_exception(exc)
-            span.set_attribute(A.ERROR_TYPE, type(exc).__qualname__)
+            record_exception(span, exc)
+            attrs[A.ERROR_TYPE] = type(exc).__qualname__
         error = self._outcome_error(outcome, error)
         if outcome == A.OUTCOME_TIMEOUT:
-            span.set_attribute(A.ERROR_TYPE, "timeout")
-        span.set_attribute(A.SHADOW_OUTCOME, outcome)
+            attrs[A.ERROR_TYPE] = "timeout"
         if outcome == A.OUTCOME_OK:
             digest, length = fingerprint(value)
-            span.set_attribute(A.SHADOW_OUTPUT_HASH, digest)
-            span.set_attribute(A.SHADOW_OUTPUT_LENGTH, length)
+            attrs[A.SHADOW_OUTPUT_HASH] = digest
+            attrs[A.SHADOW_OUTPUT_LENGTH] = length
             if self.primary_hash is not None:
-                span.set_attribute(A.SHADOW_OUTPUT_MATCH, digest == self.primary_hash)
+                attrs[A.SHADOW_OUTPUT_MATCH] = digest == self.primary_hash
             if exp.capture_content:
-                span.set_attribute(A.SHADOW_OUTPUT, render_content(value, exp.redact))
+                attrs[A.SHADOW_OUTPUT] = render_content(value, exp.redact)
         else:
             span.set_status(Status(StatusCode.ERROR, error.message if error else outcome))
         if exp.capture_content:
-            span.set_attribute(A.SHADOW_INPUT, render_content({"args": self.args, "kwargs": self.kwargs}, exp.redact))
+            attrs[A.SHADOW_INPUT] = render_content({"args": self.args, "kwargs": self.kwargs}, exp.redact)
+        span.set_attributes(attrs)
         span.end()
         exp.telemetry.count_run(exp.name, self.role, outcome)
         self.result = VariantResult(

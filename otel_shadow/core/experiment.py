@@ -45,6 +45,7 @@ from .injection import InjectionPlan
 from .observation import ShadowResult, VariantResult
 from .sampling import Sampler, kill_switch_on
 from .scheduler import Scheduler, default_scheduler
+from .stacktrace import record_exception
 from .telemetry import Telemetry
 
 __all__ = ["Experiment", "Runner", "AsyncRunner", "Shadow"]
@@ -396,7 +397,7 @@ class Experiment:
 
     def _primary_failed(self, span: Span, exc: BaseException) -> dict[str, Any]:
         try:
-            span.record_exception(exc)
+            record_exception(span, exc)
             span.set_status(Status(StatusCode.ERROR, str(exc)))
             if isinstance(exc, TypeError):
                 hint = self.plan.explain_missing(exc)
@@ -420,9 +421,9 @@ class Experiment:
     ) -> tuple[list[CandidateTask], list[VariantResult]]:
         """Schedule the candidates (never blocking); put on ``end_attrs`` what the start attrs lack.
 
-        When a candidate is scheduled, the primary span is ended by the background work that
-        picks it up first (``PrimaryEnd``, with the end time recorded here): ``span.end()`` runs
-        every span processor, and that cost leaves the caller's path. With no candidate scheduled
+        When a candidate is scheduled, the primary span is ended in the background (``PrimaryEnd``,
+        with the end time recorded here, see ``Scheduler.defer``): ``span.end()`` runs every span
+        processor, and that cost leaves the caller's path. With no candidate scheduled
         (the common, unsampled call) the caller ends the span itself.
         """
         tasks: list[CandidateTask] = []
@@ -459,10 +460,12 @@ class Experiment:
                 for why in set(reasons):
                     self.telemetry.count_drops(self.name, why, reasons.count(why))
             if tasks:
-                # The end attributes are complete: the first task to run ends the primary span,
-                # unless no worker is free to run it now (hung candidates must not delay it).
-                if loop is not None or scheduler.idle_workers:
-                    ending = PrimaryEnd(span, end_attrs, time.time_ns())
+                # The end attributes are complete: the primary span is ended off the caller's path
+                # by a free worker (before its next task) or by the first of its tasks to run,
+                # whichever comes first. With no worker free (busy, or hung on candidates) the
+                # caller ends it: a backlog or a hung candidate must not delay it.
+                ending = PrimaryEnd(span, end_attrs, time.time_ns())
+                if loop is not None or scheduler.defer(ending):
                     for task in tasks:
                         task.primary_end = ending
                 for task in tasks:

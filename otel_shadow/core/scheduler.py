@@ -16,11 +16,20 @@ Design choices, each for the primary's sake:
 * At interpreter exit (before OpenTelemetry's own exit handlers, so spans still export) pending
   candidates get ``exit_grace`` seconds; whatever is left is recorded as ``cancelled``.
 * After ``fork`` the child starts with an empty pool (the parent finishes its own candidates).
+* Background work yields to the callers. When candidates are queued behind the one a worker just
+  finished, the process is busier than its workers: the worker sleeps for a moment (a blocking call,
+  so the GIL goes to whichever caller is waiting for it) before taking the next. Without this, a
+  worker that got the GIL keeps it for a whole switch interval (5 ms) while the callers wait; with
+  it, a caller waits at most for one candidate's bookkeeping. Under sustained overload the queue
+  then fills and candidates are dropped and counted, as the cap intends, instead of slowing callers.
+* ``defer`` hands small jobs (ending a primary span) to a worker that is free right now; workers
+  run them before taking a task and after waking, so they never wait behind queued candidates.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import heapq
 import itertools
 import logging
@@ -29,6 +38,7 @@ import queue
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 from .. import attributes as A
@@ -47,6 +57,10 @@ __all__ = ["Scheduler", "default_scheduler"]
 logger = logging.getLogger("otel_shadow")
 
 _STOP = object()
+_YIELD_S = 1e-6  # any blocking sleep hands the GIL over; the kernel's timer slack makes it ~50-60 µs
+_YIELD_MAX_S = 0.02  # the longest a worker backs off while the callers keep the GIL busy
+_GIL_BUSY_S = 0.001  # getting the GIL back took longer than this after a yield: the callers are busy
+_DEFERRED_PER_TURN = 8  # deferred jobs a worker runs per turn (each ~10 µs): a bounded burst
 _schedulers: weakref.WeakSet[Scheduler] = weakref.WeakSet()
 
 
@@ -74,7 +88,8 @@ class Scheduler:
         self._async_tasks: set[asyncio.Task[None]] = set()  # strong references
         self._threads: list[threading.Thread] = []
         self._stuck = 0
-        self._idle = 0  # workers waiting for a task (changed under _lock, read without it)
+        self._idle = 0  # workers waiting for a task or yielding (changed under _lock, read without it)
+        self._deferred: collections.deque[Callable[[], None]] = collections.deque()
         self._started = False
         self._closed = False
         self._watch_heap: list[tuple[int, int, CandidateTask]] = []
@@ -115,8 +130,33 @@ class Scheduler:
 
     @property
     def idle_workers(self) -> int:
-        """Workers waiting for a task right now (a hint: another caller may take one first)."""
+        """Workers waiting for a task or yielding right now (a hint: a caller may take one first)."""
         return self._idle
+
+    def defer(self, job: Callable[[], None]) -> bool:
+        """Have a free worker run ``job`` soon (before its next task); False when none is free.
+
+        For small bookkeeping the caller should not pay for, such as ending a primary span. A job
+        must be safe to run twice or more (its owner may run it too, e.g. ``PrimaryEnd``): it stays
+        in the deque if every worker gets busy first, until one comes round again.
+        """
+        if not self._idle:
+            return False
+        self._deferred.append(job)
+        return True
+
+    def _run_deferred(self, limit: int = _DEFERRED_PER_TURN) -> None:
+        """Run up to ``limit`` deferred jobs (a bounded burst: a caller may be waiting for the GIL)."""
+        deferred = self._deferred
+        for _ in range(limit):
+            try:
+                job = deferred.popleft()
+            except IndexError:  # another worker took the last one
+                return
+            try:
+                job()
+            except Exception:  # pragma: no cover - jobs handle their own errors
+                logger.debug("otel-shadow: deferred job failed", exc_info=True)
 
     def enqueue(self, task: CandidateTask) -> None:
         """Hand an admitted sync task to the workers."""
@@ -175,12 +215,18 @@ class Scheduler:
     def _work(self) -> None:
         get = self._queue.get
         lock = self._lock
+        backlog = False
+        pause = _YIELD_S
         while True:
             with lock:
                 self._idle += 1
+            if backlog:  # candidates queued behind the last one: the callers go first (see above)
+                pause = self._yield(pause)
+            self._run_deferred()
             task = get()
             with lock:
                 self._idle -= 1
+            self._run_deferred()  # jobs handed over while this worker was free
             if task is _STOP:
                 return
             try:
@@ -193,6 +239,21 @@ class Scheduler:
                 with self._lock:
                     self._stuck -= 1
                 return
+            backlog = not self._queue.empty()
+
+    @staticmethod
+    def _yield(pause: float) -> float:
+        """Sleep ``pause`` (the GIL goes to a waiting caller); return the next pause.
+
+        How long the GIL took to come back says how busy the callers are: if they kept it (a
+        CPU-bound caller gives it up only when the interpreter forces it, every 5 ms), the next
+        pause doubles, up to 20 ms, so the worker asks for the GIL less often; otherwise it resets.
+        """
+        started = time.perf_counter()
+        time.sleep(pause)
+        if time.perf_counter() - started - pause > _GIL_BUSY_S:
+            return min(pause * 2 if pause > _YIELD_S else 0.001, _YIELD_MAX_S)
+        return _YIELD_S
 
     def _watch(self, task: CandidateTask) -> None:
         deadline = task.started_ns + int(task.timeout * 1e9)

@@ -43,6 +43,7 @@ from ..core.content import fingerprint
 from ..core.observation import ErrorInfo, VariantResult
 from ..core.sampling import Sampler, kill_switch_on
 from ..core.scheduler import Scheduler, default_scheduler
+from ..core.stacktrace import record_exception
 from ..core.telemetry import Telemetry, candidate_context
 from ..environment_variables import OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT, OTEL_SHADOW_CONFIG
 from ._genai import ADAPTERS, DEFAULT_OPERATION, Accumulator, Adapter, Info, unwrap_raw
@@ -382,7 +383,7 @@ class PrimaryCall:
                 attrs[A.SHADOW_OUTCOME] = A.OUTCOME_ERROR
                 attrs[A.ERROR_TYPE] = type(error).__qualname__
                 if self.owned:
-                    span.record_exception(error)
+                    record_exception(span, error)
                     span.set_status(Status(StatusCode.ERROR, str(error)))
             elif info is not None and not info.complete:
                 attrs[A.SHADOW_OUTCOME] = A.OUTCOME_CANCELLED  # the user closed the stream early
@@ -611,7 +612,7 @@ class LLMCandidateTask(ScheduledTask):
         attrs: dict[str, Any] = {A.SHADOW_OUTCOME: outcome}
         if exc is not None:
             error = ErrorInfo.of(exc)
-            span.record_exception(exc)
+            record_exception(span, exc)
             attrs[A.ERROR_TYPE] = type(exc).__qualname__
         error = self._outcome_error(outcome, error)
         if outcome == A.OUTCOME_TIMEOUT:

@@ -1,0 +1,92 @@
+"""The scheduler's manners: deferred bookkeeping runs on a free worker; busy callers go first."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from opentelemetry.sdk.trace import TracerProvider
+
+from otel_shadow import Config, Scheduler, Shadow
+from otel_shadow.core import scheduler as scheduler_module
+
+
+def _wait_idle(scheduler: Scheduler, n: int) -> None:
+    deadline = time.monotonic() + 5
+    while scheduler.idle_workers < n and time.monotonic() < deadline:
+        time.sleep(0.002)
+    assert scheduler.idle_workers == n
+
+
+def test_a_deferred_job_runs_on_a_free_worker_before_its_next_candidate(tracer_provider: TracerProvider) -> None:
+    scheduler = Scheduler(workers=1, max_pending=8)
+    order: list[tuple[str, str]] = []
+    shadow = Shadow([{"model": "p"}, {"model": "c"}], tracer_provider=tracer_provider, scheduler=scheduler)
+
+    @shadow.experiment()
+    def generate(config: Config) -> str:
+        if config["model"] == "c":
+            order.append(("candidate", threading.current_thread().name))
+        return config["model"]
+
+    generate()  # starts the worker
+    assert scheduler.flush(5)
+    _wait_idle(scheduler, 1)
+    order.clear()
+    assert scheduler.defer(lambda: order.append(("job", threading.current_thread().name)))
+    generate()
+    assert scheduler.flush(5)
+    assert order == [("job", "otel-shadow-worker"), ("candidate", "otel-shadow-worker")]
+    scheduler.shutdown(1)
+
+
+def test_defer_refuses_when_every_worker_is_busy(tracer_provider: TracerProvider) -> None:
+    scheduler = Scheduler(workers=1, max_pending=8)
+    release = threading.Event()
+    shadow = Shadow(
+        [{"model": "p"}, {"model": "c"}], tracer_provider=tracer_provider, scheduler=scheduler, timeout=5
+    )
+
+    @shadow.experiment()
+    def generate(config: Config) -> str:
+        if config["model"] == "c":
+            release.wait(5)
+        return config["model"]
+
+    generate()  # the one worker now hangs in the candidate
+    deadline = time.monotonic() + 5
+    while scheduler.idle_workers and time.monotonic() < deadline:
+        time.sleep(0.002)
+    ran: list[Any] = []
+    assert scheduler.defer(lambda: ran.append(1)) is False  # the caller must do it itself
+    release.set()
+    assert scheduler.flush(5)
+    assert ran == []
+    scheduler.shutdown(1)
+
+
+def test_a_worker_backs_off_while_a_busy_caller_keeps_the_gil() -> None:
+    """After yielding, a worker that waited long for the GIL asks for it less often."""
+    stop = threading.Event()
+
+    def spin() -> None:  # pure Python: gives the GIL up only when the interpreter forces it (5 ms)
+        while not stop.is_set():
+            pass
+
+    spinner = threading.Thread(target=spin)
+    spinner.start()
+    try:
+        time.sleep(0.01)
+        pauses = [scheduler_module._YIELD_S]
+        while len(pauses) < 40 and pauses[-1] < scheduler_module._YIELD_MAX_S:
+            pauses.append(Scheduler._yield(pauses[-1]))
+        stop.set()
+        spinner.join()
+        calm = Scheduler._yield(scheduler_module._YIELD_MAX_S)  # nobody holds the GIL now
+    finally:
+        stop.set()
+    assert pauses[-1] == scheduler_module._YIELD_MAX_S  # the GIL came back late: doubling, capped
+    climb = pauses[len(pauses) - 1 - pauses[::-1].index(0.001) :]  # the last climb from the first step
+    assert all(b == min(2 * a, scheduler_module._YIELD_MAX_S) for a, b in zip(climb, climb[1:]))
+    assert calm == scheduler_module._YIELD_S  # the GIL came back at once: reset
