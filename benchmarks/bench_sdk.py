@@ -204,7 +204,7 @@ def main() -> int:
     result = {
         "overhead_back_to_back": overhead(n),
         "overhead_paced_1ms": overhead(n // 5, pause_s=0.001),
-        "isolation": isolation(600 if args.quick else 4_000),
+        "isolation": isolation(1_000 if args.quick else 6_000),
         "memory": memory(10_000 if args.quick else 100_000),
     }
     path = save("sdk" + ("-quick" if args.quick else ""), result)

@@ -37,11 +37,12 @@ IN_CANDIDATE: contextvars.ContextVar[bool] = contextvars.ContextVar("otel_shadow
 
 
 class PrimaryEnd:
-    """Ends a primary span once, from the background work that runs its first candidate.
+    """Ends a primary span once, in the background: on a free worker or in its first task.
 
     The caller records the end time and the end attributes; setting them and ``span.end()``
-    (which runs every span processor, several µs) happen off the caller's path. Whichever of the
-    primary's tasks gets here first does it (``list.pop`` is atomic); the others find it done.
+    (which runs every span processor, several µs) happen off the caller's path. Whoever gets here
+    first does it (``list.pop`` is atomic): the worker it was handed to (``Scheduler.defer``) or
+    one of the primary's tasks; the others find it done.
     """
 
     __slots__ = ("_pending",)

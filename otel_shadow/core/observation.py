@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .stacktrace import exception_type_name
+
 if TYPE_CHECKING:
     from .scheduler import CandidateTask
 
@@ -26,9 +28,7 @@ class ErrorInfo:
 
     @classmethod
     def of(cls, exc: BaseException) -> ErrorInfo:
-        kind = type(exc)
-        name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
-        return cls(type=name, message=str(exc))
+        return cls(type=exception_type_name(exc), message=str(exc))
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from opentelemetry.trace import Span
 
 from .. import attributes as A
 
-__all__ = ["MAX_CHAIN", "MAX_FRAMES", "format_stacktrace", "record_exception"]
+__all__ = ["MAX_CHAIN", "MAX_FRAMES", "exception_type_name", "format_stacktrace", "record_exception"]
 
 MAX_FRAMES = 64  # per exception: the innermost ones (where it was raised) are kept
 MAX_CHAIN = 4  # exceptions followed through __cause__ / __context__
