@@ -123,6 +123,33 @@ class ScheduledTask:
             return error or ErrorInfo("CancelledError", "candidate cancelled before it finished")
         return error
 
+    def _closing_attributes(
+        self, span: Span, outcome: str, exc: BaseException | None, error: ErrorInfo | None
+    ) -> tuple[dict[str, Any], ErrorInfo | None]:
+        """What every finished span gets: the outcome attributes (to be set in one call with the
+        rest), the exception event and the error status; returns them with the error they stand for.
+        """
+        attrs: dict[str, Any] = {A.SHADOW_OUTCOME: outcome}
+        if exc is not None:
+            error = ErrorInfo.of(exc)
+            record_exception(span, exc)
+            attrs[A.ERROR_TYPE] = type(exc).__qualname__
+        error = self._outcome_error(outcome, error)
+        if outcome == A.OUTCOME_TIMEOUT:
+            attrs[A.ERROR_TYPE] = "timeout"
+        if outcome != A.OUTCOME_OK:
+            span.set_status(Status(StatusCode.ERROR, error.message if error else outcome))
+        return attrs, error
+
+    @staticmethod
+    def _output_attributes(attrs: dict[str, Any], output: Any, primary_hash: str | None) -> None:
+        """The output's fingerprint, and whether it matches the primary's, into ``attrs``."""
+        digest, length = fingerprint(output)
+        attrs[A.SHADOW_OUTPUT_HASH] = digest
+        attrs[A.SHADOW_OUTPUT_LENGTH] = length
+        if primary_hash is not None:
+            attrs[A.SHADOW_OUTPUT_MATCH] = digest == primary_hash
+
     # --- running ---------------------------------------------------------------------------------
     def run_sync(self, watch: Callable[[ScheduledTask], None]) -> None:
         """Run on a worker thread, inside the caller's copied contextvars."""
@@ -276,24 +303,11 @@ class CandidateTask(ScheduledTask):
             start_wall = time.time_ns() - (now - self.enqueued_ns)
             self.span = exp.telemetry.start_candidate(exp.name, self.primary, attrs, start_time=start_wall)
         span = self.span
-        attrs: dict[str, Any] = {A.SHADOW_OUTCOME: outcome}  # set in one call: one lock, one pass
-        if exc is not None:
-            error = ErrorInfo.of(exc)
-            record_exception(span, exc)
-            attrs[A.ERROR_TYPE] = type(exc).__qualname__
-        error = self._outcome_error(outcome, error)
-        if outcome == A.OUTCOME_TIMEOUT:
-            attrs[A.ERROR_TYPE] = "timeout"
+        attrs, error = self._closing_attributes(span, outcome, exc, error)  # set below in one call
         if outcome == A.OUTCOME_OK:
-            digest, length = fingerprint(value)
-            attrs[A.SHADOW_OUTPUT_HASH] = digest
-            attrs[A.SHADOW_OUTPUT_LENGTH] = length
-            if self.primary_hash is not None:
-                attrs[A.SHADOW_OUTPUT_MATCH] = digest == self.primary_hash
+            self._output_attributes(attrs, value, self.primary_hash)
             if exp.capture_content:
                 attrs[A.SHADOW_OUTPUT] = render_content(value, exp.redact)
-        else:
-            span.set_status(Status(StatusCode.ERROR, error.message if error else outcome))
         if exp.capture_content:
             attrs[A.SHADOW_INPUT] = render_content({"args": self.args, "kwargs": self.kwargs}, exp.redact)
         span.set_attributes(attrs)

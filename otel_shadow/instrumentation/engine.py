@@ -609,21 +609,10 @@ class LLMCandidateTask(ScheduledTask):
             self.span = engine.telemetry.start_candidate(self._span_name, self._primary_ctx, attrs, kind=SpanKind.CLIENT)
         span = self.span
         info = self.info
-        attrs: dict[str, Any] = {A.SHADOW_OUTCOME: outcome}
-        if exc is not None:
-            error = ErrorInfo.of(exc)
-            record_exception(span, exc)
-            attrs[A.ERROR_TYPE] = type(exc).__qualname__
-        error = self._outcome_error(outcome, error)
-        if outcome == A.OUTCOME_TIMEOUT:
-            attrs[A.ERROR_TYPE] = "timeout"
+        attrs, error = self._closing_attributes(span, outcome, exc, error)
         if outcome == A.OUTCOME_OK and info is not None:
             attrs.update(info.attributes())
-            digest, length = fingerprint(info.text)
-            attrs[A.SHADOW_OUTPUT_HASH] = digest
-            attrs[A.SHADOW_OUTPUT_LENGTH] = length
-            if self._primary_hash is not None:
-                attrs[A.SHADOW_OUTPUT_MATCH] = digest == self._primary_hash
+            self._output_attributes(attrs, info.text, self._primary_hash)
             on_span, as_event = content_mode()
             if on_span or as_event:
                 out = {A.GEN_AI_OUTPUT_MESSAGES: self.primary._redact(json.dumps([{"role": "assistant", "parts": [{"type": "text", "content": info.text}]}]))}
@@ -631,8 +620,6 @@ class LLMCandidateTask(ScheduledTask):
                     attrs.update(out)
                 if as_event:
                     span.add_event("gen_ai.client.inference.operation.details", out)
-        else:
-            span.set_status(Status(StatusCode.ERROR, error.message if error else outcome))
         span.set_attributes(attrs)
         span.end()
         engine.state(rule).release(
