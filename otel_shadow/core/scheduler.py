@@ -13,6 +13,9 @@ Design choices, each for the primary's sake:
 * Sync candidates cannot be killed. At its deadline a hung candidate is *finished* (its span ends
   with ``timeout``) and its worker is replaced, up to ``workers`` replacements; the hung thread exits
   when its call returns. Threads stay bounded (at most twice ``workers``).
+* The watchdog sees only running tasks (at most one per worker thread); a finished candidate is
+  freed at once. Nothing of a caller's call outlives it here: objects kept for seconds would survive
+  into the older garbage-collector generations and make every collection, in any thread, slower.
 * At interpreter exit (before OpenTelemetry's own exit handlers, so spans still export) pending
   candidates get ``exit_grace`` seconds; whatever is left is recorded as ``cancelled``.
 * After ``fork`` the child starts with an empty pool (the parent finishes its own candidates).
@@ -32,8 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import heapq
-import itertools
 import logging
 import os
 import queue
@@ -59,6 +60,7 @@ __all__ = ["Scheduler", "default_scheduler"]
 logger = logging.getLogger("otel_shadow")
 
 _STOP = object()
+_NEVER = 1 << 62  # a deadline no task has
 _YIELD_S = 1e-6  # any blocking sleep hands the GIL over; the kernel's timer slack makes it ~50-60 µs
 _YIELD_MAX_S = 0.02  # the longest a worker backs off while the callers keep the GIL busy
 _GIL_BUSY_S = 0.001  # getting the GIL back took longer than this after a yield: the callers are busy
@@ -94,9 +96,13 @@ class Scheduler:
         self._deferred: collections.deque[Callable[[], None]] = collections.deque()
         self._started = False
         self._closed = False
-        self._watch_heap: list[tuple[int, int, CandidateTask]] = []
+        # sync tasks running right now (at most one per worker thread): the watchdog's whole view.
+        # It never holds a finished task, so nothing outlives its call here (a heap of every
+        # started task kept each one, span and context included, until its deadline: thousands of
+        # objects that survived into the older GC generations and made every collection slower)
+        self._running: set[CandidateTask] = set()
         self._watch_cond = threading.Condition(threading.Lock())
-        self._seq = itertools.count()
+        self._watch_next = 0  # when the waiting watchdog wakes next (perf_counter_ns; 0: not waiting)
 
     # --- submitting (the caller's path) -------------------------------------------------------
     def admit(self, task: CandidateTask) -> str | None:
@@ -237,11 +243,13 @@ class Scheduler:
             except BaseException:  # pragma: no cover - run_sync already records everything
                 logger.debug("otel-shadow: worker error", exc_info=True)
             finally:
+                self._unwatch(task)
                 self._release()
             if task.stuck:  # a replacement took this worker's place while it hung
                 with self._lock:
                     self._stuck -= 1
                 return
+            del task  # an idle worker holds nothing of the last caller's (its result, its value)
             backlog = not self._queue.empty()
 
     @staticmethod
@@ -259,32 +267,49 @@ class Scheduler:
         return _YIELD_S
 
     def _watch(self, task: CandidateTask) -> None:
+        """A task starts running on this thread: the watchdog finishes it at its deadline."""
         deadline = task.started_ns + int(task.timeout * 1e9)
         with self._watch_cond:
-            heapq.heappush(self._watch_heap, (deadline, next(self._seq), task))
-            if self._watch_heap[0][2] is task:
+            self._running.add(task)
+            if deadline < self._watch_next:  # sooner than the watchdog planned to look
                 self._watch_cond.notify()
 
+    def _unwatch(self, task: CandidateTask) -> None:
+        with self._watch_cond:
+            self._running.discard(task)
+
+    def _due(self, now: int) -> tuple[CandidateTask | None, int]:
+        """A running task past its deadline (removed from the watch), else the soonest deadline."""
+        soonest = _NEVER
+        for task in self._running:
+            if task.result is not None:  # finished elsewhere; its worker removes it
+                continue
+            deadline = task.started_ns + int(task.timeout * 1e9)
+            if deadline <= now:
+                self._running.discard(task)
+                return task, now
+            soonest = min(soonest, deadline)
+        return None, soonest
+
     def _watchdog(self) -> None:
-        heap = self._watch_heap
+        cond = self._watch_cond
         while True:
-            with self._watch_cond:
+            with cond:
                 while True:
                     now = time.perf_counter_ns()
-                    # drop entries whose task already finished
-                    while heap and heap[0][2].result is not None:
-                        heapq.heappop(heap)
-                    if heap and heap[0][0] <= now:
-                        _, _, task = heapq.heappop(heap)
+                    due, soonest = self._due(now)
+                    if due is not None:
                         break
-                    wait = None if not heap else (heap[0][0] - now) / 1e9
-                    self._watch_cond.wait(wait if wait is None else min(wait, 1.0))
-            if task.finish(A.OUTCOME_TIMEOUT):
+                    self._watch_next = soonest
+                    cond.wait(None if soonest == _NEVER else min((soonest - now) / 1e9, 1.0))
+                self._watch_next = 0  # busy, not waiting: it scans again before it waits
+            if due.finish(A.OUTCOME_TIMEOUT):
                 with self._lock:
                     if self._stuck < self.workers and not self._closed:
                         self._stuck += 1
-                        task.stuck = True
+                        due.stuck = True
                         self._spawn_locked()
+            del due  # the watchdog holds nothing while it waits
 
     # --- flush, shutdown, exit, fork ------------------------------------------------------------------
     def flush(self, timeout: float | None = None) -> bool:

@@ -90,3 +90,39 @@ def test_a_worker_backs_off_while_a_busy_caller_keeps_the_gil() -> None:
     climb = pauses[len(pauses) - 1 - pauses[::-1].index(0.001) :]  # the last climb from the first step
     assert all(b == min(2 * a, scheduler_module._YIELD_MAX_S) for a, b in zip(climb, climb[1:]))
     assert calm == scheduler_module._YIELD_S  # the GIL came back at once: reset
+
+
+def test_a_finished_candidate_is_not_kept_until_its_deadline(tracer_provider: TracerProvider) -> None:
+    """The watchdog holds running tasks only: a finished candidate's result (and whatever it
+    references) is freed at once, not kept until its timeout, as a heap of started tasks did."""
+    import gc
+    import weakref
+
+    class Output:
+        pass
+
+    outputs: list[weakref.ref[Output]] = []
+    scheduler = Scheduler(workers=2, max_pending=64)
+    shadow = Shadow(
+        [{"model": "p"}, {"model": "c"}], tracer_provider=tracer_provider, scheduler=scheduler, timeout=60
+    )
+
+    @shadow.experiment()
+    def generate(config: Config) -> Any:
+        out = Output()
+        if config["model"] == "c":
+            outputs.append(weakref.ref(out))
+        return out
+
+    gc.disable()  # only reference counting frees things: nothing may be held
+    try:
+        for _ in range(20):
+            generate()
+        assert scheduler.flush(5)
+        _wait_idle(scheduler, 2)
+        assert len(outputs) == 20
+        assert [ref for ref in outputs if ref() is not None] == []
+        assert scheduler._running == set()
+    finally:
+        gc.enable()
+        scheduler.shutdown(1)
