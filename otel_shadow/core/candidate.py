@@ -32,6 +32,10 @@ __all__ = ["IN_CANDIDATE", "CandidateTask", "PrimaryEnd", "ScheduledTask"]
 
 logger = logging.getLogger("otel_shadow")
 
+# One lock for every task's finish-once check (held for a flag test): a lock per task would be one
+# more object per queued candidate for the garbage collector to count and traverse.
+_FINISH_LOCK = threading.Lock()
+
 IN_CANDIDATE: contextvars.ContextVar[bool] = contextvars.ContextVar("otel_shadow_in_candidate", default=False)
 """True inside a candidate: an experiment called there runs only its primary (no shadow of a shadow)."""
 
@@ -77,9 +81,8 @@ class ScheduledTask:
         "result",
         "stuck",
         "_finishing",
-        "_lock",
         "_event",
-        "_on_finished",
+        "_scheduler",
         "atask",
         "primary_end",
     )
@@ -92,9 +95,8 @@ class ScheduledTask:
         self.result: VariantResult | None = None
         self.stuck = False
         self._finishing = False
-        self._lock = threading.Lock()
         self._event = threading.Event() if want_event else None
-        self._on_finished: Callable[[ScheduledTask], None] | None = None
+        self._scheduler: Any = None  # the Scheduler that admitted it (told when it finishes)
         self.atask: asyncio.Task[None] | None = None
         self.primary_end: PrimaryEnd | None = None  # ended before this task starts or finishes
 
@@ -212,7 +214,7 @@ class ScheduledTask:
         """Record the final outcome once; later calls do nothing. Returns True if this call did it."""
         if self.primary_end is not None:  # cancelled before it ran: the primary still ends first
             self.primary_end()
-        with self._lock:
+        with _FINISH_LOCK:
             if self._finishing:
                 return False
             self._finishing = True
@@ -224,8 +226,8 @@ class ScheduledTask:
                 self.result = self._fallback_result(outcome)
         if self._event is not None:
             self._event.set()
-        if self._on_finished is not None:
-            self._on_finished(self)
+        if self._scheduler is not None:
+            self._scheduler._finished(self)
         return True
 
     # --- waiting -----------------------------------------------------------------------------

@@ -92,7 +92,7 @@ class Scheduler:
         self._async_tasks: set[asyncio.Task[None]] = set()  # strong references
         self._threads: list[threading.Thread] = []
         self._stuck = 0
-        self._idle = 0  # workers waiting for a task or yielding (changed under _lock, read without it)
+        self._idle = 0  # workers waiting for a task (changed under _lock, read without it)
         self._deferred: collections.deque[Callable[[], None]] = collections.deque()
         self._started = False
         self._closed = False
@@ -119,7 +119,7 @@ class Scheduler:
                 return A.DROP_QUEUE_FULL
             self._pending += 1
             self._live.add(task)
-        task._on_finished = self._finished
+        task._scheduler = self
         return None
 
     def submit(self, task: CandidateTask) -> str | None:
@@ -138,7 +138,7 @@ class Scheduler:
 
     @property
     def idle_workers(self) -> int:
-        """Workers waiting for a task or yielding right now (a hint: a caller may take one first)."""
+        """Workers waiting for a task right now (a hint: a caller may take one first)."""
         return self._idle
 
     def defer(self, job: Callable[[], None]) -> bool:
@@ -226,12 +226,12 @@ class Scheduler:
         backlog = False
         pause = _YIELD_S
         while True:
-            with lock:
-                self._idle += 1
             if backlog:  # candidates queued behind the last one: the callers go first (see above)
                 pause = self._yield(pause)  # learnt across an empty queue too: resetting it there
                 # measured worse (back-to-back p99 2.8-3.2x against 2.2-2.7x); a calm GIL resets it
             self._run_deferred()
+            with lock:  # idle only while it waits for a task: a yielding worker is busy, and a job
+                self._idle += 1  # deferred to it would wait (holding a caller's span) for a backlog
             task = get()
             with lock:
                 self._idle -= 1
@@ -278,18 +278,23 @@ class Scheduler:
         with self._watch_cond:
             self._running.discard(task)
 
-    def _due(self, now: int) -> tuple[CandidateTask | None, int]:
-        """A running task past its deadline (removed from the watch), else the soonest deadline."""
+    def _due(self, now: int) -> tuple[list[CandidateTask], int]:
+        """Running tasks past their deadline, earliest first (removed from the watch), and the
+        soonest deadline of the others."""
+        due: list[tuple[int, CandidateTask]] = []
         soonest = _NEVER
         for task in self._running:
             if task.result is not None:  # finished elsewhere; its worker removes it
                 continue
             deadline = task.started_ns + int(task.timeout * 1e9)
             if deadline <= now:
-                self._running.discard(task)
-                return task, now
-            soonest = min(soonest, deadline)
-        return None, soonest
+                due.append((deadline, task))
+            else:
+                soonest = min(soonest, deadline)
+        due.sort(key=lambda entry: entry[0])
+        for _, task in due:
+            self._running.discard(task)
+        return [task for _, task in due], soonest
 
     def _watchdog(self) -> None:
         cond = self._watch_cond
@@ -298,18 +303,19 @@ class Scheduler:
                 while True:
                     now = time.perf_counter_ns()
                     due, soonest = self._due(now)
-                    if due is not None:
+                    if due:
                         break
                     self._watch_next = soonest
                     cond.wait(None if soonest == _NEVER else min((soonest - now) / 1e9, 1.0))
                 self._watch_next = 0  # busy, not waiting: it scans again before it waits
-            if due.finish(A.OUTCOME_TIMEOUT):
-                with self._lock:
-                    if self._stuck < self.workers and not self._closed:
-                        self._stuck += 1
-                        due.stuck = True
-                        self._spawn_locked()
-            del due  # the watchdog holds nothing while it waits
+            for task in due:  # in deadline order: whoever waits on a later one sees the earlier done
+                if task.finish(A.OUTCOME_TIMEOUT):
+                    with self._lock:
+                        if self._stuck < self.workers and not self._closed:
+                            self._stuck += 1
+                            task.stuck = True
+                            self._spawn_locked()
+            del due, task  # the watchdog holds nothing while it waits
 
     # --- flush, shutdown, exit, fork ------------------------------------------------------------------
     def flush(self, timeout: float | None = None) -> bool:
