@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
-from opentelemetry.trace import Span, SpanContext, Status, StatusCode
+from opentelemetry.trace import INVALID_SPAN_CONTEXT, Span, SpanContext, Status, StatusCode, TraceFlags, TraceState
 
 from .. import attributes as A
 from .content import fingerprint, render_content
@@ -35,6 +35,7 @@ logger = logging.getLogger("otel_shadow")
 # One lock for every task's finish-once check (held for a flag test): a lock per task would be one
 # more object per queued candidate for the garbage collector to count and traverse.
 _FINISH_LOCK = threading.Lock()
+_NO_KWARGS: dict[str, Any] = {}  # shared, never mutated
 
 IN_CANDIDATE: contextvars.ContextVar[bool] = contextvars.ContextVar("otel_shadow_in_candidate", default=False)
 """True inside a candidate: an experiment called there runs only its primary (no shadow of a shadow)."""
@@ -85,6 +86,10 @@ class ScheduledTask:
         "_scheduler",
         "atask",
         "primary_end",
+        "_primary_trace_id",
+        "_primary_span_id",
+        "_primary_flags",
+        "_primary_state",
     )
 
     def __init__(self, timeout: float, want_event: bool) -> None:
@@ -99,6 +104,27 @@ class ScheduledTask:
         self._scheduler: Any = None  # the Scheduler that admitted it (told when it finishes)
         self.atask: asyncio.Task[None] | None = None
         self.primary_end: PrimaryEnd | None = None  # ended before this task starts or finishes
+        self._primary_trace_id = 0  # not valid until _hold_primary
+        self._primary_span_id = 0
+        self._primary_flags = 0
+        self._primary_state: TraceState | None = None
+
+    # --- the primary it shadows ---------------------------------------------------------------
+    def _hold_primary(self, primary: SpanContext) -> None:
+        """Keep what identifies the primary span, not its ``SpanContext``: a queued task should keep
+        alive as few objects as it can (each one the garbage collector counts, and its collections
+        run in whichever thread allocates next, often the caller's)."""
+        self._primary_trace_id = primary.trace_id
+        self._primary_span_id = primary.span_id
+        self._primary_flags = int(primary.trace_flags)
+        self._primary_state = primary.trace_state
+
+    def _primary_context(self) -> SpanContext:
+        """The primary's span context again (on the worker, when the candidate's span starts)."""
+        if not self._primary_span_id:
+            return INVALID_SPAN_CONTEXT
+        flags = TraceFlags(self._primary_flags)
+        return SpanContext(self._primary_trace_id, self._primary_span_id, False, flags, self._primary_state)
 
     # --- hooks ---------------------------------------------------------------------------------
     def _start(self) -> object:
@@ -253,7 +279,7 @@ class ScheduledTask:
 class CandidateTask(ScheduledTask):
     """A candidate (or replicate) of a decorated experiment."""
 
-    __slots__ = ("experiment", "spec", "role", "args", "kwargs", "primary", "primary_hash", "span", "_kwargs_for_call")
+    __slots__ = ("experiment", "spec", "role", "args", "kwargs", "primary_hash", "span", "_kwargs_for_call")
 
     def __init__(
         self,
@@ -272,17 +298,17 @@ class CandidateTask(ScheduledTask):
         self.spec = spec
         self.role = role
         self.args = args
-        self.kwargs = kwargs
-        self.primary = primary
+        self.kwargs = kwargs or _NO_KWARGS  # the call's own empty dict is freed with the call
+        self._hold_primary(primary)
         self.primary_hash = primary_hash
         self.span: Span | None = None
-        self._kwargs_for_call: dict[str, Any] = {}
+        self._kwargs_for_call: dict[str, Any] = _NO_KWARGS  # set when it starts
 
     def _start(self) -> object:
         exp = self.experiment
         attrs = dict(exp.span_attributes(self.spec, self.role))
         attrs[A.SHADOW_QUEUE_MS] = (self.started_ns - self.enqueued_ns) / 1e6
-        self.span = exp.telemetry.start_candidate(exp.name, self.primary, attrs)
+        self.span = exp.telemetry.start_candidate(exp.name, self._primary_context(), attrs)
         token = otel_context.attach(candidate_context(self.span, otel_context.get_current()))
         self._kwargs_for_call = exp.plan.apply(self.spec, self.args, self.kwargs)
         return token
@@ -303,7 +329,7 @@ class CandidateTask(ScheduledTask):
         if self.span is None:  # never started: a span still records that it was scheduled
             attrs = dict(exp.span_attributes(self.spec, self.role))
             start_wall = time.time_ns() - (now - self.enqueued_ns)
-            self.span = exp.telemetry.start_candidate(exp.name, self.primary, attrs, start_time=start_wall)
+            self.span = exp.telemetry.start_candidate(exp.name, self._primary_context(), attrs, start_time=start_wall)
         span = self.span
         attrs, error = self._closing_attributes(span, outcome, exc, error)  # set below in one call
         if outcome == A.OUTCOME_OK:
@@ -326,5 +352,5 @@ class CandidateTask(ScheduledTask):
         )
         # drop references to the caller's arguments as soon as they are not needed
         self.args = ()
-        self.kwargs = {}
+        self.kwargs = _NO_KWARGS
 

@@ -471,7 +471,7 @@ class LLMCandidateTask(ScheduledTask):
 
     __slots__ = (
         "primary", "candidate", "target", "request", "method", "span", "info", "config", "config_id",
-        "_span_name", "is_async", "_primary_ctx", "_primary_hash",
+        "_span_name", "is_async", "_primary_hash",
     )
 
     def __init__(
@@ -498,7 +498,7 @@ class LLMCandidateTask(ScheduledTask):
         self.info: Info | None = None
         self.is_async = is_async
         self._span_name = ""
-        self._primary_ctx = primary_ctx
+        self._hold_primary(primary_ctx)
         self._primary_hash = primary_hash
 
     def _prepare(self) -> None:
@@ -553,7 +553,7 @@ class LLMCandidateTask(ScheduledTask):
     def _start(self) -> object:
         attrs = self._attributes()
         attrs[A.SHADOW_QUEUE_MS] = (self.started_ns - self.enqueued_ns) / 1e6
-        self.span = self.primary.engine.telemetry.start_candidate(self._span_name, self._primary_ctx, attrs, kind=SpanKind.CLIENT)
+        self.span = self.primary.engine.telemetry.start_candidate(self._span_name, self._primary_context(), attrs, kind=SpanKind.CLIENT)
         on_span, as_event = content_mode()
         if on_span or as_event:
             content = {A.GEN_AI_INPUT_MESSAGES: self.primary._redact(json.dumps(self.target.input_messages(self.request), default=str))}
@@ -606,7 +606,7 @@ class LLMCandidateTask(ScheduledTask):
         elapsed_ms = (time.perf_counter_ns() - self.started_ns) / 1e6 if self.started_ns else 0.0
         if self.span is None:
             attrs = self._attributes()
-            self.span = engine.telemetry.start_candidate(self._span_name, self._primary_ctx, attrs, kind=SpanKind.CLIENT)
+            self.span = engine.telemetry.start_candidate(self._span_name, self._primary_context(), attrs, kind=SpanKind.CLIENT)
         span = self.span
         info = self.info
         attrs, error = self._closing_attributes(span, outcome, exc, error)
