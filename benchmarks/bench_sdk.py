@@ -113,7 +113,7 @@ def isolation(calls: int) -> dict[str, float]:
 
     def make(kind: str):
         scheduler = Scheduler(workers=4, max_pending=256)
-        configs = [{"model": "primary"}] + ([{"model": kind}] if kind != "none" else [])
+        configs = [{"model": "primary"}] + ([{"model": kind}] if not kind.startswith("none") else [])
         shadow = Shadow(configs, tracer_provider=provider, scheduler=scheduler, timeout=0.5)
 
         @shadow.experiment(name=f"iso-{kind}")
@@ -132,7 +132,8 @@ def isolation(calls: int) -> dict[str, float]:
 
         return call, scheduler
 
-    cases = {kind: make(kind) for kind in ("none", "slow", "raising", "hanging")}
+    # "none_again" is a second run without candidates: its ratio to "none" is this run's noise floor
+    cases = {kind: make(kind) for kind in ("none", "slow", "raising", "hanging", "none_again")}
 
     def settle() -> None:  # untimed: a kind's leftover candidates (a slow backlog, hung ones timing
         for _, scheduler in cases.values():  # out) must not land in the next kind's block
@@ -143,7 +144,7 @@ def isolation(calls: int) -> dict[str, float]:
     for kind, values in res.items():
         out[f"{kind}_p50_us"] = pct(values, 50)
         out[f"{kind}_p99_us"] = pct(values, 99)
-    for kind in ("slow", "raising", "hanging"):
+    for kind in ("slow", "raising", "hanging", "none_again"):
         out[f"{kind}_p99_ratio"] = out[f"{kind}_p99_us"] / out["none_p99_us"]
         out[f"{kind}_p50_ratio"] = out[f"{kind}_p50_us"] / out["none_p50_us"]
         # round by round (each kind's block against the no-candidate block of the same round)

@@ -126,3 +126,44 @@ def test_a_finished_candidate_is_not_kept_until_its_deadline(tracer_provider: Tr
     finally:
         gc.enable()
         scheduler.shutdown(1)
+
+
+def test_a_queued_candidate_keeps_few_objects_alive() -> None:
+    """A backlog must not feed the garbage collector: each queued candidate keeps its task, the
+    caller's arguments and a context copy alive (5 objects the collector counts), not the primary's
+    span or span context (23 per queued candidate before; every 700 trigger a collection, which
+    runs in whichever thread allocates next, often the caller's)."""
+    import gc
+
+    from opentelemetry.sdk.trace import SpanProcessor
+
+    provider = TracerProvider()  # spans are processed and let go (an exporter would keep them)
+    provider.add_span_processor(SpanProcessor())
+    release = threading.Event()
+    scheduler = Scheduler(workers=1, max_pending=10_000)
+    shadow = Shadow([{"model": "p"}, {"model": "c"}], tracer_provider=provider, scheduler=scheduler, timeout=30)
+
+    @shadow.experiment()
+    def generate(prompt: str, config: Config) -> str:
+        if config["model"] == "c":
+            release.wait(10)
+        return prompt
+
+    generate("first")  # the one worker now waits in this candidate: the rest queue up
+    deadline = time.monotonic() + 5
+    while scheduler.idle_workers and time.monotonic() < deadline:
+        time.sleep(0.002)
+    gc.collect()
+    gc.disable()
+    try:
+        before = gc.get_count()[0]
+        for _ in range(300):
+            generate("hi")
+        per_call = (gc.get_count()[0] - before) / 300
+    finally:
+        gc.enable()
+        release.set()
+    assert scheduler.pending == 301
+    assert per_call <= 6, f"{per_call:.1f} objects kept alive per queued candidate"
+    assert scheduler.flush(10)
+    scheduler.shutdown(1)
