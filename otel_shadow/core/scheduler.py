@@ -61,6 +61,7 @@ logger = logging.getLogger("otel_shadow")
 
 _STOP = object()
 _NEVER = 1 << 62  # a deadline no task has
+_WATCH_POLL_NS = 1_000_000_000  # the watchdog looks at least this often (ns)
 _YIELD_S = 1e-6  # any blocking sleep hands the GIL over; the kernel's timer slack makes it ~50-60 µs
 _YIELD_MAX_S = 0.02  # the longest a worker backs off while the callers keep the GIL busy
 _GIL_BUSY_S = 0.001  # getting the GIL back took longer than this after a yield: the callers are busy
@@ -305,8 +306,12 @@ class Scheduler:
                     due, soonest = self._due(now)
                     if due:
                         break
-                    self._watch_next = soonest
-                    cond.wait(None if soonest == _NEVER else min((soonest - now) / 1e9, 1.0))
+                    # look again at the soonest deadline, and at least every second: a task that
+                    # starts meanwhile with a later deadline (the usual case) then needs no notify,
+                    # which would wake this thread, and make it want the GIL, once per candidate
+                    wake = min(soonest, now + _WATCH_POLL_NS)
+                    self._watch_next = wake
+                    cond.wait((wake - now) / 1e9)
                 self._watch_next = 0  # busy, not waiting: it scans again before it waits
             for task in due:  # in deadline order: whoever waits on a later one sees the earlier done
                 if task.finish(A.OUTCOME_TIMEOUT):
