@@ -464,10 +464,11 @@ class Experiment:
                 # by a free worker (before its next task) or by the first of its tasks to run,
                 # whichever comes first. With no worker free (busy, or hung on candidates) the
                 # caller ends it: a backlog or a hung candidate must not delay it.
-                ending = PrimaryEnd(span, end_attrs, time.time_ns())
-                if loop is not None or scheduler.defer(ending):
-                    for task in tasks:
-                        task.primary_end = ending
+                if loop is not None or scheduler.idle_workers:
+                    ending = PrimaryEnd(span, end_attrs, time.time_ns())
+                    if loop is not None or scheduler.defer(ending):
+                        for task in tasks:
+                            task.primary_end = ending
                 for task in tasks:
                     if loop is None:
                         scheduler.enqueue(task)

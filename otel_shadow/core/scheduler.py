@@ -111,7 +111,7 @@ class Scheduler:
 
         An admitted task must then be given to ``enqueue`` (sync) or ``start_async`` (async).
         """
-        if self._pid != os.getpid():
+        if not _FORK_HOOK and self._pid != os.getpid():  # (a syscall: only where no fork hook)
             self._after_fork()
         with self._lock:
             if self._closed:
@@ -405,7 +405,8 @@ def _reinit_after_fork() -> None:
         scheduler._after_fork()
 
 
-if hasattr(os, "register_at_fork"):
+_FORK_HOOK = hasattr(os, "register_at_fork")  # then every child resets its schedulers at fork
+if _FORK_HOOK:
     os.register_at_fork(after_in_child=_reinit_after_fork)
 
 _default: Scheduler | None = None
