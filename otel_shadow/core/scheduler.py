@@ -306,6 +306,8 @@ class Scheduler:
                     due, soonest = self._due(now)
                     if due:
                         break
+                    if self._closed and not self._running:  # shut down, nothing left to watch
+                        return
                     # look again at the soonest deadline, and at least every second: a task that
                     # starts meanwhile with a later deadline (the usual case) then needs no notify,
                     # which would wake this thread, and make it want the GIL, once per candidate

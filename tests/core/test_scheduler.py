@@ -167,3 +167,20 @@ def test_a_queued_candidate_keeps_few_objects_alive() -> None:
     assert per_call <= 6, f"{per_call:.1f} objects kept alive per queued candidate"
     assert scheduler.flush(10)
     scheduler.shutdown(1)
+
+
+def test_the_watchdog_stops_after_shutdown() -> None:
+    scheduler = Scheduler(workers=1, max_pending=4)
+    shadow = Shadow([{"model": "p"}, {"model": "c"}], scheduler=scheduler)
+
+    @shadow.experiment()
+    def generate(config: Config) -> str:
+        return config["model"]
+
+    generate()
+    assert scheduler.flush(5)
+    watchdogs = [t for t in scheduler._threads if t.name == "otel-shadow-watchdog"]
+    assert len(watchdogs) == 1 and watchdogs[0].is_alive()
+    scheduler.shutdown(1)
+    watchdogs[0].join(3)  # it looks at least once a second
+    assert not watchdogs[0].is_alive()
