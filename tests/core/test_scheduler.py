@@ -1,4 +1,5 @@
-"""The scheduler's manners: deferred bookkeeping runs on a free worker; busy callers go first."""
+"""The scheduler's manners: deferred bookkeeping runs on a free worker; busy callers go first;
+nothing of a finished or queued candidate is kept alive longer or larger than it must be."""
 
 from __future__ import annotations
 
