@@ -27,6 +27,7 @@ from .telemetry import candidate_context
 
 if TYPE_CHECKING:
     from .experiment import Experiment
+    from .scheduler import Scheduler
 
 __all__ = ["IN_CANDIDATE", "CandidateTask", "PrimaryEnd", "ScheduledTask"]
 
@@ -101,7 +102,7 @@ class ScheduledTask:
         self.stuck = False
         self._finishing = False
         self._event = threading.Event() if want_event else None
-        self._scheduler: Any = None  # the Scheduler that admitted it (told when it finishes)
+        self._scheduler: Scheduler | None = None  # the one that admitted it (told when it finishes)
         self.atask: asyncio.Task[None] | None = None
         self.primary_end: PrimaryEnd | None = None  # ended before this task starts or finishes
         self._primary_trace_id = 0  # not valid until _hold_primary

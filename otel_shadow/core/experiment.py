@@ -461,9 +461,9 @@ class Experiment:
                     self.telemetry.count_drops(self.name, why, reasons.count(why))
             if tasks:
                 # The end attributes are complete: the primary span is ended off the caller's path
-                # by a free worker (before its next task) or by the first of its tasks to run,
-                # whichever comes first. With no worker free (busy, or hung on candidates) the
-                # caller ends it: a backlog or a hung candidate must not delay it.
+                # by an idle worker (before its next task) or by the first of its tasks to run,
+                # whichever comes first. With no worker idle (busy, backing off behind a backlog,
+                # or hung on candidates) the caller ends it: nothing queued may hold it.
                 if loop is not None or scheduler.idle_workers:
                     ending = PrimaryEnd(span, end_attrs, time.time_ns())
                     if loop is not None or scheduler.defer(ending):
