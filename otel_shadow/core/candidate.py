@@ -43,7 +43,7 @@ IN_CANDIDATE: contextvars.ContextVar[bool] = contextvars.ContextVar("otel_shadow
 
 
 class PrimaryEnd:
-    """Ends a primary span once, in the background: on a free worker or in its first task.
+    """Ends a primary span once, in the background: on an idle worker or in its first task.
 
     The caller records the end time and the end attributes; setting them and ``span.end()``
     (which runs every span processor, several µs) happen off the caller's path. Whoever gets here
@@ -109,6 +109,11 @@ class ScheduledTask:
         self._primary_span_id = 0
         self._primary_flags = 0
         self._primary_state: TraceState | None = None
+
+    @property
+    def deadline_ns(self) -> int:
+        """When a started task times out (``perf_counter_ns``)."""
+        return self.started_ns + int(self.timeout * 1e9)
 
     # --- the primary it shadows ---------------------------------------------------------------
     def _hold_primary(self, primary: SpanContext) -> None:

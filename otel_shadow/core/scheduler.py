@@ -27,8 +27,9 @@ Design choices, each for the primary's sake:
   (the callers are CPU-bound) the pause doubles, up to 20 ms (``_yield``). Under sustained overload
   the queue then fills and candidates are dropped and counted, as the cap intends, instead of
   slowing callers.
-* ``defer`` hands small jobs (ending a primary span) to a worker that is free right now; workers
-  run them before taking a task and after waking, so they never wait behind queued candidates.
+* ``defer`` hands small jobs (ending a primary span) to a worker that is idle right now (waiting for
+  a task, not backing off); workers run them before taking a task and after waking, so they never
+  wait behind queued candidates.
 """
 
 from __future__ import annotations
@@ -143,7 +144,7 @@ class Scheduler:
         return self._idle
 
     def defer(self, job: Callable[[], None]) -> bool:
-        """Have a free worker run ``job`` soon (before its next task); False when none is free.
+        """Have an idle worker run ``job`` soon (before its next task); False when none is idle.
 
         For small bookkeeping the caller should not pay for, such as ending a primary span. A job
         must be safe to run twice or more (its owner may run it too, e.g. ``PrimaryEnd``): it stays
@@ -236,7 +237,7 @@ class Scheduler:
             task = get()
             with lock:
                 self._idle -= 1
-            self._run_deferred()  # jobs handed over while this worker was free
+            self._run_deferred()  # jobs handed over while this worker was idle
             if task is _STOP:
                 return
             try:
@@ -269,7 +270,7 @@ class Scheduler:
 
     def _watch(self, task: CandidateTask) -> None:
         """A task starts running on this thread: the watchdog finishes it at its deadline."""
-        deadline = task.started_ns + int(task.timeout * 1e9)
+        deadline = task.deadline_ns
         with self._watch_cond:
             self._running.add(task)
             if deadline < self._watch_next:  # sooner than the watchdog planned to look
@@ -287,7 +288,7 @@ class Scheduler:
         for task in self._running:
             if task.result is not None:  # finished elsewhere; its worker removes it
                 continue
-            deadline = task.started_ns + int(task.timeout * 1e9)
+            deadline = task.deadline_ns
             if deadline <= now:
                 due.append((deadline, task))
             else:

@@ -34,6 +34,13 @@ def exception_type_name(exc: BaseException) -> str:
     return f"{module}.{cls.__qualname__}" if module and module != "builtins" else cls.__qualname__
 
 
+def _message(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:  # a broken __str__ must not lose the event
+        return "<exception str() failed>"
+
+
 def _one(exc: BaseException, out: list[str]) -> None:
     frames: list[tuple[Any, int]] = []
     tb = exc.__traceback__
@@ -51,10 +58,7 @@ def _one(exc: BaseException, out: list[str]) -> None:
             line = linecache.getline(filename, lineno).strip()
             if line:
                 out.append(f"    {line}\n")
-    try:
-        message = str(exc)
-    except Exception:
-        message = "<exception str() failed>"
+    message = _message(exc)
     name = exception_type_name(exc)
     out.append(f"{name}: {message}\n" if message else f"{name}\n")
 
@@ -84,15 +88,11 @@ def format_stacktrace(exc: BaseException) -> str:
 
 def record_exception(span: Span, exc: BaseException, escaped: bool = False) -> None:
     """Add the ``exception`` event to ``span`` (what ``span.record_exception`` adds, made cheaply)."""
-    try:
-        message = str(exc)
-    except Exception:
-        message = "<exception str() failed>"
     span.add_event(
         A.EXCEPTION_EVENT,
         {
             A.EXCEPTION_TYPE: exception_type_name(exc),
-            A.EXCEPTION_MESSAGE: message,
+            A.EXCEPTION_MESSAGE: _message(exc),
             A.EXCEPTION_STACKTRACE: format_stacktrace(exc),
             A.EXCEPTION_ESCAPED: str(escaped),
         },

@@ -185,3 +185,19 @@ def test_the_watchdog_stops_after_shutdown() -> None:
     scheduler.shutdown(1)
     watchdogs[0].join(3)  # it looks at least once a second
     assert not watchdogs[0].is_alive()
+
+
+def test_the_watchdog_times_out_due_candidates_earliest_deadline_first() -> None:
+    """A waiter on a later candidate must not see it time out while an earlier one still runs."""
+    from otel_shadow.core.candidate import ScheduledTask
+
+    scheduler = Scheduler(workers=4, max_pending=8)
+    tasks = [ScheduledTask(timeout=1.0, want_event=False) for _ in range(4)]
+    for started, task in zip((300, 100, 400, 200), tasks):
+        task.started_ns = started
+        scheduler._running.add(task)
+    now = 200 + 1_000_000_000  # the tasks started at 100 and 200 are due, the others not yet
+    due, soonest = scheduler._due(now)
+    assert [t.started_ns for t in due] == [100, 200]
+    assert soonest == 300 + 1_000_000_000
+    assert {t.started_ns for t in scheduler._running} == {300, 400}  # due ones leave the watch
