@@ -7,6 +7,9 @@ The differences that matter (opentelemetry-proto, docs/specification.md, "JSON P
   trace id into 24 garbage bytes. They are converted to base64 before parsing.
 * 64-bit integers arrive as decimal strings (numbers are accepted too); enums as integers.
 * Keys are lowerCamelCase; unknown fields MUST be ignored.
+
+Whatever JSON cannot hold as OTLP is ``InvalidOTLP`` (400), including integers longer than Python
+converts (4,300 digits) and nesting deeper than the interpreter's recursion limit.
 """
 
 from __future__ import annotations
@@ -58,7 +61,9 @@ def parse_otlp_json(body: bytes) -> ExportTraceServiceRequest:
     """Decode an OTLP/JSON body; raise ``InvalidOTLP`` with a readable reason when it is not one."""
     try:
         data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except RecursionError as exc:
+        raise InvalidOTLP("body is not valid OTLP JSON: nested too deeply") from exc
+    except ValueError as exc:  # bad syntax, bad UTF-8, an integer of over 4,300 digits
         raise InvalidOTLP(f"body is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise InvalidOTLP("body must be a JSON object with a resourceSpans array")
@@ -80,6 +85,8 @@ def parse_otlp_json(body: bytes) -> ExportTraceServiceRequest:
     request = ExportTraceServiceRequest()
     try:
         json_format.ParseDict(data, request, ignore_unknown_fields=True)
+    except RecursionError as exc:
+        raise InvalidOTLP("not an OTLP trace request: nested too deeply") from exc
     except (json_format.ParseError, TypeError, ValueError, AttributeError, KeyError) as exc:
         raise InvalidOTLP(f"not an OTLP trace request: {exc}") from exc
     return request

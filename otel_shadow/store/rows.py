@@ -9,6 +9,10 @@ runtime's objects). The request is therefore parsed with ``wire``'s view, in whi
 are raw bytes, and each distinct ``KeyValue`` is decoded once (``wire.decode_attributes``), giving
 the dict (for promoted columns) and the JSON bag's text together. The loop binds every column's
 ``append`` once and leaves type checks of promoted columns to Arrow (coercing only when it refuses).
+
+A span whose values do not fit its columns is rejected on its own (partial success), never the
+request: a kind or status code OTLP does not define, a time beyond what a ``TIMESTAMP_NS`` holds,
+more than 65,535 events or links, or a promoted integer (a token count, say) outside 64 bits.
 """
 
 from __future__ import annotations
@@ -123,16 +127,38 @@ class Rows:
         return self.received - self.rejected - self.span_count
 
 
-def request_to_rows(request: ExportTraceServiceRequest | bytes, *, shadow_only: bool = False) -> Rows:
-    """Convert one OTLP request (a message or its bytes). Invalid spans (bad id lengths) are
-    rejected, not fatal; malformed bytes raise ``google.protobuf.message.DecodeError``.
+# OTLP defines SpanKind 0-5 and StatusCode 0-2; DuckDB's TIMESTAMP_NS ends one below 2^63 - 1
+# (its "infinity"); link and event indexes are USMALLINT.
+MAX_SPAN_KIND = 5
+MAX_STATUS_CODE = 2
+MAX_TIME_NS = 2**63 - 2
+MAX_EVENTS = MAX_LINKS = 2**16 - 1
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+class _OutOfRange(Exception):
+    """A promoted integer attribute does not fit 64 bits (the spans are then checked one by one)."""
+
+
+def request_to_rows(
+    request: ExportTraceServiceRequest | bytes | bytearray | memoryview, *, shadow_only: bool = False
+) -> Rows:
+    """Convert one OTLP request (a message or its bytes). Invalid spans (bad id lengths, values
+    out of range) are rejected, not fatal; malformed bytes raise ``google.protobuf.message.DecodeError``.
 
     ``shadow_only`` keeps spans that carry a ``shadow.*`` experiment attribute, plus GenAI spans
     (their token counts belong to the experiment that contains them); the rest are skipped (and
     not counted as rejected).
     """
-    if not isinstance(request, bytes):
+    if not isinstance(request, bytes | bytearray | memoryview):
         request = request.SerializeToString()
+    try:
+        return _convert(request, shadow_only, check_promoted=False)
+    except _OutOfRange:  # rare: convert again, rejecting the spans that carry such a value
+        return _convert(request, shadow_only, check_promoted=True)
+
+
+def _convert(request: bytes | bytearray | memoryview, shadow_only: bool, check_promoted: bool) -> Rows:
     wire = parse_request(request)
     cols: dict[str, list[Any]] = {name: [] for name in SPAN_SCHEMA.names}
     links: dict[str, list[Any]] = {name: [] for name in LINK_SCHEMA.names}
@@ -181,6 +207,9 @@ def request_to_rows(request: ExportTraceServiceRequest | bytes, *, shadow_only: 
             for span in scope_spans.spans:
                 trace_id = span.trace_id
                 span_id = span.span_id
+                span_links = span.links
+                span_events = span.events
+                status = span.status
                 if len(trace_id) != 16 or len(span_id) != 8 or trace_id == _ZERO_TRACE:
                     rejected += 1
                     if len(errors) < 5:
@@ -189,9 +218,28 @@ def request_to_rows(request: ExportTraceServiceRequest | bytes, *, shadow_only: 
                             f"(got {len(trace_id)} and {len(span_id)})"
                         )
                     continue
+                if (
+                    span.kind > MAX_SPAN_KIND
+                    or span.start_time_unix_nano > MAX_TIME_NS
+                    or span.end_time_unix_nano > MAX_TIME_NS
+                    or status.code > MAX_STATUS_CODE
+                    or (span_events and (len(span_events) > MAX_EVENTS or _late_event(span_events)))
+                    or len(span_links) > MAX_LINKS
+                ):
+                    rejected += 1
+                    if len(errors) < 5:
+                        errors.append(f"span {span.name!r}: {_out_of_range(span)}")
+                    continue
                 attrs, attrs_json = decode(span.attributes)
                 if shadow_only and experiment_key not in attrs and genai_key not in attrs:
                     continue
+                if check_promoted:
+                    problem = _promoted_out_of_range(attrs)
+                    if problem is not None:
+                        rejected += 1
+                        if len(errors) < 5:
+                            errors.append(f"span {span.name!r}: {problem}")
+                        continue
                 trace_hex = trace_id.hex()
                 span_int = from_bytes(span_id, "big")
                 parent = span.parent_span_id
@@ -204,7 +252,6 @@ def request_to_rows(request: ExportTraceServiceRequest | bytes, *, shadow_only: 
                 a_kind(span.kind)
                 a_start(span.start_time_unix_nano)
                 a_end(span.end_time_unix_nano)
-                status = span.status
                 a_status(status.code)
                 a_status_msg(status.message or None)
                 a_attrs(attrs)
@@ -212,7 +259,6 @@ def request_to_rows(request: ExportTraceServiceRequest | bytes, *, shadow_only: 
                 a_dropped_attrs(span.dropped_attributes_count)
                 a_dropped_events(span.dropped_events_count)
                 a_dropped_links(span.dropped_links_count)
-                span_links = span.links
                 if span_links:
                     for index, link in enumerate(span_links):
                         linked_trace, linked_span = link.trace_id, link.span_id
@@ -228,7 +274,6 @@ def request_to_rows(request: ExportTraceServiceRequest | bytes, *, shadow_only: 
                         l_state(link.trace_state or None)
                         l_flags(link.flags)
                         l_attrs(link_json)
-                span_events = span.events
                 if span_events:
                     for index, event in enumerate(span_events):
                         e_trace(trace_hex)
@@ -261,10 +306,40 @@ def request_to_rows(request: ExportTraceServiceRequest | bytes, *, shadow_only: 
 _ZERO_TRACE = b"\0" * 16
 
 
+def _late_event(events: Any) -> bool:
+    return any(event.time_unix_nano > MAX_TIME_NS for event in events)
+
+
+def _out_of_range(span: Any) -> str:
+    """Why a span failed the range checks of the conversion loop, naming the field and the limit."""
+    if span.kind > MAX_SPAN_KIND:
+        return f"kind {span.kind} is not an OTLP SpanKind (0-{MAX_SPAN_KIND})"
+    if span.status.code > MAX_STATUS_CODE:
+        return f"status.code {span.status.code} is not an OTLP StatusCode (0-{MAX_STATUS_CODE})"
+    for field in ("start_time_unix_nano", "end_time_unix_nano"):
+        if getattr(span, field) > MAX_TIME_NS:
+            return f"{field} {getattr(span, field)} is past the largest storable time ({MAX_TIME_NS}, year 2262)"
+    if len(span.events) > MAX_EVENTS or len(span.links) > MAX_LINKS:
+        return f"{len(span.events)} events and {len(span.links)} links; at most {MAX_EVENTS} of each are stored"
+    return f"an event's time_unix_nano is past the largest storable time ({MAX_TIME_NS}, year 2262)"
+
+
+def _promoted_out_of_range(attrs: dict[str, Any]) -> str | None:
+    for key, _, kind in PROMOTED:
+        value = attrs.get(key)
+        if kind == pa.int64() and value is not None and type(value) is not int:
+            try:
+                _to_int(value)
+            except _OutOfRange:
+                return f"attribute {key} = {str(value)[:40]} is outside the 64-bit integer range of its column"
+    return None
+
+
 def _coerce(values: list[Any], kind: pa.DataType) -> list[Any]:
-    """Values of the wrong type for a promoted column become NULL (the JSON bag keeps the original)."""
+    """Values of the wrong type for a promoted column become NULL (the JSON bag keeps the original);
+    a number that does not fit 64 bits raises ``_OutOfRange`` (its span is rejected instead)."""
     if kind == pa.int64():
-        return [v if isinstance(v, int) and not isinstance(v, bool) else _to_int(v) for v in values]
+        return [v if type(v) is int and _INT64[0] <= v <= _INT64[1] else _to_int(v) for v in values]
     return [v if isinstance(v, str) or v is None else str(v) for v in values]
 
 
@@ -272,9 +347,14 @@ def _to_int(value: Any) -> int | None:
     if value is None or isinstance(value, bool):
         return None
     try:
-        return int(value)
-    except (TypeError, ValueError):
+        number = int(value)
+    except (TypeError, ValueError):  # not a number (or a string of over 4,300 digits)
         return None
+    except OverflowError as exc:  # an infinity
+        raise _OutOfRange from exc
+    if not _INT64[0] <= number <= _INT64[1]:
+        raise _OutOfRange
+    return number
 
 
 def _table(cols: dict[str, list[Any]], schema: pa.Schema) -> pa.Table:

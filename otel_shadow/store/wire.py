@@ -10,11 +10,21 @@ distinct ``KeyValue`` once, with the official ``KeyValue`` class, into a cache k
 
 Everything else (ids, times, names, status, resource, scope) is read from the view exactly as from
 the official classes. Malformed attribute bytes are found when first decoded and raise
-``DecodeError`` like a malformed request does. The cache is bounded (cleared when full).
+``DecodeError`` like a malformed request does.
+
+The cache is bounded in bytes, because its keys come from the network: a ``KeyValue`` larger than
+``CACHE_ENTRY_MAX_BYTES`` is decoded every time and never kept (large values rarely repeat, and one
+of them could be megabytes), and the cache is cleared all at once when the bytes it holds would
+pass ``CACHE_MAX_BYTES``. So it holds at most ``CACHE_MAX_BYTES`` per process, whatever arrives.
+
+NaN and the infinities are not JSON; the attribute JSON stores them as the strings proto3's JSON
+mapping uses (``"NaN"``, ``"Infinity"``, ``"-Infinity"``), so every JSON reader can parse the column.
 """
 
 from __future__ import annotations
 
+import sys
+import threading
 from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
@@ -24,7 +34,18 @@ from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.resource.v1 import resource_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-__all__ = ["DecodeError", "WireRequest", "any_value", "decode_attributes", "dumps", "parse_request"]
+__all__ = [
+    "CACHE_ENTRY_MAX_BYTES",
+    "CACHE_MAX_BYTES",
+    "DecodeError",
+    "WireRequest",
+    "any_value",
+    "cache_bytes",
+    "clear_cache",
+    "decode_attributes",
+    "dumps",
+    "parse_request",
+]
 
 _PACKAGE = "otel_shadow.wire.v1"
 _KEY_VALUE = ".opentelemetry.proto.common.v1.KeyValue"
@@ -83,9 +104,12 @@ def parse_request(payload: bytes) -> Any:
 
 # ---- attributes ------------------------------------------------------------------------------
 
-_CACHE_LIMIT = 1 << 16  # distinct KeyValues kept (a few MiB); cleared all at once when full
+CACHE_ENTRY_MAX_BYTES = 4096  # a larger KeyValue is decoded each time, never kept
+CACHE_MAX_BYTES = 16 * 2**20  # what the cache may hold per process (see _cost); cleared when full
 # KeyValue bytes -> (key, value, JSON member text `"key":value`)
 _cache: dict[bytes, tuple[str, Any, str]] = {}
+_cached_bytes = 0
+_cache_lock = threading.Lock()
 _KeyValue = common_pb2.KeyValue
 _NESTED = frozenset({"array_value", "kvlist_value", "bytes_value"})
 
@@ -108,19 +132,41 @@ def _make_dumps() -> Any:
     """``json.dumps`` without its two Python frames: the C encoder called directly when present."""
     import json
 
-    encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
+    encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str, allow_nan=False)
     c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
     if c_make_encoder is None:  # pragma: no cover - CPython always has it
-        return encoder.encode
-    iterencode = c_make_encoder(
-        None, encoder.default, json.encoder.encode_basestring, None, ":", ",", False, False, True
-    )
-    join = "".join
+        encode = encoder.encode
+    else:
+        iterencode = c_make_encoder(
+            None, encoder.default, json.encoder.encode_basestring, None, ":", ",", False, False, False
+        )
+        join = "".join
+
+        def encode(obj: Any) -> str:
+            return join(iterencode(obj, 0))
 
     def dumps(obj: Any) -> str:
-        return join(iterencode(obj, 0))
+        try:
+            return encode(obj)
+        except ValueError:  # NaN or an infinity somewhere: the rare path
+            return encode(_finite(obj))
 
     return dumps
+
+
+def _finite(obj: Any) -> Any:
+    """``obj`` with NaN and infinities replaced by proto3 JSON's strings for them."""
+    if isinstance(obj, float):
+        if obj != obj:
+            return "NaN"
+        if obj in (float("inf"), float("-inf")):
+            return "Infinity" if obj > 0 else "-Infinity"
+        return obj
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 dumps = _make_dumps()
@@ -133,10 +179,46 @@ def _decode_one(raw: bytes) -> tuple[str, Any, str]:
     python = None if which is None else (any_value(value) if which in _NESTED else getattr(value, which))
     key = kv.key
     item = (key, python, dumps({key: python})[1:-1])
-    if len(_cache) >= _CACHE_LIMIT:
-        _cache.clear()
-    _cache[raw] = item
+    if len(raw) <= CACHE_ENTRY_MAX_BYTES:
+        _remember(raw, item)
     return item
+
+
+def _cost(raw: bytes, item: tuple[str, Any, str]) -> int:
+    """Bytes one cache entry holds: its key bytes, the decoded key, value and JSON text, and the
+    dict slot and tuple. A nested value (array, kvlist) is charged 8× its wire size, more than its
+    Python objects take."""
+    key, value, text = item
+    if isinstance(value, str | bytes):
+        held = sys.getsizeof(value)
+    elif value is None or isinstance(value, bool | int | float):
+        held = 32
+    else:
+        held = 8 * len(raw)
+    return sys.getsizeof(raw) + sys.getsizeof(key) + sys.getsizeof(text) + held + 200
+
+
+def _remember(raw: bytes, item: tuple[str, Any, str]) -> None:
+    global _cached_bytes
+    cost = _cost(raw, item)
+    with _cache_lock:  # receivers' threads decode concurrently; the count must not drift
+        if _cached_bytes + cost > CACHE_MAX_BYTES:
+            _cache.clear()
+            _cached_bytes = 0
+        _cache[raw] = item
+        _cached_bytes += cost
+
+
+def cache_bytes() -> int:
+    """What the attribute cache holds now, in bytes (as ``_cost`` counts them)."""
+    return _cached_bytes
+
+
+def clear_cache() -> None:
+    global _cached_bytes
+    with _cache_lock:
+        _cache.clear()
+        _cached_bytes = 0
 
 
 def decode_attributes(raw_list: Any) -> tuple[dict[str, Any], str]:

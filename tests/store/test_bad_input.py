@@ -8,13 +8,14 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from otel_shadow import DatabaseLocked, NotADatabase, QueryError, ReadOnlyQuery, SchemaTooNew, StoreError
 from otel_shadow.store import Store, Writer
 
-from .otlp import pair, request
+from .otlp import pair, request, span
 
 LOCK_HOLDER = textwrap.dedent(
     """
@@ -88,7 +89,8 @@ def test_writes_are_refused_on_the_read_only_access(tmp_path: Path) -> None:
 def test_a_locked_database_names_the_holder_and_the_way_out(locked_db: Path) -> None:
     with pytest.raises(DatabaseLocked) as info:
         Store.open(locked_db, read_only=True)
-    assert "held for writing by process" in str(info.value)
+    assert "held by process" in str(info.value)
+    assert "python" in str(info.value)  # the holder's command line, to tell a reader from a writer
     assert "otel-shadow collector" in str(info.value)
 
 
@@ -109,7 +111,7 @@ def test_the_exporter_never_raises_and_counts_what_it_could_not_write(
             pass
     assert exporter.failed == 3 and exporter.exported == 0
     messages = [r.getMessage() for r in caplog.records if "cannot write" in r.getMessage()]
-    assert len(messages) == 1 and "held for writing" in messages[0]
+    assert len(messages) == 1 and "held by process" in messages[0]
     provider.shutdown()
 
 
@@ -190,3 +192,49 @@ def test_a_full_disk_gives_a_clear_error_and_keeps_what_was_committed(tmp_path: 
         subprocess.run(["mount", "-o", "remount,size=64m", str(small_fs)], check=True)
     with Store.open(path, read_only=True) as store:
         assert store.query("SELECT count(*) FROM spans").rows == [(committed,)]
+
+
+def _out_of_range_spans() -> dict[str, Any]:
+    """One span per value that does not fit its column, each next to nothing else wrong."""
+    from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+    cases: dict[str, Span] = {}
+    s = span("kind", {"shadow.experiment": "e"})
+    s.kind = 1000
+    cases["kind"] = s
+    s = span("status", {"shadow.experiment": "e"})
+    s.status.code = 7
+    cases["status.code"] = s
+    s = span("start", {"shadow.experiment": "e"})
+    s.start_time_unix_nano = 2**64 - 1
+    cases["start_time_unix_nano"] = s
+    s = span("end", {"shadow.experiment": "e"})
+    s.end_time_unix_nano = 2**63 - 1  # DuckDB's infinity: it failed at COMMIT, taking the group with it
+    cases["end_time_unix_nano"] = s
+    s = span("events", {"shadow.experiment": "e"})
+    s.events.extend([Span.Event(time_unix_nano=1, name="e")] * 70_000)
+    cases["70000 events"] = s
+    s = span("event time", {"shadow.experiment": "e"})
+    s.events.add(time_unix_nano=2**64 - 1, name="late")
+    cases["event's time_unix_nano"] = s
+    cases["64-bit integer range"] = span("tokens", {"shadow.experiment": "e", "gen_ai.usage.input_tokens": 1e30})
+    cases["64-bit integer range "] = span("tokens", {"shadow.experiment": "e", "gen_ai.usage.output_tokens": "9" * 30})
+    return cases
+
+
+@pytest.mark.parametrize("reason", list(_out_of_range_spans()))
+def test_a_value_out_of_range_rejects_its_span_and_keeps_its_neighbours(tmp_path: Path, reason: str) -> None:
+    bad = _out_of_range_spans()[reason]
+    good = pair()
+    with Store.open(tmp_path / "s.duckdb") as store:
+        result = Writer(store).write(request(good[0], bad, good[1]))
+        assert (result.stored, result.rejected) == (2, 1)
+        assert reason.strip() in result.errors[0] and repr(bad.name) in result.errors[0]
+        assert store.query("SELECT count(*) FROM shadow_pairs").rows == [(1,)]
+
+
+def test_a_token_count_that_is_a_plain_wrong_type_is_still_null_not_a_rejection(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "s.duckdb") as store:
+        result = Writer(store).write(request(span("t", {"shadow.experiment": "e", "gen_ai.usage.input_tokens": "many"})))
+        assert (result.stored, result.rejected) == (1, 0)
+        assert store.query("SELECT gen_ai_usage_input_tokens, attributes->>'$.\"gen_ai.usage.input_tokens\"' FROM spans").rows == [(None, "many")]

@@ -60,11 +60,46 @@ def test_malformed_attribute_bytes_raise_like_a_malformed_request() -> None:
     assert b"\x0a\x02\xff\xfe" not in wire._cache
 
 
-def test_the_cache_is_bounded_and_results_stay_right_when_it_is_cleared(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(wire, "_CACHE_LIMIT", 8)
-    wire._cache.clear()
-    spans = [span("op", {"shadow.experiment": "e", "n": i, "s": f"v{i}"}) for i in range(20)]
+def test_the_cache_is_bounded_in_bytes_and_results_stay_right_when_it_is_cleared(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(wire, "CACHE_MAX_BYTES", 4096)
+    wire.clear_cache()
+    spans = [span("op", {"shadow.experiment": "e", "n": i, "s": f"v{i}"}) for i in range(40)]
     rows = request_to_rows(request(*spans))
-    assert len(wire._cache) <= 8
+    assert 0 < wire.cache_bytes() <= 4096
     bags = [json.loads(text) for text in rows.spans.column("attributes").to_pylist()]
-    assert bags == [{"shadow.experiment": "e", "n": i, "s": f"v{i}"} for i in range(20)]
+    assert bags == [{"shadow.experiment": "e", "n": i, "s": f"v{i}"} for i in range(40)]
+
+
+def test_large_attributes_are_never_cached_so_distinct_megabytes_do_not_accumulate() -> None:
+    """Twenty requests with three distinct 1 MB attributes each once kept all 60 MB (and their
+    decoded copies) alive; now nothing above CACHE_ENTRY_MAX_BYTES is kept."""
+    wire.clear_cache()
+    for r in range(20):
+        big = {f"blob{k}": f"{r}-{k}-" + "x" * 1_000_000 for k in range(3)}
+        rows = request_to_rows(request(span("op", {"shadow.experiment": "e", **big})))
+        assert json.loads(rows.spans.column("attributes")[0].as_py())["blob2"].startswith(f"{r}-2-")
+    assert wire.cache_bytes() < 64 * 1024
+    assert all(len(raw) <= wire.CACHE_ENTRY_MAX_BYTES for raw in wire._cache)
+
+
+def test_distinct_attributes_just_under_the_entry_limit_stay_within_the_byte_bound() -> None:
+    wire.clear_cache()
+    for r in range(60):  # 60 × 100 distinct 4 KB values: 24 MB of input, more than the cache may hold
+        attrs = {f"k{k}": f"{r}-{k}-" + "y" * 3_900 for k in range(100)}
+        request_to_rows(request(span("op", {"shadow.experiment": "e", **attrs})))
+        assert wire.cache_bytes() <= wire.CACHE_MAX_BYTES
+    held = sum(len(raw) + len(item[2]) for raw, item in wire._cache.items())
+    assert held <= wire.cache_bytes() <= wire.CACHE_MAX_BYTES
+
+
+def test_nan_and_infinities_are_stored_as_standard_json_strings() -> None:
+    values = {"nan": float("nan"), "inf": float("inf"), "ninf": float("-inf"), "arr": [1.5, float("nan")], "ok": 0.5}
+    s = span("op", {"shadow.experiment": "e", **values})
+    s.events.add(time_unix_nano=1, name="e").attributes.extend(kvs({"x": float("inf")}))
+    rows = request_to_rows(request(s))
+    text = rows.spans.column("attributes")[0].as_py()
+    strict = json.loads(text, parse_constant=lambda token: pytest.fail(f"non-standard JSON token {token}"))
+    assert strict == {
+        "shadow.experiment": "e", "nan": "NaN", "inf": "Infinity", "ninf": "-Infinity", "arr": [1.5, "NaN"], "ok": 0.5
+    }
+    assert json.loads(rows.events.column("attributes")[0].as_py()) == {"x": "Infinity"}
