@@ -2,8 +2,10 @@
 
 DuckDB lets no other process open a file while one process writes it. A running collector
 therefore publishes, beside the database, a small file ``<db>.collector.json`` naming its SQL
-endpoint; when the database is locked, readers send their (read-only) SQL there instead. The
-protocol is plain JSON over HTTP, so this module needs nothing from the collector's code.
+endpoint and the token it takes (the file is readable by the collector's OS user only); when the
+database is locked, readers send their (read-only) SQL there instead. The protocol is plain JSON
+over HTTP, so this module needs nothing from the collector's code. Both ways run the same checks
+(``otel_shadow.store.readonly``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .environment_variables import OTEL_SHADOW_COLLECTOR_TOKEN
-from .errors import DatabaseLocked, QueryError, ReadOnlyQuery, StoreError
+from .errors import DatabaseLocked, QueryError, QueryTimeout, ReadOnlyQuery, ResultTooLarge, StoreError
 from .store import QueryResult, Store, check_read_only
 
 __all__ = ["Reader", "collector_info_path", "open_reader"]
@@ -71,6 +73,12 @@ class RemoteReader:
                 ) from exc
             if exc.code == 403:
                 raise ReadOnlyQuery(detail) from exc
+            if exc.code == 408:
+                raise QueryTimeout(detail) from exc
+            if exc.code == 413:
+                raise ResultTooLarge(detail) from exc
+            if exc.code == 503:
+                raise StoreError(f"the collector at {self.url} is busy: {detail}") from exc
             raise QueryError(detail) from exc
         except (urllib.error.URLError, OSError) as exc:
             raise StoreError(f"cannot reach the collector at {self.url}: {exc}") from exc
@@ -91,12 +99,35 @@ def open_reader(db: str, token: str | None = None) -> LocalReader | RemoteReader
     """The file read-only when free; the collector holding it otherwise."""
     try:
         return LocalReader(Store.open(db, read_only=True))
-    except DatabaseLocked:
+    except DatabaseLocked as locked:
         info_path = collector_info_path(db)
         if not info_path.exists():
             raise
         try:
             info = json.loads(info_path.read_text())
-        except (OSError, ValueError) as exc:
+            pid = int(info["pid"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
             raise StoreError(f"'{info_path}' is unreadable ({exc}); is the collector still running?") from exc
-        return RemoteReader(info["sql_url"], token or os.environ.get(OTEL_SHADOW_COLLECTOR_TOKEN))
+        if not _alive(pid):
+            raise DatabaseLocked(
+                f"'{info_path}' names collector process {pid}, which is no longer running (it was "
+                f"killed; the file is stale and can be deleted). {locked}"
+            ) from locked
+        if not info.get("sql_url"):
+            raise StoreError(
+                f"the collector (process {pid}) holding '{db}' serves no SQL (started with --no-sql); "
+                "stop it to read the file directly"
+            ) from locked
+        return RemoteReader(
+            info["sql_url"], token or os.environ.get(OTEL_SHADOW_COLLECTOR_TOKEN) or info.get("sql_token")
+        )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, another user's
+        return True
+    return True

@@ -12,6 +12,8 @@ Every message names the bad thing, its value, and what to do about it. Foreign e
         ├── NotADatabase           the path exists but is not a DuckDB database
         ├── ReadOnlyQuery          a statement given to the read-only SQL access would write
         └── QueryError             the SQL itself is wrong
+            ├── QueryTimeout           the query ran past its time limit and was stopped
+            └── ResultTooLarge         the result passed the row or byte limit
     └── ReceiverError          the collector refuses a request
         ├── RetryableError         try again later (overload, storage trouble, shutting down)
         └── PermanentError         the data itself is bad; retrying cannot help
@@ -28,8 +30,10 @@ __all__ = [
     "NotADatabase",
     "PermanentError",
     "QueryError",
+    "QueryTimeout",
     "ReadOnlyQuery",
     "ReceiverError",
+    "ResultTooLarge",
     "RetryableError",
     "SchemaTooNew",
     "ShadowError",
@@ -71,6 +75,14 @@ class ReadOnlyQuery(StoreError):
 
 class QueryError(StoreError):
     """The SQL given to the store is invalid (syntax, unknown table or column...)."""
+
+
+class QueryTimeout(QueryError):
+    """A read-only query ran longer than its time limit and was interrupted."""
+
+
+class ResultTooLarge(QueryError):
+    """A read-only query's result passed its row or byte limit (nothing of it is returned)."""
 
 
 class ReceiverError(ShadowError):

@@ -2,7 +2,7 @@
 
 * ``/v1/traces``: ``application/x-protobuf`` or ``application/json``, optionally gzip; the size
   limit applies to the body *after* decompression (413); the answer uses the request's encoding.
-* ``/v1/sql``: read-only SQL for ``otel-shadow sql`` / ``report`` while the collector holds the file.
+* ``/v1/sql``: read-only SQL for ``otel-shadow sql`` / ``report`` (``sql_endpoint``: token, limits).
 * ``/healthz`` (alive), ``/readyz`` (503 while commits fail or while shutting down), ``/metrics``.
 
 Served by uvicorn (a real ASGI server); nothing here parses HTTP by hand.
@@ -10,7 +10,6 @@ Served by uvicorn (a real ASGI server); nothing here parses HTTP by hand.
 
 from __future__ import annotations
 
-import json
 import zlib
 from typing import Any
 
@@ -22,9 +21,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from ..errors import PermanentError, QueryError, ReadOnlyQuery, RetryableError, StoreError
-from ..store import Store, check_read_only, json_value
+from ..errors import PermanentError, RetryableError
 from .pipeline import Pipeline
+from .sql_endpoint import SqlEndpoint
 from .status import error_body, export_response
 
 __all__ = ["build_app"]
@@ -72,7 +71,9 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def build_app(pipeline: Pipeline, store: Store, *, max_request_bytes: int, token: str | None, stats: Any) -> Starlette:
+def build_app(
+    pipeline: Pipeline, sql: SqlEndpoint | None, *, max_request_bytes: int, token: str | None, stats: Any
+) -> Starlette:
     def authorized(request: Request) -> bool:
         return token is None or request.headers.get("authorization") == f"Bearer {token}"
 
@@ -110,26 +111,6 @@ def build_app(pipeline: Pipeline, store: Store, *, max_request_bytes: int, token
             return Response(payload, media_type=_JSON)
         return Response(response.SerializeToString(), media_type=_PROTOBUF)
 
-    async def sql(request: Request) -> Response:
-        if not authorized(request):
-            return JSONResponse({"error": "missing or wrong bearer token"}, status_code=401)
-        try:
-            data = json.loads(await request.body())
-            text = data["sql"]
-            if not isinstance(text, str):
-                raise TypeError
-        except (ValueError, KeyError, TypeError):
-            return JSONResponse({"error": 'send {"sql": "SELECT …"}'}, status_code=400)
-        try:
-            check_read_only(text)
-            result = await run_in_threadpool(store.query, text)
-        except ReadOnlyQuery as exc:
-            return JSONResponse({"error": str(exc)}, status_code=403)
-        except (QueryError, StoreError) as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
-        rows = [[json_value(v) for v in row] for row in result.rows]
-        return Response(json.dumps({"columns": result.columns, "rows": rows}, default=str), media_type=_JSON)
-
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok")
 
@@ -151,12 +132,12 @@ def build_app(pipeline: Pipeline, store: Store, *, max_request_bytes: int, token
                 lines.append(f"otel_shadow_collector_{key} {value}")
         return PlainTextResponse("\n".join(lines) + "\n")
 
-    return Starlette(
-        routes=[
-            Route("/v1/traces", traces, methods=["POST"]),
-            Route("/v1/sql", sql, methods=["POST"]),
-            Route("/healthz", healthz),
-            Route("/readyz", readyz),
-            Route("/metrics", metrics),
-        ]
-    )
+    routes = [
+        Route("/v1/traces", traces, methods=["POST"]),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics),
+    ]
+    if sql is not None:
+        routes.append(Route("/v1/sql", sql.handle, methods=["POST"]))
+    return Starlette(routes=routes)

@@ -12,10 +12,11 @@ import asyncio
 import json
 import logging
 import os
+import secrets
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from .decode import DecodePool, default_workers
 from .pipeline import Pipeline
 from .receiver_grpc import GrpcReceiver
 from .receiver_http import build_app
+from .sql_endpoint import SqlEndpoint, SqlLimits
 
 __all__ = ["Collector", "CollectorConfig", "configure_logging"]
 
@@ -52,6 +54,8 @@ class CollectorConfig:
     tls_key: str | None = None
     checkpoint_interval_s: float = 60.0
     stats_interval_s: float = 30.0
+    sql: bool = True  # /v1/sql, always behind a token (--token, or one made per run: see sql_endpoint)
+    sql_limits: SqlLimits = field(default_factory=SqlLimits)
 
 
 class _JsonFormatter(logging.Formatter):
@@ -90,6 +94,9 @@ class Collector:
         self._http_server: Any = None
         self._http_thread: threading.Thread | None = None
         self.http_port: int | None = None
+        self.sql: SqlEndpoint | None = None
+        # the SQL endpoint's token when the operator set none: known only to this OS user (info file)
+        self.sql_token = config.token or secrets.token_urlsafe(32)
 
     @property
     def info_path(self) -> Path:
@@ -104,7 +111,7 @@ class Collector:
 
                 raise ConfigError("TLS needs both --tls-cert and --tls-key")
             tls = (Path(c.tls_key).read_bytes(), Path(c.tls_cert).read_bytes())
-        self._store = Store.open(c.db)
+        self._store = Store.open(c.db, lock_wait_s=10.0)
         writer = Writer(self._store, shadow_only=not c.store_all, checkpoint_interval_s=c.checkpoint_interval_s)
         workers = default_workers() if c.decode_workers is None else c.decode_workers
         self.pipeline = Pipeline(
@@ -114,7 +121,10 @@ class Collector:
             max_wait_ms=c.max_wait_ms,
             decode_pool=DecodePool(workers) if workers > 0 else None,
         )
-        reader = Store(self._store.con.cursor(), self._store.path, read_only=False)
+        if c.sql:
+            self.sql = SqlEndpoint(
+                self._store, tokens=[self.sql_token], limits=c.sql_limits, loopback_only=_is_loopback(c.host)
+            )
         try:
             self.grpc = GrpcReceiver(
                 self.pipeline,
@@ -126,21 +136,21 @@ class Collector:
                 workers=c.grpc_workers,
             )
             self.grpc.start()
-            self._start_http(reader)
+            self._start_http()
         except BaseException:
             self._shutdown_store()
             raise
         scheme = "https" if tls else "http"
-        self.info_path.write_text(
-            json.dumps(
-                {
-                    "pid": os.getpid(),
-                    "sql_url": f"{scheme}://{_client_host(c.host)}:{self.http_port}/v1/sql",
-                    "grpc_port": self.grpc.port,
-                    "http_port": self.http_port,
-                    "started_at": self.started_at,
-                }
-            )
+        _write_private(
+            self.info_path,
+            {
+                "pid": os.getpid(),
+                "sql_url": f"{scheme}://{_client_host(c.host)}:{self.http_port}/v1/sql" if self.sql else None,
+                "sql_token": self.sql_token if self.sql else None,
+                "grpc_port": self.grpc.port,
+                "http_port": self.http_port,
+                "started_at": self.started_at,
+            },
         )
         logger.info(
             "collector started",
@@ -148,13 +158,11 @@ class Collector:
         )
         threading.Thread(target=self._report_stats, name="otel-shadow-stats", daemon=True).start()
 
-    def _start_http(self, reader: Store) -> None:
+    def _start_http(self) -> None:
         import uvicorn
 
         c = self.config
-        app = build_app(
-            self.pipeline, _LockedReader(reader), max_request_bytes=c.max_request_bytes, token=c.token, stats=self.stats
-        )
+        app = build_app(self.pipeline, self.sql, max_request_bytes=c.max_request_bytes, token=c.token, stats=self.stats)
         config = uvicorn.Config(
             app,
             host=c.host,
@@ -215,6 +223,8 @@ class Collector:
             return
         logger.info("collector stopping")
         self.pipeline.stop_accepting()  # readiness false at once; new requests refused retryably
+        if self.sql is not None:
+            self.sql.close()  # running queries are interrupted: a long one must not hold the store open
         if self.grpc is not None:
             self.grpc.stop(grace)
         if self._http_server is not None:
@@ -235,16 +245,29 @@ class Collector:
                 self._store = None
 
 
-class _LockedReader:
-    """Serialises SQL-endpoint queries on the reader connection (cursors are made one at a time)."""
+def _write_private(path: Path, info: dict[str, Any]) -> None:
+    """Write ``info`` as JSON readable by this OS user only (it holds the SQL token), atomically."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # an old file of the same name may have had wider permissions
+        with os.fdopen(fd, "w") as f:
+            json.dump(info, f)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, path)
 
-    def __init__(self, store: Store) -> None:
-        self._store = store
-        self._lock = threading.Lock()
 
-    def query(self, sql: str) -> Any:
-        with self._lock:
-            return self._store.query(sql)
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _client_host(host: str) -> str:

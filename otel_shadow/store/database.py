@@ -3,15 +3,19 @@
 DuckDB lets one process write a file and, while it does, no other process open it. So the store
 has two ways in: ``Store.open(path)`` (the one writer: the collector or the in-process exporter)
 and ``Store.open(path, read_only=True)`` (the CLI, when no writer holds the file). When a
-collector holds the file, the CLI asks it instead, over its SQL endpoint (see ``otel_shadow.remote``).
+collector holds the file, the CLI asks it instead, over its SQL endpoint (see ``otel_shadow.access``).
+Every connection is opened sandboxed (``readonly.SANDBOX_SETTINGS``: no file outside the database,
+no extensions, configuration locked), and ``Store.query`` runs SQL through ``readonly.run_read_only``.
 
 Every DuckDB error is mapped here to an ``otel_shadow.errors`` class whose message says what to do.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
+import time
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -27,11 +31,14 @@ from ..errors import (
     SchemaTooNew,
     StoreError,
 )
+from .readonly import SANDBOX_SETTINGS, QueryLimits, check_read_only, run_read_only
 
 __all__ = ["SCHEMA_VERSION", "QueryResult", "Store", "check_read_only", "json_value"]
 
 SCHEMA_VERSION = 1
-_READ_STATEMENTS = {"SELECT", "EXPLAIN", "PRAGMA", "SHOW", "DESCRIBE", "SUMMARIZE"}
+# A writer checkpoints on its own schedule (store.writer); DuckDB's default threshold would make
+# every batched insert checkpoint about four times as often.
+_WRITER_SETTINGS = {"checkpoint_threshold": "1GB"}
 _LOCK_PID = re.compile(r"PID (\d+)")
 
 
@@ -48,7 +55,8 @@ class QueryResult:
 
 
 def json_value(value: Any) -> Any:
-    """A query value as JSON can carry it: timestamps ISO 8601, UUIDs and bytes hex, decimals float."""
+    """A query value as standard JSON can carry it: timestamps ISO 8601, UUIDs and bytes hex,
+    decimals float, NaN and infinities as the strings proto3's JSON mapping uses."""
     import datetime as _dt
     import uuid
     from decimal import Decimal
@@ -57,6 +65,8 @@ def json_value(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, uuid.UUID):
         return value.hex
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")  # as proto3 JSON
     if isinstance(value, Decimal):
         return float(value)
     if isinstance(value, bytes):
@@ -64,26 +74,19 @@ def json_value(value: Any) -> Any:
     return value
 
 
-def check_read_only(sql: str) -> None:
-    """Refuse any statement that could change the database (before it reaches DuckDB)."""
+def _connect(path: str, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """A sandboxed connection: settings fixed at open, then the configuration locked for good."""
+    settings = dict(SANDBOX_SETTINGS) if read_only else {**SANDBOX_SETTINGS, **_WRITER_SETTINGS}
+    con = duckdb.connect(path, read_only=read_only, config=settings)
     try:
-        statements = duckdb.extract_statements(sql)
-    except duckdb.Error as exc:
-        raise QueryError(f"invalid SQL: {_first_line(exc)}") from exc
-    if not statements:
-        raise QueryError("no SQL statement given")
-    for statement in statements:
-        kind = statement.type.name
-        if kind not in _READ_STATEMENTS:
-            raise ReadOnlyQuery(
-                f"{kind} statements are refused: this SQL access is read-only "
-                "(query the views shadow_runs, shadow_pairs, shadow_summary)"
-            )
-
-
-def _quiet(con: duckdb.DuckDBPyConnection) -> None:
-    """No progress bar: DuckDB would print it into the output of `otel-shadow sql --format json`."""
-    con.execute("SET enable_progress_bar = false")
+        # session settings are inherited by every cursor; the progress bar would print into the
+        # output of `otel-shadow sql --format json`
+        con.execute("SET enable_progress_bar = false")
+        con.execute("SET lock_configuration = true")
+    except BaseException:
+        con.close()
+        raise
+    return con
 
 
 def _first_line(exc: BaseException) -> str:
@@ -95,9 +98,10 @@ def map_open_error(path: str, exc: BaseException) -> StoreError:
     text = str(exc)
     if "Could not set lock" in text or "Conflicting lock" in text:
         pid = _LOCK_PID.search(text)
-        holder = f"process {pid.group(1)}" if pid else "another process"
+        holder = f"process {pid.group(1)}{_command_of(int(pid.group(1)))}" if pid else "another process"
         return DatabaseLocked(
-            f"database '{path}' is held for writing by {holder} (DuckDB allows one writer). "
+            f"database '{path}' is held by {holder} (DuckDB lets one process write a file, and no "
+            "other open it meanwhile; a reader such as `otel-shadow sql` lets go when its query ends). "
             "Send spans to that process's collector, or run `otel-shadow collector --db "
             f"{path}` and export OTLP to it; `otel-shadow sql`/`report` then query the collector."
         )
@@ -115,12 +119,26 @@ def map_open_error(path: str, exc: BaseException) -> StoreError:
     return StoreError(f"cannot open '{path}': {_first_line(exc)}")
 
 
+def _command_of(pid: int) -> str:
+    """`` (the command line)`` of a local process, to tell a reader from a writer; empty if unknown."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read(4096).split(b"\0")
+    except OSError:
+        return ""
+    words = [" ".join(a.decode(errors="replace").split()) for a in argv if a]
+    command = " ".join(Path(words[0]).name if i == 0 else w for i, w in enumerate(words[:6]))
+    return f" ({command[:160]})" if command else ""
+
+
 def map_query_error(exc: BaseException) -> StoreError:
     text = _first_line(exc)
     if "No space left" in str(exc) or "File too large" in str(exc):
         return StoreError(f"no space left on the device: {text}; nothing of this batch was committed")
     if isinstance(exc, duckdb.Error) and "read-only mode" in str(exc):
-        return ReadOnlyQuery(f"refused: the database is open read-only ({text})")
+        return ReadOnlyQuery(f"refused: this SQL access only reads ({text})")
+    if isinstance(exc, duckdb.PermissionException):
+        return ReadOnlyQuery(f"refused: this SQL access reads no file and loads no extension ({text})")
     if isinstance(exc, (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException)):
         return QueryError(text)
     return QueryError(text)
@@ -135,9 +153,23 @@ class Store:
         self.read_only = read_only
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], *, read_only: bool = False) -> Store:
-        """Open (and, for a writer, create and migrate) the database at ``path``."""
-        path = str(path)
+    def open(cls, path: str | os.PathLike[str], *, read_only: bool = False, lock_wait_s: float = 0.0) -> Store:
+        """Open (and, for a writer, create and migrate) the database at ``path``.
+
+        ``lock_wait_s``: how long to keep trying while another process holds the file (a reader's
+        query takes seconds; a service should not fail to start because of one).
+        """
+        deadline = time.monotonic() + lock_wait_s
+        while True:
+            try:
+                return cls._open(str(path), read_only)
+            except DatabaseLocked:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.25)
+
+    @classmethod
+    def _open(cls, path: str, read_only: bool) -> Store:
         if read_only and path != ":memory:" and not Path(path).exists():
             raise StoreError(
                 f"database '{path}' does not exist yet; run `otel-shadow demo --db {path}` or a "
@@ -148,8 +180,7 @@ class Store:
             if not parent.exists():
                 raise StoreError(f"cannot create '{path}': folder '{parent}' does not exist")
         try:
-            con = duckdb.connect(path, read_only=read_only)
-            _quiet(con)
+            con = _connect(path, read_only)
         except (duckdb.Error, OSError) as exc:
             raise map_open_error(path, exc) from exc
         store = cls(con, path, read_only)
@@ -204,21 +235,20 @@ class Store:
             raise map_query_error(exc) from exc
 
     # --- reading --------------------------------------------------------------------------------
-    def query(self, sql: str, params: list[Any] | None = None, *, check: bool = True) -> QueryResult:
-        """Run read-only SQL (statements that write are refused) and return columns and rows."""
-        if check:
-            check_read_only(sql)
+    def query(
+        self, sql: str, params: list[Any] | None = None, *, limits: QueryLimits = QueryLimits()
+    ) -> QueryResult:
+        """Run read-only SQL (anything that would write is refused) and return columns and rows."""
         try:
             cursor = self.con.cursor()
-            _quiet(cursor)
-            try:
-                result = cursor.execute(sql, params or [])
-                columns = [d[0] for d in result.description] if result.description else []
-                rows = result.fetchall()
-            finally:
-                cursor.close()
         except duckdb.Error as exc:
             raise map_query_error(exc) from exc
+        try:
+            columns, rows = run_read_only(cursor, sql, params, limits)
+        except duckdb.Error as exc:
+            raise map_query_error(exc) from exc
+        finally:
+            cursor.close()
         return QueryResult(columns, rows)
 
     def close(self) -> None:

@@ -111,7 +111,6 @@ class Writer:
         self._lock = threading.Lock()
         self._last_checkpoint = time.monotonic()
         self._bytes_since_checkpoint = 0
-        self.con.execute("SET checkpoint_threshold = '1GB'")
 
     def prepare(
         self,

@@ -207,16 +207,6 @@ def test_health_readiness_and_metrics(collector: Collector) -> None:
     assert "otel_shadow_collector_spans_stored 2" in httpx.get(http_url(collector, "/metrics")).text
 
 
-def test_sql_endpoint_is_read_only(collector: Collector) -> None:
-    grpc_export(collector, request(*pair()).SerializeToString())
-    ok = httpx.post(http_url(collector, "/v1/sql"), json={"sql": "SELECT count(*) AS n FROM shadow_pairs"})
-    assert ok.json() == {"columns": ["n"], "rows": [[1]]}
-    refused = httpx.post(http_url(collector, "/v1/sql"), json={"sql": "DELETE FROM spans"})
-    assert refused.status_code == 403 and "read-only" in refused.json()["error"]
-    assert httpx.post(http_url(collector, "/v1/sql"), json={"sql": "SELEC"}).status_code == 400
-    assert query(collector, "SELECT count(*) FROM spans") == [(2,)]
-
-
 def test_a_malformed_attribute_inside_a_valid_request_is_refused_whole(collector: Collector) -> None:
     """Attributes are decoded lazily (store.wire); a bad one still fails the request, on both transports."""
     from ..store.test_wire import malformed_attribute_request
