@@ -246,6 +246,9 @@ def demo(db: str, n: int, fresh: bool, llm: str | None, primary_model: str, cand
 @click.option("--tls-cert", envvar="OTEL_SHADOW_COLLECTOR_TLS_CERT", default=None, type=click.Path(exists=True, dir_okay=False))
 @click.option("--tls-key", envvar="OTEL_SHADOW_COLLECTOR_TLS_KEY", default=None, type=click.Path(exists=True, dir_okay=False))
 @click.option("--decode-workers", type=int, default=None, help="Processes that decode OTLP (default: one per core, up to 4; 0: inline).")
+@click.option("--sql/--no-sql", "sql_on", envvar="OTEL_SHADOW_COLLECTOR_SQL", default=True, show_default=True, help="Serve read-only SQL on /v1/sql (always behind a token: --token, or one made per run).")
+@click.option("--sql-timeout", envvar="OTEL_SHADOW_COLLECTOR_SQL_TIMEOUT", default=30.0, show_default=True, type=float, help="Seconds a /v1/sql query may run.")
+@click.option("--sql-max-result-bytes", envvar="OTEL_SHADOW_COLLECTOR_SQL_MAX_RESULT_BYTES", default=64 * 2**20, show_default=True, type=int, help="Largest /v1/sql result.")
 @click.option("--log-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
 def collector(
     db: str,
@@ -259,6 +262,9 @@ def collector(
     tls_cert: str | None,
     tls_key: str | None,
     decode_workers: int | None,
+    sql_on: bool,
+    sql_timeout: float,
+    sql_max_result_bytes: int,
     log_level: str,
 ) -> None:
     """Receive OTLP traces (gRPC :4317, HTTP :4318) and write them to DuckDB; SIGTERM stops it cleanly.
@@ -270,6 +276,7 @@ def collector(
     import signal
 
     from .collector import Collector, CollectorConfig, configure_logging
+    from .collector.sql_endpoint import SqlLimits
 
     configure_logging(log_level)
     service = Collector(
@@ -285,6 +292,8 @@ def collector(
             tls_cert=tls_cert,
             tls_key=tls_key,
             decode_workers=decode_workers,
+            sql=sql_on,
+            sql_limits=SqlLimits(timeout_s=sql_timeout, max_result_bytes=sql_max_result_bytes),
         )
     )
     service.start()

@@ -57,6 +57,15 @@ OTEL_SHADOW_COLLECTOR_MAX_REQUEST_BYTES: Final = "OTEL_SHADOW_COLLECTOR_MAX_REQU
 OTEL_SHADOW_COLLECTOR_MAX_INFLIGHT_BYTES: Final = "OTEL_SHADOW_COLLECTOR_MAX_INFLIGHT_BYTES"
 """Request bytes admitted but not yet committed; beyond it requests are refused retryably. Default 134217728."""
 
+OTEL_SHADOW_COLLECTOR_SQL: Final = "OTEL_SHADOW_COLLECTOR_SQL"
+"""Serve read-only SQL on /v1/sql (``true``, the default, always behind a token; ``false``: no endpoint)."""
+
+OTEL_SHADOW_COLLECTOR_SQL_TIMEOUT: Final = "OTEL_SHADOW_COLLECTOR_SQL_TIMEOUT"
+"""Seconds one /v1/sql query may run before it is stopped. Default 30."""
+
+OTEL_SHADOW_COLLECTOR_SQL_MAX_RESULT_BYTES: Final = "OTEL_SHADOW_COLLECTOR_SQL_MAX_RESULT_BYTES"
+"""Largest /v1/sql result, in bytes (a larger one is refused with 413). Default 64 MiB."""
+
 OTEL_SHADOW_COLLECTOR_TLS_CERT: Final = "OTEL_SHADOW_COLLECTOR_TLS_CERT"
 """PEM certificate: serve both OTLP transports over TLS (with OTEL_SHADOW_COLLECTOR_TLS_KEY)."""
 
