@@ -119,6 +119,21 @@ class Pipeline:
                 )
             self._inflight_bytes += size
 
+    def grow(self, held: int, more: int) -> None:
+        """Reserve ``more`` bytes for an admitted request that holds ``held`` (a body still being
+        read, counted as it arrives, not after), or refuse retryably as ``admit`` does."""
+        with self._lock:
+            if self._closed:
+                self.stats.requests_refused += 1
+                raise RetryableError("the collector is shutting down; retry against its replacement", self.retry_after_s)
+            if self._inflight_bytes > held and self._inflight_bytes + more > self.max_inflight_bytes:
+                self.stats.requests_refused += 1
+                raise RetryableError(
+                    f"the collector is at capacity ({self._inflight_bytes} bytes in flight); retry later",
+                    self.retry_after_s,
+                )
+            self._inflight_bytes += more
+
     def release(self, size: int) -> None:
         with self._lock:
             self._inflight_bytes -= size
@@ -135,10 +150,16 @@ class Pipeline:
             self._cond.notify()
         return item.future
 
-    def store(self, body: bytes, encoding: str, source: str, timeout: float = 60.0) -> WriteResult:
-        """Admit, decode, queue and wait for the commit: the whole path for one request."""
+    def store(
+        self, body: bytes, encoding: str, source: str, timeout: float = 60.0, *, admitted: bool = False
+    ) -> WriteResult:
+        """Admit, decode, queue and wait for the commit: the whole path for one request.
+
+        ``admitted``: the caller already holds ``len(body)`` bytes through ``admit``/``grow``; from
+        here the pipeline releases them, on every path."""
         size = len(body)
-        self.admit(size)
+        if not admitted:
+            self.admit(size)
         try:
             prepared = self.prepare(body, encoding, source)
         except PermanentError:

@@ -3,20 +3,22 @@
 The handler receives the request's raw bytes (no deserializer), so the batch ledger hashes exactly
 what arrived and the bytes are parsed once, in the pipeline. gzip is handled by gRPC itself; the
 size limit is ``grpc.max_receive_message_length`` (over it gRPC answers RESOURCE_EXHAUSTED).
+
+gRPC hands over a message only once it has received all of it, so the pipeline's in-flight limit
+applies from there, before anything is decoded; until then a message is bounded by the size limit,
+and at most ``workers`` messages are being received at once. Answers come from ``status``'s table.
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 from concurrent import futures
 from typing import Any
 
 import grpc
-from google.rpc import code_pb2
-
-from ..errors import PermanentError, RetryableError
 from .pipeline import Pipeline
-from .status import RETRY_INFO_KEY, STATUS_DETAILS_KEY, export_response, retry_info, retry_info_status
+from .status import Outcome, Refusal, export_response, grpc_trailers, refusal_of
 
 __all__ = ["GrpcReceiver"]
 
@@ -63,33 +65,32 @@ class GrpcReceiver:
         if self.port == 0:
             raise OSError(f"cannot listen for OTLP/gRPC on {address} (port in use?)")
 
+    def _authorized(self, context: grpc.ServicerContext) -> bool:
+        if self.token is None:
+            return True
+        offered = dict(context.invocation_metadata()).get("authorization", "")
+        if not isinstance(offered, str):
+            return False
+        return hmac.compare_digest(offered.encode(), f"Bearer {self.token}".encode())
+
     def _export(self, body: bytes, context: grpc.ServicerContext) -> Any:
-        if self.token is not None:
-            metadata = dict(context.invocation_metadata())
-            if metadata.get("authorization") != f"Bearer {self.token}":
-                context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
+        if not self._authorized(context):
+            self._abort(context, Refusal(Outcome.UNAUTHENTICATED, "missing or wrong bearer token"))
         try:
             result = self.pipeline.store(body, "protobuf", "otlp-grpc")
-        except PermanentError as exc:
-            code = grpc.StatusCode.RESOURCE_EXHAUSTED if exc.too_large else grpc.StatusCode.INVALID_ARGUMENT
-            context.abort(code, str(exc))
-        except RetryableError as exc:
-            self._abort_retryable(context, str(exc), exc.retry_after)
-        except TimeoutError:
-            self._abort_retryable(context, "the store did not commit in time", 5.0)
+        except Exception as exc:
+            refusal = refusal_of(exc)
+            if refusal.outcome is Outcome.INTERNAL:
+                logger.exception("OTLP/gRPC request failed inside the collector")
+            self._abort(context, refusal)
         return export_response(result)
 
     @staticmethod
-    def _abort_retryable(context: grpc.ServicerContext, message: str, retry_after: float) -> None:
-        status = retry_info_status(message, retry_after)
-        context.set_trailing_metadata(
-            (
-                (STATUS_DETAILS_KEY, status.SerializeToString()),
-                (RETRY_INFO_KEY, retry_info(retry_after).SerializeToString()),
-            )
-        )
-        assert status.code == code_pb2.UNAVAILABLE
-        context.abort(grpc.StatusCode.UNAVAILABLE, message)
+    def _abort(context: grpc.ServicerContext, refusal: Refusal) -> None:
+        trailers = grpc_trailers(refusal)
+        if trailers:
+            context.set_trailing_metadata(trailers)
+        context.abort(refusal.answer.grpc, refusal.message)
 
     def start(self) -> None:
         self.server.start()

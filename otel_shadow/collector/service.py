@@ -156,6 +156,12 @@ class Collector:
             "collector started",
             extra={"fields": {"db": c.db, "grpc": f"{c.host}:{self.grpc.port}", "http": f"{c.host}:{self.http_port}", "store_all": c.store_all}},
         )
+        if c.token is None and not _is_loopback(c.host):
+            logger.warning(
+                "listening on %s with no token: anyone who can reach this address can write spans; "
+                "set --token (OTEL_SHADOW_COLLECTOR_TOKEN) or bind to 127.0.0.1",
+                c.host,
+            )
         threading.Thread(target=self._report_stats, name="otel-shadow-stats", daemon=True).start()
 
     def _start_http(self) -> None:
