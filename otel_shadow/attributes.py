@@ -30,6 +30,7 @@ SHADOW_QUEUE_MS: Final = "shadow.queue_ms"  # candidate only: wait between prima
 SHADOW_LINK: Final = "shadow.link"  # on the candidate's link to its primary
 SHADOW_TIME_TO_FIRST_CHUNK: Final = "shadow.time_to_first_chunk_ms"
 SHADOW_RULE: Final = "shadow.rule"  # instrumentation: name of the matching rule
+SHADOW_METRIC_PREFIX: Final = "shadow.metric."  # + metric name: candidate/replicate vs its primary
 
 # shadow.role values
 ROLE_PRIMARY: Final = "primary"
@@ -85,3 +86,5 @@ SERVICE_NAME: Final = "service.name"
 METRIC_CANDIDATE_RUNS: Final = "shadow.candidate.runs"
 METRIC_CANDIDATE_DROPS: Final = "shadow.candidate.drops"
 METRIC_ATTR_DROP_REASON: Final = "shadow.drop.reason"
+METRIC_COMPARISON_ERRORS: Final = "shadow.metric.errors"
+METRIC_ATTR_METRIC: Final = "shadow.metric.name"

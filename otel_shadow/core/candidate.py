@@ -20,6 +20,7 @@ from opentelemetry import context as otel_context
 from opentelemetry.trace import INVALID_SPAN_CONTEXT, Span, SpanContext, Status, StatusCode, TraceFlags, TraceState
 
 from .. import attributes as A
+from .comparison import Comparison
 from .content import fingerprint, render_content
 from .observation import ErrorInfo, VariantResult
 from .stacktrace import record_exception
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from .experiment import Experiment
     from .scheduler import Scheduler
 
-__all__ = ["IN_CANDIDATE", "CandidateTask", "PrimaryEnd", "ScheduledTask"]
+__all__ = ["IN_CANDIDATE", "NO_OUTPUT", "CandidateTask", "PrimaryEnd", "ScheduledTask"]
 
 logger = logging.getLogger("otel_shadow")
 
@@ -37,6 +38,8 @@ logger = logging.getLogger("otel_shadow")
 # more object per queued candidate for the garbage collector to count and traverse.
 _FINISH_LOCK = threading.Lock()
 _NO_KWARGS: dict[str, Any] = {}  # shared, never mutated
+NO_OUTPUT: Any = object()
+"""A primary's output when it has none to compare with (it raised, or its stream did not complete)."""
 
 IN_CANDIDATE: contextvars.ContextVar[bool] = contextvars.ContextVar("otel_shadow_in_candidate", default=False)
 """True inside a candidate: an experiment called there runs only its primary (no shadow of a shadow)."""
@@ -176,13 +179,24 @@ class ScheduledTask:
         return attrs, error
 
     @staticmethod
-    def _output_attributes(attrs: dict[str, Any], output: Any, primary_hash: str | None) -> None:
-        """The output's fingerprint, and whether it matches the primary's, into ``attrs``."""
+    def _output_attributes(
+        attrs: dict[str, Any],
+        output: Any,
+        primary_hash: str | None,
+        primary_output: Any = NO_OUTPUT,
+        comparison: Comparison | None = None,
+        on_metric_error: Callable[[str], None] | None = None,
+    ) -> None:
+        """Into ``attrs``: the output's fingerprint, whether it matches the primary's, and the
+        comparison metrics against the primary's output (``shadow.metric.*``). The one place both
+        decorated experiments and zero-code rules compare a candidate or replicate with its primary."""
         digest, length = fingerprint(output)
         attrs[A.SHADOW_OUTPUT_HASH] = digest
         attrs[A.SHADOW_OUTPUT_LENGTH] = length
         if primary_hash is not None:
             attrs[A.SHADOW_OUTPUT_MATCH] = digest == primary_hash
+        if comparison and primary_output is not NO_OUTPUT:
+            attrs.update(comparison.attributes(primary_output, output, on_metric_error))
 
     # --- running ---------------------------------------------------------------------------------
     def run_sync(self, watch: Callable[[ScheduledTask], None]) -> None:
@@ -285,7 +299,7 @@ class ScheduledTask:
 class CandidateTask(ScheduledTask):
     """A candidate (or replicate) of a decorated experiment."""
 
-    __slots__ = ("experiment", "spec", "role", "args", "kwargs", "primary_hash", "span", "_kwargs_for_call")
+    __slots__ = ("experiment", "spec", "role", "args", "kwargs", "primary_hash", "primary_output", "span", "_kwargs_for_call")
 
     def __init__(
         self,
@@ -298,6 +312,7 @@ class CandidateTask(ScheduledTask):
         primary_hash: str | None,
         timeout: float,
         want_event: bool,
+        primary_output: Any = NO_OUTPUT,
     ) -> None:
         super().__init__(timeout, want_event)
         self.experiment = experiment
@@ -307,6 +322,7 @@ class CandidateTask(ScheduledTask):
         self.kwargs = kwargs or _NO_KWARGS  # the call's own empty dict is freed with the call
         self._hold_primary(primary)
         self.primary_hash = primary_hash
+        self.primary_output = primary_output if experiment.comparison else NO_OUTPUT
         self.span: Span | None = None
         self._kwargs_for_call: dict[str, Any] = _NO_KWARGS  # set when it starts
 
@@ -339,7 +355,9 @@ class CandidateTask(ScheduledTask):
         span = self.span
         attrs, error = self._closing_attributes(span, outcome, exc, error)  # set below in one call
         if outcome == A.OUTCOME_OK:
-            self._output_attributes(attrs, value, self.primary_hash)
+            self._output_attributes(
+                attrs, value, self.primary_hash, self.primary_output, exp.comparison, exp.count_metric_error
+            )
             if exp.capture_content:
                 attrs[A.SHADOW_OUTPUT] = render_content(value, exp.redact)
         if exp.capture_content:
@@ -359,4 +377,5 @@ class CandidateTask(ScheduledTask):
         # drop references to the caller's arguments as soon as they are not needed
         self.args = ()
         self.kwargs = _NO_KWARGS
+        self.primary_output = NO_OUTPUT
 

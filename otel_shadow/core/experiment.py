@@ -38,7 +38,8 @@ from ..environment_variables import (
     env_float,
 )
 from ..errors import ConfigError, ExperimentError
-from .candidate import IN_CANDIDATE, CandidateTask, PrimaryEnd
+from .candidate import IN_CANDIDATE, NO_OUTPUT, CandidateTask, PrimaryEnd
+from .comparison import Comparison
 from .config import ConfigSpec, load_configs
 from .content import Redactor, fingerprint, render_content
 from .injection import InjectionPlan
@@ -72,6 +73,9 @@ class Shadow:
             ``replicate``, to measure the noise floor (how often the primary disagrees with itself).
         capture_content: record inputs and outputs on spans (default ``OTEL_SHADOW_CAPTURE_CONTENT``, off).
         redact: ``f(text) -> text`` applied to captured content before it reaches a span.
+        metrics: comparison metrics of each candidate and replicate with the primary, computed in
+            the background and recorded as ``shadow.metric.<name>`` (default: normalized match,
+            similarity, JSON validity, length ratio; ``[]`` for none; see ``core.comparison``).
         tracer_provider / meter_provider: default the global ones; otel-shadow never installs its own.
         scheduler: the pool candidates run on (default: one per process).
     """
@@ -86,6 +90,7 @@ class Shadow:
         replicate_rate: float = 0.0,
         capture_content: bool | None = None,
         redact: Redactor | None = None,
+        metrics: Iterable[Any] | None = None,
         tracer_provider: trace.TracerProvider | None = None,
         meter_provider: metrics.MeterProvider | None = None,
         scheduler: Scheduler | None = None,
@@ -113,6 +118,7 @@ class Shadow:
             capture_content if capture_content is not None else env_bool(OTEL_SHADOW_CAPTURE_CONTENT)
         )
         self.redact = redact
+        self.comparison = Comparison.of(metrics, "Shadow(metrics=...)")
         self.telemetry = Telemetry(tracer_provider, meter_provider)
         self._scheduler = scheduler
 
@@ -135,8 +141,11 @@ class Shadow:
         sample_rate: float | None = None,
         sample_key: Callable[..., Any] | None = None,
         timeout: float | None = None,
+        metrics: Iterable[Any] | None = None,
     ) -> Callable[[F], F]:
-        """Decorate a function (sync or async) as an experiment over this Shadow's configs."""
+        """Decorate a function (sync or async) as an experiment over this Shadow's configs.
+
+        ``metrics`` replaces the Shadow's comparison metrics for this experiment."""
 
         def decorate(fn: F) -> F:
             exp = Experiment(
@@ -146,6 +155,7 @@ class Shadow:
                 sample_rate=self.sample_rate if sample_rate is None else sample_rate,
                 sample_key=sample_key if sample_key is not None else self.sample_key,
                 timeout=self.timeout if timeout is None else timeout,
+                comparison=self.comparison if metrics is None else Comparison.of(metrics, "experiment(metrics=...)"),
             )
             return exp.wrapper  # type: ignore[return-value]
 
@@ -205,6 +215,7 @@ class Experiment:
         sample_rate: float,
         sample_key: Callable[..., Any] | None,
         timeout: float,
+        comparison: Comparison | None = None,
     ) -> None:
         if not callable(fn):
             raise ExperimentError(f"@experiment() decorates functions; got {type(fn).__name__}")
@@ -222,6 +233,7 @@ class Experiment:
         self.telemetry = shadow.telemetry
         self.capture_content = shadow.capture_content
         self.redact = shadow.redact
+        self.comparison = shadow.comparison if comparison is None else comparison
         self.primary = shadow.primary
         self.candidates = shadow.candidates
         self._attrs: dict[tuple[str, str], dict[str, Any]] = {}
@@ -253,6 +265,9 @@ class Experiment:
         if role != A.ROLE_PRIMARY:
             attrs[A.SHADOW_PRIMARY_CONFIG_ID] = self.shadow.primary.id
         return attrs
+
+    def count_metric_error(self, metric: str) -> None:
+        self.telemetry.count_metric_error(self.name, metric)
 
     def span_attributes(self, spec: ConfigSpec, role: str) -> Mapping[str, Any]:
         return self._attrs[(spec.id, role)]
@@ -332,13 +347,13 @@ class Experiment:
         except BaseException as exc:
             otel_context.detach(token)
             end_attrs = self._primary_failed(span, exc)
-            _end_primary(span, self._dispatch(span, reason, args, kwargs, None, collect, None, end_attrs)[0], end_attrs)
+            _end_primary(span, self._dispatch(span, reason, args, kwargs, None, NO_OUTPUT, collect, None, end_attrs)[0], end_attrs)
             raise
         elapsed = time.perf_counter_ns() - started if collect else 0
         otel_context.detach(token)
         end_attrs = self._primary_done(value, args, kwargs)
         tasks, dropped = self._dispatch(
-            span, reason, args, kwargs, end_attrs.get(A.SHADOW_OUTPUT_HASH), collect, None, end_attrs
+            span, reason, args, kwargs, end_attrs.get(A.SHADOW_OUTPUT_HASH), value, collect, None, end_attrs
         )
         _end_primary(span, tasks, end_attrs)
         main = self._main_result(value, elapsed) if collect else None
@@ -356,13 +371,13 @@ class Experiment:
         except BaseException as exc:
             otel_context.detach(token)
             end_attrs = self._primary_failed(span, exc)
-            _end_primary(span, self._dispatch(span, reason, args, kwargs, None, collect, loop, end_attrs)[0], end_attrs)
+            _end_primary(span, self._dispatch(span, reason, args, kwargs, None, NO_OUTPUT, collect, loop, end_attrs)[0], end_attrs)
             raise
         elapsed = time.perf_counter_ns() - started if collect else 0
         otel_context.detach(token)
         end_attrs = self._primary_done(value, args, kwargs)
         tasks, dropped = self._dispatch(
-            span, reason, args, kwargs, end_attrs.get(A.SHADOW_OUTPUT_HASH), collect, loop, end_attrs
+            span, reason, args, kwargs, end_attrs.get(A.SHADOW_OUTPUT_HASH), value, collect, loop, end_attrs
         )
         _end_primary(span, tasks, end_attrs)
         main = self._main_result(value, elapsed) if collect else None
@@ -415,6 +430,7 @@ class Experiment:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         primary_hash: str | None,
+        primary_value: Any,
         collect: bool,
         loop: asyncio.AbstractEventLoop | None,
         end_attrs: dict[str, Any],
@@ -444,7 +460,9 @@ class Experiment:
             scheduler = self.shadow.scheduler
             primary_ctx = span.get_span_context()
             for spec, role in work:
-                task = CandidateTask(self, spec, role, args, kwargs, primary_ctx, primary_hash, self.timeout, collect)
+                task = CandidateTask(
+                    self, spec, role, args, kwargs, primary_ctx, primary_hash, self.timeout, collect, primary_value
+                )
                 why = scheduler.admit(task)
                 if why is None:
                     tasks.append(task)

@@ -60,6 +60,7 @@ class Telemetry:
         self._drops: Counter[tuple[str, str]] = Counter()
         self._drop_log: deque[tuple[str, str, int]] = deque()  # not yet folded into _drops
         self._runs: Counter[tuple[str, str, str]] = Counter()
+        self._metric_errors: Counter[tuple[str, str]] = Counter()
         self._instruments_made = False
 
     # --- spans ----------------------------------------------------------------------------
@@ -113,6 +114,17 @@ class Telemetry:
         with self._lock:
             self._runs[(experiment, role, outcome)] += 1
 
+    def count_metric_error(self, experiment: str, metric: str) -> None:
+        """A comparison metric raised (on a worker; the metric is left out of the span)."""
+        if not self._instruments_made:
+            self._ensure_instruments()
+        with self._lock:
+            self._metric_errors[(experiment, metric)] += 1
+
+    def metric_errors(self) -> dict[tuple[str, str], int]:
+        with self._lock:
+            return dict(self._metric_errors)
+
     def tallies(self) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str, str], int]]:
         """Copies of the drop and run tallies (for tests and the self-report)."""
         self._fold_drops()
@@ -145,6 +157,12 @@ class Telemetry:
             unit="{candidate}",
             description="Candidates not run, by reason (sampling, queue full, budget, kill switch...)",
         )
+        meter.create_observable_counter(
+            A.METRIC_COMPARISON_ERRORS,
+            callbacks=[self._observe_metric_errors],
+            unit="{error}",
+            description="Comparison metrics that raised (left out of the candidate's span)",
+        )
 
     def _observe_runs(self, options: Any) -> Iterable[metrics.Observation]:
         with self._lock:
@@ -162,3 +180,9 @@ class Telemetry:
             yield metrics.Observation(
                 value, {A.SHADOW_EXPERIMENT: experiment, A.METRIC_ATTR_DROP_REASON: reason}
             )
+
+    def _observe_metric_errors(self, options: Any) -> Iterable[metrics.Observation]:
+        with self._lock:
+            items = list(self._metric_errors.items())
+        for (experiment, metric), value in items:
+            yield metrics.Observation(value, {A.SHADOW_EXPERIMENT: experiment, A.METRIC_ATTR_METRIC: metric})
