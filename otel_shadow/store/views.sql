@@ -158,3 +158,46 @@ SELECT
     a.last_pair_at
 FROM agg a
 LEFT JOIN shadow_coverage c ON c.experiment = a.experiment;
+
+-- One row per compared pair × comparison metric: the shadow.metric.* attributes the candidate's
+-- (or replicate's) worker recorded against its primary's output. Booleans read as 1.0 / 0.0.
+CREATE OR REPLACE VIEW shadow_metrics AS
+SELECT
+    p.experiment,
+    p.trace_id,
+    p.primary_span_id,
+    p.candidate_span_id,
+    p.primary_config_id,
+    p.candidate_config_id,
+    p.candidate_role,
+    substr(k.key, 15)                                         AS metric,
+    CASE json_type(c.attributes, '$."' || k.key || '"')
+         WHEN 'BOOLEAN' THEN CASE WHEN c.attributes ->> ('$."' || k.key || '"') = 'true' THEN 1.0 ELSE 0.0 END
+         ELSE TRY_CAST(c.attributes ->> ('$."' || k.key || '"') AS DOUBLE)
+    END                                                       AS value,
+    p.start_time
+FROM shadow_pairs p
+JOIN shadow_runs c ON c.trace_id = p.trace_id AND c.span_id = p.candidate_span_id AND c.role = p.candidate_role
+CROSS JOIN LATERAL (SELECT unnest(json_keys(c.attributes)) AS key) k
+WHERE p.candidate_outcome = 'ok' AND k.key LIKE 'shadow.metric.%';
+
+-- Per experiment × candidate config × metric: the candidate's mean beside the noise floor (the
+-- replicates' mean: the primary config against itself, over the same experiment).
+CREATE OR REPLACE VIEW shadow_metric_summary AS
+WITH m AS (
+    SELECT experiment, candidate_config_id, candidate_role, metric, count(value) AS pairs, avg(value) AS mean
+    FROM shadow_metrics
+    GROUP BY experiment, candidate_config_id, candidate_role, metric
+)
+SELECT
+    c.experiment,
+    c.candidate_config_id,
+    c.metric,
+    c.pairs,
+    c.mean                 AS candidate_mean,
+    r.pairs                AS replicate_pairs,
+    r.mean                 AS replicate_mean,
+    c.mean - r.mean        AS difference_from_floor
+FROM m c
+LEFT JOIN m r ON r.experiment = c.experiment AND r.metric = c.metric AND r.candidate_role = 'replicate'
+WHERE c.candidate_role = 'candidate';
