@@ -76,6 +76,9 @@ OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT: Final = "OTEL_INSTRUMENTATIO
 """OpenTelemetry's GenAI content switch: ``NO_CONTENT`` (default), ``SPAN_ONLY``, ``EVENT_ONLY``,
 ``SPAN_AND_EVENT``; legacy ``true`` means ``SPAN_ONLY``."""
 
+OTEL_SHADOW_PRICES: Final = "OTEL_SHADOW_PRICES"
+"""YAML file of model prices (USD per million input/output tokens) over the shipped defaults (otel_shadow.pricing)."""
+
 DEFAULT_DB: Final = "otel-shadow.duckdb"
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
