@@ -107,7 +107,7 @@ def parse_request(payload: bytes) -> Any:
 CACHE_ENTRY_MAX_BYTES = 4096  # a larger KeyValue is decoded each time, never kept
 CACHE_MAX_BYTES = 16 * 2**20  # what the cache may hold per process (see _cost); cleared when full
 # KeyValue bytes -> (key, value, JSON member text `"key":value`)
-_cache: dict[bytes, tuple[str, Any, str]] = {}
+_cache: dict[bytes, tuple[str, Any, str | None]] = {}
 _cached_bytes = 0
 _cache_lock = threading.Lock()
 _KeyValue = common_pb2.KeyValue
@@ -172,19 +172,21 @@ def _finite(obj: Any) -> Any:
 dumps = _make_dumps()
 
 
-def _decode_one(raw: bytes) -> tuple[str, Any, str]:
+def _decode_one(raw: bytes) -> tuple[str, Any, str | None]:
     kv = _KeyValue.FromString(raw)  # DecodeError for malformed bytes (or invalid UTF-8)
     value = kv.value
     which = value.WhichOneof("value")
     python = None if which is None else (any_value(value) if which in _NESTED else getattr(value, which))
     key = kv.key
+    del kv, value
+    if len(raw) > CACHE_ENTRY_MAX_BYTES:  # no member text: the attribute list is encoded whole, once
+        return (key, python, None)
     item = (key, python, dumps({key: python})[1:-1])
-    if len(raw) <= CACHE_ENTRY_MAX_BYTES:
-        _remember(raw, item)
+    _remember(raw, item)
     return item
 
 
-def _cost(raw: bytes, item: tuple[str, Any, str]) -> int:
+def _cost(raw: bytes, item: tuple[str, Any, str | None]) -> int:
     """Bytes one cache entry holds: its key bytes, the decoded key, value and JSON text, and the
     dict slot and tuple. A nested value (array, kvlist) is charged 8× its wire size, more than its
     Python objects take."""
@@ -198,7 +200,7 @@ def _cost(raw: bytes, item: tuple[str, Any, str]) -> int:
     return sys.getsizeof(raw) + sys.getsizeof(key) + sys.getsizeof(text) + held + 200
 
 
-def _remember(raw: bytes, item: tuple[str, Any, str]) -> None:
+def _remember(raw: bytes, item: tuple[str, Any, str | None]) -> None:
     global _cached_bytes
     cost = _cost(raw, item)
     with _cache_lock:  # receivers' threads decode concurrently; the count must not drift
@@ -232,4 +234,8 @@ def decode_attributes(raw_list: Any) -> tuple[dict[str, Any], str]:
     values = {item[0]: item[1] for item in items}
     if len(values) != len(items):  # a repeated key: encode the dict itself
         return values, dumps(values)
-    return values, "{" + ",".join([item[2] for item in items]) + "}"
+    try:
+        return values, "{" + ",".join([item[2] for item in items]) + "}"  # type: ignore[misc]
+    except TypeError:  # a large value has no member text (see _decode_one)
+        del items
+        return values, dumps(values)
