@@ -249,6 +249,8 @@ def demo(db: str, n: int, fresh: bool, llm: str | None, primary_model: str, cand
 @click.option("--sql/--no-sql", "sql_on", envvar="OTEL_SHADOW_COLLECTOR_SQL", default=True, show_default=True, help="Serve read-only SQL on /v1/sql (always behind a token: --token, or one made per run).")
 @click.option("--sql-timeout", envvar="OTEL_SHADOW_COLLECTOR_SQL_TIMEOUT", default=30.0, show_default=True, type=float, help="Seconds a /v1/sql query may run.")
 @click.option("--sql-max-result-bytes", envvar="OTEL_SHADOW_COLLECTOR_SQL_MAX_RESULT_BYTES", default=64 * 2**20, show_default=True, type=int, help="Largest /v1/sql result.")
+@click.option("--drain-timeout", envvar="OTEL_SHADOW_COLLECTOR_DRAIN_TIMEOUT", default=10.0, show_default=True, type=float, help="Seconds SIGTERM may take; the process exits within them, whatever is running.")
+@click.option("--unhealthy-after", envvar="OTEL_SHADOW_COLLECTOR_UNHEALTHY_AFTER", default=300.0, show_default=True, type=float, help="/healthz answers 503 once the store has not been able to commit for this many seconds.")
 @click.option("--log-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
 def collector(
     db: str,
@@ -265,6 +267,8 @@ def collector(
     sql_on: bool,
     sql_timeout: float,
     sql_max_result_bytes: int,
+    drain_timeout: float,
+    unhealthy_after: float,
     log_level: str,
 ) -> None:
     """Receive OTLP traces (gRPC :4317, HTTP :4318) and write them to DuckDB; SIGTERM stops it cleanly.
@@ -294,6 +298,8 @@ def collector(
             decode_workers=decode_workers,
             sql=sql_on,
             sql_limits=SqlLimits(timeout_s=sql_timeout, max_result_bytes=sql_max_result_bytes),
+            drain_timeout_s=drain_timeout,
+            unhealthy_after_s=unhealthy_after,
         )
     )
     service.start()
@@ -311,6 +317,11 @@ def collector(
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     service.wait()
+    if service.forced:  # a step overran the drain timeout: exit now, not after joining its threads
+        import os
+
+        sys.stderr.flush()
+        os._exit(1)
 
 
 def main(argv: list[str] | None = None) -> None:

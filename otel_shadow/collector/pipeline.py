@@ -11,12 +11,21 @@ is read further when the bytes in flight would pass the limit, and refused (retr
 store cannot commit. Nothing is acknowledged before its transaction committed, so a crash can only
 lose requests no client was told were stored, and those clients retry them (the batch ledger
 makes the retry idempotent).
+
+Healing: while commits fail (a full disk, a database DuckDB invalidated), requests are refused
+retryably and the writer thread probes the store with backoff (``Writer.probe`` reopens an
+invalidated database); the first success makes the pipeline ready again. ``readiness()`` and
+``health()`` say why it is not: unready while it cannot commit, unhealthy once that has lasted
+``unhealthy_after_s`` (so an orchestrator restarts it) or when the writer thread or the decode
+workers are gone. A request DuckDB refuses for its data is the ``Writer``'s to isolate: it never
+makes the pipeline unready.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
+import re
 import threading
 import time
 from concurrent.futures import Future
@@ -30,6 +39,14 @@ from .decode import DecodePool, decode_payload
 __all__ = ["Pipeline", "PipelineStats"]
 
 logger = logging.getLogger("otel_shadow.collector")
+
+_QUOTED = re.compile(r"\"[^\"]*\"|'[^']*'")
+
+
+def _without_paths(message: str) -> str:
+    """A store error for the unauthenticated health endpoints: quoted names (file paths) left out;
+    the log has the whole message."""
+    return _QUOTED.sub("…", message)
 
 
 @dataclass
@@ -45,6 +62,7 @@ class PipelineStats:
     spans_skipped: int = 0  # not shadow spans, counted not stored
     batches_committed: int = 0
     commit_failures: int = 0
+    store_reopens: int = 0
     last_commit_error: str | None = None
     last_commit_ok_at: float | None = None
     commit_ms: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=2048))
@@ -81,6 +99,8 @@ class Pipeline:
         max_wait_ms: float = 2.0,
         retry_after_s: float = 1.0,
         decode_pool: DecodePool | None = None,
+        unhealthy_after_s: float = 300.0,
+        heal_max_interval_s: float = 15.0,
     ) -> None:
         self.writer = writer
         self.decode_pool = decode_pool
@@ -88,7 +108,12 @@ class Pipeline:
         self.max_group = max_group
         self.max_wait_s = max_wait_ms / 1000
         self.retry_after_s = retry_after_s
+        self.unhealthy_after_s = unhealthy_after_s
+        self.heal_max_interval_s = heal_max_interval_s
         self.stats = PipelineStats()
+        self._failing_since: float | None = None  # monotonic time of the first failed commit in a row
+        self._next_heal = 0.0
+        self._heal_interval = 0.5
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._queue: collections.deque[_Item] = collections.deque()
@@ -174,10 +199,13 @@ class Pipeline:
 
     # --- the writer thread -----------------------------------------------------------------------------
     def _take(self) -> list[_Item] | None:
+        """The next commit group; [] when it is time to probe a failing store; None once closed."""
         with self._cond:
             while not self._queue:
                 if self._closed:
                     return None
+                if self._failing_since is not None and time.monotonic() >= self._next_heal:
+                    return []
                 self._cond.wait(0.5)
             group = [self._queue.popleft()]
             deadline = time.monotonic() + self.max_wait_s
@@ -196,33 +224,40 @@ class Pipeline:
             group = self._take()
             if group is None:
                 return
-            self._commit(group)
             try:
-                if not self._queue:
+                if group:
+                    self._commit(group)
+                else:
+                    self._heal()
+                # never checkpoint while commits fail: a checkpoint on a full disk invalidates the database
+                if not self._queue and self._failing_since is None:
                     self.writer.maybe_checkpoint()
             except StoreError as exc:
                 logger.warning("checkpoint failed: %s", exc)
+                self._failed(str(exc))
+            except Exception:  # a bug; the writer thread must outlive it, or nothing commits again
+                logger.exception("unexpected error in the writer thread")
 
     def _commit(self, group: list[_Item]) -> None:
         started = time.perf_counter()
+        reopened = self.writer.invalidated is not None
         try:
             results = self.writer.commit([item.prepared for item in group])
         except Exception as exc:
             message = str(exc)
             with self._lock:
-                self.stats.commit_failures += 1
-                self.stats.last_commit_error = message
                 self.stats.requests_refused += len(group)
                 self._inflight_bytes -= sum(item.size for item in group)
+            self._failed(message)
             logger.error("commit failed, %d requests refused (clients will retry): %s", len(group), message)
             for item in group:
                 item.future.set_exception(RetryableError(f"storage unavailable: {message}", 5.0))
             return
         elapsed = (time.perf_counter() - started) * 1000
+        self._recovered(reopened)
         with self._lock:
             stats = self.stats
             stats.batches_committed += 1
-            stats.last_commit_error = None
             stats.last_commit_ok_at = time.time()
             stats.commit_ms.append(elapsed)
             for result in results:
@@ -234,11 +269,69 @@ class Pipeline:
         for item, result in zip(group, results):
             item.future.set_result(result)
 
+    def _heal(self) -> None:
+        """Probe a failing store (reopening it if DuckDB invalidated it); back off while it fails."""
+        reopened = self.writer.invalidated is not None
+        try:
+            self.writer.probe()
+        except StoreError as exc:
+            self._failed(str(exc))
+            return
+        self._recovered(reopened)
+
+    def _failed(self, message: str) -> None:
+        with self._lock:
+            self.stats.commit_failures += 1
+            self.stats.last_commit_error = message
+            now = time.monotonic()
+            if self._failing_since is None:
+                self._failing_since = now
+                self._heal_interval = 0.5
+            else:
+                self._heal_interval = min(self._heal_interval * 2, self.heal_max_interval_s)
+            self._next_heal = now + self._heal_interval
+
+    def _recovered(self, reopened: bool) -> None:
+        with self._lock:
+            was_failing = self._failing_since is not None
+            self._failing_since = None
+            self.stats.last_commit_error = None
+            if reopened and self.writer.invalidated is None:
+                self.stats.store_reopens += 1
+        if was_failing:
+            logger.warning("the store commits again; ready")
+
     # --- health and shutdown --------------------------------------------------------------------------
     @property
     def ready(self) -> bool:
-        """False while shutting down or while the last commit failed."""
-        return not self._closed and self.stats.last_commit_error is None
+        """False while shutting down or while the store cannot commit (see ``readiness``)."""
+        return self.readiness() is None
+
+    def readiness(self) -> str | None:
+        """Why new requests would be refused now (None: ready)."""
+        if self._closed:
+            return "shutting down"
+        error = self.stats.last_commit_error
+        if error is not None:
+            return f"commits failing: {_without_paths(error)}"
+        if self.decode_pool is not None and self.decode_pool.failure is not None:
+            return self.decode_pool.failure
+        return None
+
+    def health(self) -> str | None:
+        """Why this process needs a restart (None: healthy): its writer thread is gone, its
+        decode workers cannot be started, or the store has been unusable for ``unhealthy_after_s``."""
+        if not self._thread.is_alive() and not self._closed:
+            return "the writer thread stopped"
+        if self.decode_pool is not None and self.decode_pool.failure is not None:
+            return self.decode_pool.failure
+        since = self._failing_since
+        if since is not None and time.monotonic() - since > self.unhealthy_after_s:
+            return (
+                f"the store has not committed for {time.monotonic() - since:.0f} s "
+                f"(more than {self.unhealthy_after_s:g} s): {_without_paths(self.stats.last_commit_error or '')}"
+            )
+        return None
 
     @property
     def inflight_bytes(self) -> int:
@@ -250,15 +343,30 @@ class Pipeline:
             self._closed = True
             self._cond.notify_all()
 
-    def close(self, timeout: float = 30.0) -> None:
-        """Refuse new requests, commit everything queued, then stop the writer thread."""
+    def close(self, timeout: float = 30.0) -> bool:
+        """Refuse new requests, commit everything queued, then stop the writer thread, all within
+        ``timeout`` s. Past it, what is still queued is refused retryably (never acknowledged, so
+        its clients send it again) and False is returned: the writer may still be in a commit."""
+        deadline = time.monotonic() + timeout
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-        self._thread.join(timeout)
+        self._thread.join(max(0.0, deadline - time.monotonic()))
+        drained = not self._thread.is_alive()
+        with self._cond:
+            abandoned = list(self._queue)
+            self._queue.clear()
+            self._inflight_bytes -= sum(item.size for item in abandoned)
+            self.stats.requests_refused += len(abandoned)
+        for item in abandoned:
+            item.future.set_exception(RetryableError("the collector stopped before committing this request; retry", self.retry_after_s))
+        if not drained:
+            logger.error("the writer did not finish within %.1f s; %d queued requests refused (their clients retry)", timeout, len(abandoned))
         if self.decode_pool is not None:
-            self.decode_pool.close()
-        try:
-            self.writer.maybe_checkpoint(force=True)
-        except StoreError as exc:
-            logger.warning("final checkpoint failed: %s", exc)
+            self.decode_pool.close(max(0.0, deadline - time.monotonic()))
+        if drained and self._failing_since is None:
+            try:
+                self.writer.maybe_checkpoint(force=True)
+            except StoreError as exc:
+                logger.warning("final checkpoint failed: %s", exc)
+        return drained

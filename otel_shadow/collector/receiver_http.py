@@ -6,7 +6,7 @@
   kept: its Content-Length at once when it declares one and is not compressed, else chunk by chunk
   as it is read, so bodies never pile up past the pipeline's in-flight limit (503 + Retry-After).
 * ``/v1/sql``: read-only SQL for ``otel-shadow sql`` / ``report`` (``sql_endpoint``: token, limits).
-* ``/healthz`` (alive), ``/readyz`` (503 while commits fail or while shutting down), ``/metrics``
+* ``/healthz`` (503 when a restart is needed), ``/readyz`` (503 while it cannot commit or is shutting down), ``/metrics``
   (numbers only, so no message or file path leaves through it; it needs the token when one is set).
 
 Served by uvicorn (a real ASGI server); nothing here parses HTTP by hand.
@@ -165,12 +165,15 @@ def build_app(
         return Response(response.SerializeToString(), media_type=_PROTOBUF)
 
     async def healthz(request: Request) -> Response:
-        return PlainTextResponse("ok")
+        problem = pipeline.health()
+        if problem is None:
+            return PlainTextResponse("ok")
+        return PlainTextResponse(f"unhealthy: {problem}", status_code=503)
 
     async def readyz(request: Request) -> Response:
-        if pipeline.ready:
+        reason = pipeline.readiness()
+        if reason is None:
             return PlainTextResponse("ready")
-        reason = "shutting down" if pipeline.stats.last_commit_error is None else f"commits failing: {pipeline.stats.last_commit_error}"
         return PlainTextResponse(f"not ready: {reason}", status_code=503)
 
     async def metrics(request: Request) -> Response:

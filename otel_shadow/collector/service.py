@@ -2,8 +2,10 @@
 
 Start: open the store (the one writer) → pipeline → gRPC and HTTP receivers → publish
 ``<db>.collector.json`` (how readers reach the SQL endpoint). Stop (SIGTERM): readiness goes false,
-receivers stop accepting and finish what they are handling, the pipeline commits everything queued,
-a checkpoint runs, the store closes, the info file is removed.
+running SQL queries are interrupted, receivers stop accepting and finish what they are handling, the
+pipeline commits everything queued, a checkpoint runs, the store closes, the info file is removed.
+All of it within ``drain_timeout_s``, whatever is running: a step that overruns is abandoned
+(logged; nothing it holds was acknowledged) and ``stop`` returns with ``forced`` set.
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ class CollectorConfig:
     tls_key: str | None = None
     checkpoint_interval_s: float = 60.0
     stats_interval_s: float = 30.0
+    drain_timeout_s: float = 10.0  # SIGTERM: the process is gone within this, whatever is running
+    unhealthy_after_s: float = 300.0  # /healthz says 503 once the store has not committed for this long
     sql: bool = True  # /v1/sql, always behind a token (--token, or one made per run: see sql_endpoint)
     sql_limits: SqlLimits = field(default_factory=SqlLimits)
 
@@ -89,6 +93,9 @@ class Collector:
         self.config = config
         self.started_at = time.time()
         self._stopped = threading.Event()
+        self._stop_lock = threading.Lock()
+        self._stop_deadline: float | None = None  # monotonic; set when stop begins
+        self.forced = False  # stop abandoned a step that overran the drain timeout
         self._store: Store | None = None
         self.grpc: GrpcReceiver | None = None
         self._http_server: Any = None
@@ -120,6 +127,7 @@ class Collector:
             max_group=c.max_group,
             max_wait_ms=c.max_wait_ms,
             decode_pool=DecodePool(workers) if workers > 0 else None,
+            unhealthy_after_s=c.unhealthy_after_s,
         )
         if c.sql:
             self.sql = SqlEndpoint(
@@ -208,9 +216,12 @@ class Collector:
 
     def stats(self) -> dict[str, Any]:
         snapshot = self.pipeline.stats.snapshot()
+        pool = self.pipeline.decode_pool
         snapshot.update(
             inflight_bytes=self.pipeline.inflight_bytes,
             ready=self.pipeline.ready,
+            healthy=self.pipeline.health() is None,
+            decode_pool_restarts=pool.restarts if pool is not None else 0,
             uptime_s=time.time() - self.started_at,
             rss_bytes=_rss_bytes(),
         )
@@ -221,27 +232,60 @@ class Collector:
             logger.info("stats", extra={"fields": self.stats()})
 
     def wait(self) -> None:
-        self._stopped.wait()
+        """Until stopped; also returns (with ``forced`` set) if a stop overran its deadline by a
+        second, so the process exits even when a stop step is stuck in native code."""
+        while not self._stopped.wait(0.25):
+            deadline = self._stop_deadline
+            if deadline is not None and time.monotonic() > deadline + 1.0:
+                logger.error("stopping did not finish within the drain timeout; exiting anyway")
+                self.forced = True
+                return
 
-    def stop(self, grace: float = 10.0) -> None:
-        """Graceful: stop accepting, finish in-flight requests, commit, checkpoint, close."""
-        if self._stopped.is_set():
-            return
+    def stop(self, grace: float | None = None) -> None:
+        """Graceful and bounded: stop accepting, finish in-flight requests, commit, checkpoint,
+        close, all within ``grace`` s (default ``drain_timeout_s``); a step that overruns is
+        abandoned and logged (nothing it holds was acknowledged, so its clients retry)."""
+        grace = self.config.drain_timeout_s if grace is None else grace
+        with self._stop_lock:
+            if self._stop_deadline is not None:
+                self._stopped.wait(grace)
+                return
+            self._stop_deadline = deadline = time.monotonic() + grace
+        try:
+            self._stop(deadline)
+        except Exception:  # the stop thread must not die with the process still running
+            logger.exception("error while stopping")
+            self.forced = True
+        finally:
+            self.info_path.unlink(missing_ok=True)
+            self._stopped.set()
+
+    def _stop(self, deadline: float) -> None:
+        def left(share: float = 1.0) -> float:
+            return max(0.0, (deadline - time.monotonic()) * share)
+
         logger.info("collector stopping")
         self.pipeline.stop_accepting()  # readiness false at once; new requests refused retryably
         if self.sql is not None:
             self.sql.close()  # running queries are interrupted: a long one must not hold the store open
-        if self.grpc is not None:
-            self.grpc.stop(grace)
+        # receivers: in-flight requests finish (their commits go on meanwhile); the rest of the
+        # time is kept for the queue, the decode workers and the store
+        receivers = left(0.6)
         if self._http_server is not None:
             self._http_server.should_exit = True
-            if self._http_thread is not None:
-                self._http_thread.join(grace)
-        self.pipeline.close(grace)
-        self._shutdown_store()
-        self.info_path.unlink(missing_ok=True)
-        logger.info("collector stopped", extra={"fields": self.stats()})
-        self._stopped.set()
+        if self.grpc is not None:
+            self.grpc.stop(max(0.0, receivers - 1.0))  # waits up to its grace + 1 s
+        if self._http_thread is not None:
+            self._http_thread.join(left(0.5))
+            if self._http_thread.is_alive():
+                logger.error("OTLP/HTTP requests still running at the drain timeout; abandoned")
+                self.forced = True
+        if not self.pipeline.close(left(0.8)):
+            self.forced = True
+        if not _within(self._shutdown_store, left()):
+            logger.error("the store did not close within the drain timeout (its WAL holds every committed batch); exiting anyway")
+            self.forced = True
+        logger.info("collector stopped", extra={"fields": {**self.stats(), "forced": self.forced}})
 
     def _shutdown_store(self) -> None:
         if self._store is not None:
@@ -249,6 +293,14 @@ class Collector:
                 self._store.close()
             finally:
                 self._store = None
+
+
+def _within(step: Any, timeout: float) -> bool:
+    """Run ``step`` on a thread of its own; False if it has not finished within ``timeout`` s."""
+    thread = threading.Thread(target=step, name="otel-shadow-stop-step", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return not thread.is_alive()
 
 
 def _write_private(path: Path, info: dict[str, Any]) -> None:

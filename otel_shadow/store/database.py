@@ -108,7 +108,7 @@ def map_open_error(path: str, exc: BaseException) -> StoreError:
     if "not a valid DuckDB database" in text or "is not a valid" in text:
         return NotADatabase(f"'{path}' exists but is not a DuckDB database; pass another --db path")
     if "No space left" in text or "File too large" in text:
-        return StoreError(f"no space left to write '{path}'; free disk space (nothing committed was lost)")
+        return StoreError(f"No space left on the device to write '{path}': free disk space and start again (nothing committed was lost)")
     if "Permission denied" in text or "Read-only file system" in text or "read-only" in text.lower():
         return StoreError(
             f"cannot write '{path}': {_first_line(exc)}. Choose a writable location with --db "
@@ -231,8 +231,11 @@ class Store:
             )
             self.con.execute("COMMIT")
         except duckdb.Error as exc:
-            self.con.execute("ROLLBACK")
-            raise map_query_error(exc) from exc
+            try:  # a failed COMMIT has already ended the transaction; the first error is the one to show
+                self.con.execute("ROLLBACK")
+            except duckdb.Error:
+                pass
+            raise map_open_error(self.path, exc) from exc
 
     # --- reading --------------------------------------------------------------------------------
     def query(
@@ -250,6 +253,17 @@ class Store:
         finally:
             cursor.close()
         return QueryResult(columns, rows)
+
+    def reopen(self) -> None:
+        """Replace the connection by a new one on the same file, for a writer whose database DuckDB
+        invalidated (a fatal error, such as a checkpoint on a full disk, leaves it unusable until
+        reopened). Committed data is in the file and its WAL, which the open replays. Raises what
+        ``open`` raises while that still fails; the old connection is closed either way."""
+        try:
+            self.con.close()
+        except duckdb.Error:
+            pass
+        self.con = Store._open(self.path, self.read_only).con
 
     def close(self) -> None:
         try:

@@ -60,17 +60,19 @@ def test_overload_is_refused_with_retry_hints_not_dropped(start_collector: Any, 
 
 
 def test_storage_failure_is_retryable_and_readiness_follows(collector: Collector, monkeypatch: pytest.MonkeyPatch) -> None:
-    real_commit = Writer.commit
+    real_commit, real_probe = Writer.commit, Writer.probe
 
-    def failing(self: Writer, batch: Any) -> Any:
+    def failing(self: Writer, *batch: Any) -> Any:
         raise StoreError("no space left on the device: simulated")
 
     monkeypatch.setattr(Writer, "commit", failing)
+    monkeypatch.setattr(Writer, "probe", failing)  # the writer's own check that the store works again
     answer = httpx.post(http_url(collector), content=request(*pair()).SerializeToString(), headers={"Content-Type": "application/x-protobuf"})
     assert answer.status_code == 503 and "storage unavailable" in status_pb2.Status.FromString(answer.content).message
     ready = httpx.get(http_url(collector, "/readyz"))
     assert ready.status_code == 503 and "commits failing" in ready.text
     monkeypatch.setattr(Writer, "commit", real_commit)
+    monkeypatch.setattr(Writer, "probe", real_probe)
     assert httpx.post(http_url(collector), content=request(*pair()).SerializeToString(), headers={"Content-Type": "application/x-protobuf"}).status_code == 200
     assert httpx.get(http_url(collector, "/readyz")).status_code == 200
 
@@ -240,5 +242,5 @@ def test_a_database_held_by_another_process_is_a_clear_error(tmp_path: Path) -> 
         holder.kill()
         holder.wait()
     assert out.returncode == 2
-    assert "error: database" in out.stderr and "held for writing" in out.stderr and "Traceback" not in out.stderr
+    assert "error: database" in out.stderr and "is held by process" in out.stderr and "Traceback" not in out.stderr
     assert not Path(f"{db}.collector.json").exists()
