@@ -107,10 +107,10 @@ def test_fuzzed_otlp_json_shapes_are_400_or_stored(collector: Collector, doc: An
 COLLECTOR = [sys.executable, "-m", "otel_shadow", "collector", "--grpc-port", "0", "--http-port", "0", "--log-level", "WARNING"]
 
 
-def _start(db: Path) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+def _start(db: Path, *args: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
     info_path = Path(f"{db}.collector.json")
     info_path.unlink(missing_ok=True)
-    proc = subprocess.Popen([*COLLECTOR, "--db", str(db)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([*COLLECTOR, "--db", str(db), *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 30
     while not info_path.exists():
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
@@ -124,6 +124,13 @@ def _children(pid: int) -> list[int]:
     import psutil
 
     return [child.pid for child in psutil.Process(pid).children(recursive=True)]
+
+
+def _decode_workers(pid: int) -> list[int]:
+    """The decode worker processes (not multiprocessing's resource tracker)."""
+    import psutil
+
+    return [c.pid for c in psutil.Process(pid).children() if any("spawn_main" in part for part in c.cmdline())]
 
 
 def _alive(pid: int) -> bool:
@@ -244,3 +251,81 @@ def test_a_database_held_by_another_process_is_a_clear_error(tmp_path: Path) -> 
     assert out.returncode == 2
     assert "error: database" in out.stderr and "is held by process" in out.stderr and "Traceback" not in out.stderr
     assert not Path(f"{db}.collector.json").exists()
+
+
+DRAIN = 4.0  # --drain-timeout of the tests below
+SLACK = 6.0  # interpreter start-up and exit, a loaded machine
+
+
+def _sigterm_exit_seconds(proc: subprocess.Popen[str]) -> tuple[int, float]:
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        code = proc.wait(DRAIN + SLACK)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        pytest.fail(f"SIGTERM: still running {DRAIN + SLACK} s later (drain timeout {DRAIN} s)")
+    return code, time.monotonic() - started
+
+
+def test_sigterm_exits_within_the_drain_timeout_while_a_sql_query_runs(tmp_path: Path) -> None:
+    db = tmp_path / "c.duckdb"
+    proc, info = _start(db, "--drain-timeout", str(DRAIN), "--sql-timeout", "600")
+    answers: list[httpx.Response | Exception] = []
+
+    def long_query() -> None:
+        try:
+            answers.append(
+                httpx.post(
+                    info["sql_url"],
+                    json={"sql": "SELECT count(*) FROM range(10000000000) a, range(1000) b"},
+                    headers={"Authorization": f"Bearer {info['sql_token']}"},
+                    timeout=120,
+                )
+            )
+        except httpx.HTTPError as exc:
+            answers.append(exc)
+
+    client = threading.Thread(target=long_query)
+    client.start()
+    time.sleep(1.5)  # the query is running
+    assert not answers, answers
+    code, _ = _sigterm_exit_seconds(proc)
+    client.join(30)
+    assert code == 0
+    assert not Path(f"{db}.collector.json").exists()
+    assert answers and (isinstance(answers[0], Exception) or answers[0].status_code != 200)
+
+
+def test_sigterm_exits_within_the_drain_timeout_while_a_decode_worker_hangs(tmp_path: Path) -> None:
+    db = tmp_path / "c.duckdb"
+    proc, info = _start(db, "--drain-timeout", str(DRAIN), "--decode-workers", "1")
+    channel = grpc.insecure_channel(f"127.0.0.1:{info['grpc_port']}")
+    call = channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export")
+    call(request(*pair()).SerializeToString(), timeout=10)  # acknowledged: must survive
+    (worker,) = _decode_workers(proc.pid)
+    os.kill(worker, signal.SIGSTOP)  # a worker that never answers (swapping, stuck)
+    outcome: list[Any] = []
+
+    def stuck_request() -> None:
+        try:
+            outcome.append(call(request(*pair()).SerializeToString(), timeout=60))
+        except grpc.RpcError as exc:
+            outcome.append(exc.code())
+
+    client = threading.Thread(target=stuck_request)
+    client.start()
+    time.sleep(1.0)
+    try:
+        code, _ = _sigterm_exit_seconds(proc)
+    finally:
+        if _alive(worker):
+            os.kill(worker, signal.SIGKILL)
+    client.join(60)
+    channel.close()
+    assert code in (0, 1)  # 1: a step was abandoned at the deadline (logged)
+    assert outcome and outcome[0] in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)  # retryable, not acked
+    assert not _alive(worker), "the stuck decode worker outlived the collector"
+    with Store.open(db, read_only=True) as store:
+        assert store.query("SELECT count(*) FROM spans").rows == [(2,)]
