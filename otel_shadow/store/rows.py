@@ -218,12 +218,16 @@ def _convert(request: bytes | bytearray | memoryview, shadow_only: bool, check_p
                             f"(got {len(trace_id)} and {len(span_id)})"
                         )
                     continue
+                kind = span.kind
+                start = span.start_time_unix_nano
+                end = span.end_time_unix_nano
+                status_code = status.code
                 if (
-                    span.kind > MAX_SPAN_KIND
-                    or span.start_time_unix_nano > MAX_TIME_NS
-                    or span.end_time_unix_nano > MAX_TIME_NS
-                    or status.code > MAX_STATUS_CODE
-                    or (span_events and (len(span_events) > MAX_EVENTS or _late_event(span_events)))
+                    kind > MAX_SPAN_KIND
+                    or start > MAX_TIME_NS
+                    or end > MAX_TIME_NS
+                    or status_code > MAX_STATUS_CODE
+                    or len(span_events) > MAX_EVENTS
                     or len(span_links) > MAX_LINKS
                 ):
                     rejected += 1
@@ -242,6 +246,26 @@ def _convert(request: bytes | bytearray | memoryview, shadow_only: bool, check_p
                         continue
                 trace_hex = trace_id.hex()
                 span_int = from_bytes(span_id, "big")
+                if span_events:  # first, so that an event's bad time rejects the span before it is added
+                    for index, event in enumerate(span_events):
+                        when = event.time_unix_nano
+                        if when > MAX_TIME_NS:
+                            break
+                        e_trace(trace_hex)
+                        e_span(span_int)
+                        e_index(index)
+                        e_time(when)
+                        e_name(event.name)
+                        e_attrs(decode(event.attributes)[1])
+                    else:
+                        index = -1
+                    if index >= 0:
+                        for column in events.values():
+                            del column[len(column) - index :]
+                        rejected += 1
+                        if len(errors) < 5:
+                            errors.append(f"span {span.name!r}: {_out_of_range(span)}")
+                        continue
                 parent = span.parent_span_id
                 a_trace(trace_hex)
                 a_span(span_int)
@@ -249,10 +273,10 @@ def _convert(request: bytes | bytearray | memoryview, shadow_only: bool, check_p
                 a_state(span.trace_state or None)
                 a_flags(span.flags)
                 a_name(span.name)
-                a_kind(span.kind)
-                a_start(span.start_time_unix_nano)
-                a_end(span.end_time_unix_nano)
-                a_status(status.code)
+                a_kind(kind)
+                a_start(start)
+                a_end(end)
+                a_status(status_code)
                 a_status_msg(status.message or None)
                 a_attrs(attrs)
                 a_json(attrs_json)
@@ -274,14 +298,6 @@ def _convert(request: bytes | bytearray | memoryview, shadow_only: bool, check_p
                         l_state(link.trace_state or None)
                         l_flags(link.flags)
                         l_attrs(link_json)
-                if span_events:
-                    for index, event in enumerate(span_events):
-                        e_trace(trace_hex)
-                        e_span(span_int)
-                        e_index(index)
-                        e_time(event.time_unix_nano)
-                        e_name(event.name)
-                        e_attrs(decode(event.attributes)[1])
             added = len(span_attrs) - before
             cols["service_name"] += [service] * added
             cols["scope_name"] += [scope_name] * added
@@ -304,10 +320,6 @@ def _convert(request: bytes | bytearray | memoryview, shadow_only: bool, check_p
 
 
 _ZERO_TRACE = b"\0" * 16
-
-
-def _late_event(events: Any) -> bool:
-    return any(event.time_unix_nano > MAX_TIME_NS for event in events)
 
 
 def _out_of_range(span: Any) -> str:
