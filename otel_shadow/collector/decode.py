@@ -14,7 +14,7 @@ import multiprocessing
 import os
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import CancelledError, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from google.protobuf.message import DecodeError
@@ -92,8 +92,8 @@ class DecodePool:
             except BrokenProcessPool:
                 if attempt == 2 or not self._replace(executor):
                     break
-            except RuntimeError as exc:  # submit after shutdown: the collector is stopping
-                raise RetryableError(f"the collector is shutting down ({exc}); retry", self.retry_after_s) from exc
+            except (RuntimeError, CancelledError) as exc:  # submitted or queued at shutdown
+                raise RetryableError("the collector is shutting down; retry", self.retry_after_s) from exc
         raise RetryableError(
             "a decode worker process died while decoding this request (out of memory?); retry later",
             self.retry_after_s,

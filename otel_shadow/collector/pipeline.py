@@ -242,13 +242,17 @@ class Pipeline:
         started = time.perf_counter()
         reopened = self.writer.invalidated is not None
         try:
+            # reopening replays the WAL: at the healing pace, not once per request a client retries
+            if reopened and time.monotonic() < self._next_heal:
+                raise StoreError(self.stats.last_commit_error or "the database is being reopened")
             results = self.writer.commit([item.prepared for item in group])
         except Exception as exc:
             message = str(exc)
             with self._lock:
                 self.stats.requests_refused += len(group)
                 self._inflight_bytes -= sum(item.size for item in group)
-            self._failed(message)
+            if not reopened or time.monotonic() >= self._next_heal:
+                self._failed(message)
             logger.error("commit failed, %d requests refused (clients will retry): %s", len(group), message)
             for item in group:
                 item.future.set_exception(RetryableError(f"storage unavailable: {message}", 5.0))
