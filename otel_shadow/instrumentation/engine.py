@@ -47,7 +47,7 @@ from ..core.stacktrace import record_exception
 from ..core.telemetry import Telemetry, candidate_context
 from ..environment_variables import OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT, OTEL_SHADOW_CONFIG
 from ._genai import ADAPTERS, DEFAULT_OPERATION, Accumulator, Adapter, Info, unwrap_raw
-from .rules import CandidateRule, Rule, Rules, RulesSource, RuleState
+from .rules import CandidateRule, Rule, Rules, RulesSource, RuleState, shared_source, validate_rules
 from .streams import AsyncStreamManagerProxy, AsyncStreamProxy, StreamManagerProxy, SyncStreamProxy
 
 __all__ = ["ShadowEngine", "content_mode"]
@@ -125,9 +125,9 @@ class ShadowEngine:
     ) -> None:
         if rules is None:
             path = os.environ.get(OTEL_SHADOW_CONFIG)
-            rules = RulesSource(path) if path else Rules()
+            rules = shared_source(path) if path else Rules()
         elif isinstance(rules, str | os.PathLike):
-            rules = RulesSource(rules)
+            rules = shared_source(rules)
         self._rules = rules
         self.telemetry = Telemetry(tracer_provider, meter_provider)
         self._scheduler = scheduler
@@ -641,8 +641,8 @@ class LLMCandidateTask(ScheduledTask):
 def engine_from(kwargs: dict[str, Any]) -> ShadowEngine:
     """Build an engine from ``instrument(**kwargs)`` (what ``opentelemetry-instrument`` passes)."""
     rules = kwargs.get("rules")
-    if rules is not None and not isinstance(rules, Rules | RulesSource):
-        rules = RulesSource(rules) if isinstance(rules, str | os.PathLike) else Rules.model_validate(rules)
+    if rules is not None and not isinstance(rules, Rules | RulesSource | str | os.PathLike):
+        rules = validate_rules(rules, "instrument(rules=...)")
     return ShadowEngine(
         rules,
         tracer_provider=kwargs.get("tracer_provider"),

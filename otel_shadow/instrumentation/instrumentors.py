@@ -17,6 +17,8 @@ and a re-entrancy guard makes sure a helper that does call ``create`` is handled
 
 from __future__ import annotations
 
+import importlib
+import logging
 from collections.abc import Collection
 from typing import Any
 
@@ -24,7 +26,10 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 from opentelemetry.instrumentation.utils import unwrap
 from wrapt import wrap_function_wrapper
 
+from ..errors import ConfigError
 from .engine import ShadowEngine, engine_from
+
+logger = logging.getLogger("otel_shadow")
 
 __all__ = ["AnthropicShadowInstrumentor", "OpenAIShadowInstrumentor"]
 
@@ -58,23 +63,44 @@ class _ShadowInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         return self.dependencies
 
     def _instrument(self, **kwargs: Any) -> None:
-        """kwargs: tracer_provider, meter_provider, rules (path, mapping or Rules), scheduler, redact."""
-        self.engine: ShadowEngine = engine_from(kwargs)
-        import importlib
+        """kwargs: tracer_provider, meter_provider, rules (path, mapping or Rules), scheduler, redact.
 
+        Never raises: ``opentelemetry-instrument`` stops loading every later instrumentor when one
+        raises. A bad rules file is logged once, in one line, and leaves shadowing off.
+        """
+        self.wrapped: list[tuple[Any, str]] = []
+        try:
+            self.engine: ShadowEngine = engine_from(kwargs)
+        except ConfigError as exc:
+            _report_once(f"otel-shadow: shadowing is off: {exc} (fix the rules file, then restart the application)")
+            return
+        except Exception as exc:
+            _report_once(f"otel-shadow: shadowing is off: the shadow engine could not start: {type(exc).__name__}: {exc}")
+            return
         for module, cls, method, operation, is_async in self.wrap_points:
-            target = getattr(importlib.import_module(module), cls, None)
-            if target is None or not hasattr(target, method):  # an SDK version without it
-                continue
-            wrap_function_wrapper(module, f"{cls}.{method}", self.engine.wrapper(self.provider, operation, method, is_async))
+            try:
+                target = getattr(importlib.import_module(module), cls, None)
+                if target is None or not hasattr(target, method):  # an SDK version without it
+                    continue
+                wrap_function_wrapper(module, f"{cls}.{method}", self.engine.wrapper(self.provider, operation, method, is_async))
+                self.wrapped.append((target, method))
+            except Exception as exc:  # an SDK layout we do not know: that method is not shadowed
+                _report_once(f"otel-shadow: {module}.{cls}.{method} is not shadowed: {type(exc).__name__}: {exc}")
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        import importlib
+        for target, method in getattr(self, "wrapped", ()):
+            unwrap(target, method)
+        self.wrapped = []
 
-        for module, cls, method, _, _ in self.wrap_points:
-            target = getattr(importlib.import_module(module), cls, None)
-            if target is not None and hasattr(target, method):
-                unwrap(target, method)
+
+_REPORTED: set[str] = set()
+
+
+def _report_once(message: str) -> None:
+    """One line per distinct problem, however many instrumentors meet it (no traceback: it is not a bug)."""
+    if message not in _REPORTED:
+        _REPORTED.add(message)
+        logger.error("%s", message)
 
 
 class OpenAIShadowInstrumentor(_ShadowInstrumentor):

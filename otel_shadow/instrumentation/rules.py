@@ -12,8 +12,14 @@
           - {provider: anthropic, model: claude-haiku, base_url: "http://127.0.0.1:8099", max_tokens: 512}
 
 A bad file is refused with the line and the field (``shadow.yaml:7: rules[0].sample_rate: Input
-should be less than or equal to 1``). At run time the file is re-read when it changes (checked at
-most once a second); a broken edit keeps the last good rules and says so once.
+should be less than or equal to 1``). At run time a background thread re-reads the file when it
+changes (checked once a second) and swaps the parsed rules in one assignment; a user's call only
+reads the current rules. A broken edit keeps the last good rules and says so once.
+
+The file is hostile input, read inside the user's application: it is refused beyond
+``MAX_RULES_BYTES``, when it is not UTF-8, when it nests deeper than ``MAX_DEPTH`` or uses YAML
+aliases (``*name``: the format never needs them, and nested aliases expand exponentially: the
+"billion laughs"). Error messages quote values in a bounded form, never the expanded document.
 """
 
 from __future__ import annotations
@@ -21,8 +27,10 @@ from __future__ import annotations
 import fnmatch
 import logging
 import os
+import reprlib
 import threading
 import time
+import weakref
 from collections import deque
 from pathlib import Path
 from typing import Any, Literal
@@ -32,7 +40,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import ConfigError
 
-__all__ = ["Budget", "CandidateRule", "Match", "Rule", "RuleState", "Rules", "RulesSource", "load_rules", "parse_rules"]
+__all__ = [
+    "MAX_DEPTH", "MAX_RULES_BYTES", "Budget", "CandidateRule", "Match", "Rule", "RuleState", "Rules", "RulesSource",
+    "load_rules", "parse_rules", "shared_source", "validate_rules",
+]
 
 logger = logging.getLogger("otel_shadow")
 
@@ -117,6 +128,44 @@ class Rules(_Strict):
         return None
 
 
+MAX_RULES_BYTES = 1 << 20  # a rules file is a few KiB; a larger one is a mistake or an attack
+MAX_DEPTH = 32  # the format nests 5 deep; the composer recurses, so depth is bounded before Python's stack
+_MAX_MESSAGE = 1000  # characters of an error message: a bad file is reported in a line or two
+
+_short = reprlib.Repr()
+_short.maxstring = 60
+_short.maxother = 60
+_short.maxlevel = 2
+_short.maxdict = _short.maxlist = 4
+
+
+class _Refused(yaml.YAMLError):
+    def __init__(self, mark: Any, problem: str) -> None:
+        super().__init__(problem)
+        self.problem_mark, self.problem = mark, problem
+
+
+class _RulesLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing aliases and deep nesting while the document is composed.
+
+    Aliases are refused before they are resolved, so a bomb costs one event, never its expansion.
+    """
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:  # type: ignore[override]
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise _Refused(event.start_mark, f"YAML aliases (*{event.anchor}) are not allowed in a rules file; write the value out")
+        if self._depth >= MAX_DEPTH:
+            raise _Refused(self.peek_event().start_mark, f"nested deeper than {MAX_DEPTH} levels")
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        finally:
+            self._depth -= 1
+
+
 def _line_of(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
     node = root
     line = node.start_mark.line + 1 if node is not None else None
@@ -136,19 +185,39 @@ def _line_of(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
     return line
 
 
-def parse_rules(text: str, source: str = "<rules>") -> Rules:
-    """Validate a rules document; errors name the file, the line and the field."""
+def _bounded(message: str) -> str:
+    return message if len(message) <= _MAX_MESSAGE else message[: _MAX_MESSAGE - 3] + "..."
+
+
+def _load(text: str, source: str) -> tuple[yaml.Node | None, Any]:
+    """(the node tree, for line numbers; the data) of a YAML document, within the limits."""
+    loader = _RulesLoader(text)
     try:
-        root = yaml.compose(text)
-        data = yaml.safe_load(text)
+        root = loader.get_single_node()
+        return root, (loader.construct_document(root) if root is not None else None)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
+        problem = exc.problem if isinstance(exc, _Refused) else f"not valid YAML: {getattr(exc, 'problem', None) or exc}"
         where = f"{source}:{mark.line + 1}" if mark is not None else source
-        raise ConfigError(f"{where}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from exc
+        raise ConfigError(_bounded(f"{where}: {problem}")) from None
+    finally:
+        loader.dispose()
+
+
+def parse_rules(text: str, source: str = "<rules>") -> Rules:
+    """Validate a rules document; errors name the file, the line and the field."""
+    if len(text) > MAX_RULES_BYTES:
+        raise ConfigError(f"{source}: {len(text)} characters; a rules file is limited to {MAX_RULES_BYTES} bytes")
+    root, data = _load(text, source)
+    return validate_rules(data, source, root)
+
+
+def validate_rules(data: Any, source: str = "rules", root: yaml.Node | None = None) -> Rules:
+    """Validate already-loaded rules (a mapping); errors name the source, the line if known, and the field."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{source}:1: the rules file must be a mapping with a `rules:` list")
+        raise ConfigError(f"{source}:1: the rules must be a mapping with a `rules:` list, not a {type(data).__name__}")
     try:
         return Rules.model_validate(data)
     except ValidationError as exc:
@@ -156,60 +225,137 @@ def parse_rules(text: str, source: str = "<rules>") -> Rules:
         for err in exc.errors()[:5]:
             loc = tuple(err["loc"])
             field = "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else str(p)) for i, p in enumerate(loc))
-            value = f" (value {err['input']!r})" if err.get("type") not in ("missing", "extra_forbidden") and "input" in err else ""
+            value = f" (value {_short.repr(err['input'])})" if err.get("type") not in ("missing", "extra_forbidden") and "input" in err else ""
             message = "unknown field" if err.get("type") == "extra_forbidden" else err["msg"]
-            problems.append(f"{source}:{_line_of(root, loc) or 1}: {field}: {message}{value}")
-        raise ConfigError("; ".join(problems)) from exc
+            where = f"{source}:{_line_of(root, loc) or 1}" if root is not None else source
+            problems.append(f"{where}: {field}: {message}{value}")
+        raise ConfigError(_bounded("; ".join(problems))) from None
+
+
+def _read(path: Path) -> str:
+    try:
+        with path.open("rb") as file:
+            data = file.read(MAX_RULES_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"rules file '{path}' cannot be read: {exc.strerror or exc}") from None
+    if len(data) > MAX_RULES_BYTES:
+        raise ConfigError(f"rules file '{path}' is larger than {MAX_RULES_BYTES} bytes; a rules file is a few KiB of YAML")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}:{line}: not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}); save the rules file as UTF-8"
+        ) from None
 
 
 def load_rules(path: str | os.PathLike[str]) -> Rules:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"rules file '{path}' cannot be read: {exc.strerror or exc}") from exc
-    return parse_rules(text, str(path))
+    return parse_rules(_read(path), str(path))
 
 
 class RulesSource:
-    """The rules of a file, re-read when it changes; a broken edit keeps the last good rules."""
+    """The rules of a file, re-read in the background when it changes; a broken edit keeps the last good rules.
+
+    The user's call only reads ``rules`` (one attribute read): parsing never runs on the caller's
+    thread after start-up. A daemon thread stats the file every ``check_interval_s`` and swaps in
+    the newly parsed rules; it holds the source weakly, so a dropped source lets it exit.
+    """
 
     def __init__(self, path: str | os.PathLike[str], check_interval_s: float = 1.0) -> None:
         self.path = Path(path)
         self.check_interval_s = check_interval_s
-        self._rules = load_rules(self.path)  # a bad file at start-up is an error, loudly
         self._mtime = self._stat()
-        self._checked = time.monotonic()
-        self._lock = threading.Lock()
+        self._rules = load_rules(self.path)  # a bad file at start-up is a ConfigError for the caller to report
         self.last_error: str | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self._watcher_pid = 0
+        self.watch()
+        _SOURCES.add(self)
 
-    def _stat(self) -> tuple[float, int] | None:
+    def _stat(self) -> tuple[int, int] | None:
         try:
             st = self.path.stat()
-            return (st.st_mtime, st.st_size)
+            return (st.st_mtime_ns, st.st_size)
         except OSError:
             return None
 
     @property
     def rules(self) -> Rules:
-        now = time.monotonic()
-        if now - self._checked >= self.check_interval_s:
-            self._checked = now
-            stamp = self._stat()
-            if stamp != self._mtime:
-                with self._lock:
-                    self._reload(stamp)
         return self._rules
 
-    def _reload(self, stamp: tuple[float, int] | None) -> None:
-        self._mtime = stamp
-        try:
-            self._rules = load_rules(self.path)
+    def watch(self) -> None:
+        """Start the background watcher (again in a forked child, whose threads did not survive)."""
+        if self.check_interval_s <= 0 or self._stop.is_set():
+            return
+        if self._watcher is not None and self._watcher_pid == os.getpid() and self._watcher.is_alive():
+            return
+        self._watcher_pid = os.getpid()
+        self._watcher = threading.Thread(
+            target=_watch, args=(weakref.ref(self), self._stop, self.check_interval_s), name="otel-shadow-rules", daemon=True
+        )
+        self._watcher.start()
+
+    def close(self) -> None:
+        """Stop watching the file."""
+        self._stop.set()
+
+    def check(self) -> bool:
+        """Re-read the file if it changed since the last check; True when new rules were swapped in."""
+        with self._lock:
+            stamp = self._stat()
+            if stamp == self._mtime:
+                return False
+            self._mtime = stamp
+            try:
+                rules = load_rules(self.path)
+            except ConfigError as exc:
+                if str(exc) != self.last_error:
+                    logger.warning("otel-shadow: keeping the last good rules; the edited file is invalid: %s", exc)
+                self.last_error = str(exc)
+                return False
+            self._rules = rules  # one assignment: a reader sees the old rules or the new ones
             self.last_error = None
-            logger.info("otel-shadow: reloaded rules from %s (%d rules)", self.path, len(self._rules.rules))
-        except ConfigError as exc:
-            self.last_error = str(exc)
-            logger.warning("otel-shadow: keeping the last good rules; the edited file is invalid: %s", exc)
+            logger.info("otel-shadow: reloaded rules from %s (%d rules)", self.path, len(rules.rules))
+            return True
+
+
+def _watch(ref: weakref.ref[RulesSource], stop: threading.Event, interval: float) -> None:
+    while not stop.wait(interval):
+        source = ref()
+        if source is None:
+            return
+        try:
+            source.check()
+        except Exception:  # the watcher never dies of a surprise; the last good rules stay
+            logger.debug("otel-shadow: checking the rules file failed", exc_info=True)
+        del source
+
+
+_SOURCES: weakref.WeakSet[RulesSource] = weakref.WeakSet()
+_SHARED: dict[Path, RulesSource] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_source(path: str | os.PathLike[str]) -> RulesSource:
+    """One ``RulesSource`` (one read, one watcher) per file, shared by the instrumentors using it."""
+    key = Path(path).absolute()
+    with _SHARED_LOCK:
+        source = _SHARED.get(key)
+        if source is None:
+            source = _SHARED[key] = RulesSource(path)
+        return source
+
+
+def _rewatch_after_fork() -> None:
+    for source in list(_SOURCES):
+        source.watch()
+
+
+if hasattr(os, "register_at_fork"):  # a forked worker (gunicorn, multiprocessing) keeps following edits
+    os.register_at_fork(after_in_child=_rewatch_after_fork)
 
 
 class RuleState:

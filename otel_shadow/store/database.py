@@ -197,7 +197,15 @@ class Store:
             row = self.con.execute("SELECT value FROM otel_shadow_meta WHERE key = 'schema_version'").fetchone()
         except duckdb.CatalogException:
             return None
-        return int(row[0]) if row else None
+        if row is None:
+            return None
+        try:
+            return int(row[0])
+        except (TypeError, ValueError):
+            raise NotADatabase(
+                f"'{self.path}': otel_shadow_meta.schema_version is {str(row[0])[:40]!r}, not a number; the file "
+                "was edited or damaged: restore it from a copy, or use another --db path"
+            ) from None
 
     def _migrate(self) -> None:
         version = self.schema_version()

@@ -51,13 +51,16 @@ def test_errors_name_the_line_and_the_field(tmp_path: Path) -> None:
 def test_edits_take_effect_and_a_broken_edit_keeps_the_last_good_rules(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "shadow.yaml"
     path.write_text(GOOD)
-    source = RulesSource(path, check_interval_s=0)
+    source = RulesSource(path, check_interval_s=0)  # no watcher thread: check() is called here
     assert source.rules.rules[0].candidates[0].model == "gpt-4o-mini"
     path.write_text(GOOD.replace("gpt-4o-mini", "gpt-5-beta"))
     os.utime(path, (time.time() + 5, time.time() + 5))
+    assert source.rules.rules[0].candidates[0].model == "gpt-4o-mini"  # reading never reloads
+    assert source.check()
     assert source.rules.rules[0].candidates[0].model == "gpt-5-beta"
     path.write_text(GOOD.replace("model: gpt-4o-mini", "model: [broken"))
     os.utime(path, (time.time() + 10, time.time() + 10))
+    assert not source.check()
     assert source.rules.rules[0].candidates[0].model == "gpt-5-beta"
     assert source.last_error is not None and "keeping the last good rules" in caplog.text
 

@@ -73,6 +73,15 @@ def test_a_newer_schema_version_is_refused_without_change(tmp_path: Path) -> Non
     con.close()
 
 
+def test_a_garbled_schema_version_is_a_clear_error_naming_file_key_and_value(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    with Store.open(path) as store:
+        store.con.execute("UPDATE otel_shadow_meta SET value = 'one' WHERE key = 'schema_version'")
+    for read_only in (False, True):
+        with pytest.raises(NotADatabase, match=r"s\.duckdb': otel_shadow_meta\.schema_version is 'one', not a number"):
+            Store.open(path, read_only=read_only)
+
+
 def test_writes_are_refused_on_the_read_only_access(tmp_path: Path) -> None:
     path = tmp_path / "s.duckdb"
     Store.open(path).close()
