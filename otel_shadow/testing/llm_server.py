@@ -10,7 +10,10 @@ chunk, token counts, errors and rate limits. Nothing here is a real model.
         client = openai.OpenAI(base_url=server.openai_url, api_key="test")
         client.chat.completions.create(model="sim-large", messages=[{"role": "user", "content": "hi"}])
 
-Run standalone: ``python -m otel_shadow.testing.llm_server --port 8099``.
+Run standalone: ``python -m otel_shadow.testing.llm_server --port 8099``. A name it does not know
+is a 404 (``model_not_found``), as with a real API; ``--any-model`` (``LLMServer(any_model=True)``)
+answers every name instead, as a plain model whose answers are its own, so an application written
+for other model names (``gpt-4``, ``claude-3``…) runs against it unchanged.
 """
 
 from __future__ import annotations
@@ -110,8 +113,11 @@ class _Call:
 class LLMServer:
     """Starts the simulated API on 127.0.0.1 (a free port unless given) in a background thread."""
 
-    def __init__(self, models: dict[str, SimulatedModel] | None = None, port: int = 0, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, models: dict[str, SimulatedModel] | None = None, port: int = 0, host: str = "127.0.0.1", any_model: bool = False
+    ) -> None:
         self.models = dict(DEFAULT_MODELS if models is None else models)
+        self.any_model = any_model
         self.host = host
         self.port = port
         self.requests: list[dict[str, Any]] = []  # every request body received (for tests)
@@ -134,10 +140,21 @@ class LLMServer:
     def set_model(self, name: str, **changes: Any) -> None:
         self.models[name] = replace(self.models.get(name, SimulatedModel()), **changes)
 
+    def spec(self, model: str) -> SimulatedModel | None:
+        """How ``model`` behaves here; None when the server does not know it (a 404).
+
+        With ``any_model``, an unknown name is a plain model styled by its own name: two unknown
+        models disagree, and each answers the same prompt the same way every time.
+        """
+        spec = self.models.get(model)
+        if spec is None and self.any_model:
+            spec = SimulatedModel(style=f"model:{model}")
+        return spec
+
     # --- the app --------------------------------------------------------------------------------------
     def _resolve(self, body: dict[str, Any], messages: list[Any], system: str = "") -> _Call | Response:
         model = str(body.get("model", ""))
-        spec = self.models.get(model)
+        spec = self.spec(model)
         if spec is None:
             return JSONResponse(
                 {"error": {"message": f"The model `{model}` does not exist (simulated server)", "type": "invalid_request_error", "code": "model_not_found"}},
@@ -320,8 +337,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Simulated OpenAI/Anthropic-compatible server (SIMULATED models).")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8099)
+    parser.add_argument("--any-model", action="store_true", help="answer any model name (a plain simulated model) instead of a 404")
     args = parser.parse_args()
-    server = LLMServer(host=args.host, port=args.port).start()
+    server = LLMServer(host=args.host, port=args.port, any_model=args.any_model).start()
     print(f"simulated models on {server.openai_url} (OpenAI) and {server.anthropic_url} (Anthropic); Ctrl-C stops")
     try:
         while True:

@@ -1,4 +1,11 @@
-# Seed: "Default Shadow Behavior" (only the import line changed)
+"""Seed "Default Shadow Behavior": the user sees the primary's result; the shadow runs in the background.
+
+Run (see README.md: the local model server and two environment variables first):
+
+    cd examples && python ex02_default_behavior.py
+
+Prints `User sees: Using gpt-4 with temp 0.5` (this example calls no model).
+"""
 from otel_shadow import Shadow as Spearmint, Config
 
 mint = Spearmint(

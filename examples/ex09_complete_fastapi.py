@@ -1,4 +1,14 @@
-# Seed: "Complete Example: FastAPI Shadow Testing" (only the import lines changed)
+"""Seed "Complete Example: FastAPI Shadow Testing": YAML configs (config/), `Bind`, pydantic models.
+
+Run (see README.md: the local model server and two environment variables first):
+
+    cd examples && python ex09_complete_fastapi.py
+
+Serves on port 8000 (config paths are relative: run it from examples/); then:
+
+    curl -X POST localhost:8000/summarize -H "content-type: application/json" \\
+         -d '{"text": "Shadow testing runs candidates on real traffic.", "max_length": 20}'
+"""
 from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel
 from typing import Annotated
@@ -6,7 +16,7 @@ from otel_shadow import Shadow as Spearmint
 from otel_shadow.configuration import Bind
 import logging
 import time
-from _llm import llm_api_call
+from my_llm import llm_api_call
 
 app = FastAPI()
 logger = logging.getLogger("uvicorn.error")

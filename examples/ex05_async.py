@@ -1,6 +1,15 @@
-# Seed: "Async Shadow Testing" (only the import lines changed)
+"""Seed "Async Shadow Testing": an async experiment; claude-3 runs as a background task.
+
+Run (see README.md: the local model server and two environment variables first):
+
+    cd examples && python ex05_async.py
+
+The seed defines `main()` without running it; run it with:
+
+    cd examples && python -c "import asyncio, ex05_async; asyncio.run(ex05_async.main())"
+"""
 from otel_shadow import Shadow as Spearmint, Config
-from _llm import async_llm_call
+from my_llm import async_llm_call
 
 mint = Spearmint(
     configs=[

@@ -1,4 +1,11 @@
-# Seed: "Waiting for Shadow Results", continuing the previous example (import line changed)
+"""Seed "Waiting for Shadow Results": `await_variants=True` collects the shadow's result too.
+
+Run (see README.md: the local model server and two environment variables first):
+
+    cd examples && python ex03_waiting.py
+
+Prints the main result, then the shadow's (it reuses `generate` of ex02_default_behavior.py).
+"""
 from otel_shadow import Shadow as Spearmint
 from ex02_default_behavior import generate
 

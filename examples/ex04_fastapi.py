@@ -1,11 +1,21 @@
-# Seed: "Production Use Case: API Testing" (only the import lines changed)
+"""Seed "Production Use Case: API Testing": a FastAPI endpoint answered by gpt-4, gpt-4-turbo shadowed.
+
+Run (see README.md: the local model server and two environment variables first):
+
+    cd examples && python ex04_fastapi.py
+
+That only defines the app; serve it and call it:
+
+    cd examples && uvicorn ex04_fastapi:app --port 8000
+    curl -X POST "localhost:8000/summarize?text=shadow+testing"
+"""
 from fastapi import FastAPI
 from pydantic import BaseModel
 from otel_shadow import Shadow as Spearmint
 from typing import Annotated
 from otel_shadow.configuration import Bind
 import logging
-from _llm import llm_api_call
+from my_llm import llm_api_call
 
 app = FastAPI()
 logger = logging.getLogger(__name__)

@@ -1,8 +1,15 @@
-# Seed: "Best Practices" 1-4 (only the import lines changed)
+"""Seed "Best Practices" 1-4: one shadow, monitoring its timings, gradual rollout, structured logs.
+
+Run (see README.md: the local model server and two environment variables first):
+
+    cd examples && python ex08_best_practices.py
+
+Prints the structured log line of the last experiment (structlog's console renderer).
+"""
 import logging
 import structlog
 from otel_shadow import Shadow as Spearmint, Config
-from _llm import llm_call
+from my_llm import llm_call
 
 logger = logging.getLogger(__name__)
 

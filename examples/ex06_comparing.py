@@ -1,6 +1,11 @@
-# Seed: "Comparing Results" (only the import lines changed)
+"""Seed "Comparing Results": one primary, two shadows, their results and timings side by side.
+
+Run (see README.md: the local model server and two environment variables first):
+
+    cd examples && python ex06_comparing.py
+"""
 from otel_shadow import Shadow as Spearmint, Config
-from _llm import llm_call
+from my_llm import llm_call
 
 mint = Spearmint(
     configs=[
