@@ -7,6 +7,12 @@ A request seen twice (same bytes) is recognised by its ledger row and stored onc
 DuckDB's automatic checkpoint runs inside a commit once the WAL passes 16 MiB and slows batched
 inserts about 4×; the writer raises that threshold and checkpoints on its own schedule instead
 (``maybe_checkpoint``), which also bounds how much WAL a restart has to replay.
+
+Two failures are the writer's to contain. A value DuckDB refuses at COMMIT (a data error: the
+prepare-time checks in ``rows`` should have caught it) fails only the spans that carry it, never
+the rest of the group. A fatal error (a checkpoint on a full disk) invalidates DuckDB's database:
+the writer then reopens the file on its next call (``Store.reopen``; the WAL is replayed), and
+raises ``StoreError`` while that is impossible.
 """
 
 from __future__ import annotations
