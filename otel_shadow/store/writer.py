@@ -27,7 +27,9 @@ from dataclasses import dataclass
 import duckdb
 import numpy as np
 import pyarrow as pa
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+)
 
 from ..errors import StoreError
 from .database import Store, map_query_error

@@ -18,7 +18,9 @@ import grpc
 import httpx
 import pytest
 from google.rpc import status_pb2
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceResponse,
+)
 
 from otel_shadow.collector import Collector
 from otel_shadow.errors import StoreError

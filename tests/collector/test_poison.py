@@ -11,7 +11,9 @@ from pathlib import Path
 
 import httpx
 import pyarrow as pa
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceResponse,
+)
 
 from otel_shadow.collector import Collector
 from otel_shadow.store import Prepared, Store, Writer
