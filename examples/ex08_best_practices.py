@@ -5,6 +5,8 @@ Run (see README.md: the local model server and two environment variables first):
     cd examples && python ex08_best_practices.py
 
 Prints the structured log line of the last experiment (structlog's console renderer).
+The seed's snippets leave `mint`, `prompt`, `logger` and the first `generate` to the reader: they are
+defined here, and `structured` keeps the last experiment's result.
 """
 import logging
 import structlog

@@ -78,7 +78,9 @@ def server(model_server: LLMServer) -> LLMServer:
 
 
 @pytest.fixture
-def example(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, server: LLMServer) -> Iterator[Callable[..., dict[str, Any]]]:
+def example(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, server: LLMServer
+) -> Iterator[Callable[..., dict[str, Any]]]:
     """Run an example file of this test's ``@runs`` as ``cd examples && python FILE`` would, in-process."""
     declared = getattr(request.function, "example_files", ())
     monkeypatch.setenv("OPENAI_BASE_URL", server.openai_url)
@@ -203,9 +205,7 @@ def test_comparing_results_prints_each_variant_and_its_verdict(example: Any, ser
 
 
 @runs("ex07_errors.py")
-def test_error_handling_isolates_the_failing_shadow(
-    example: Any, server: LLMServer, global_spans: Any, caplog: Any
-) -> None:
+def test_error_handling_isolates_the_failing_shadow(example: Any, server: LLMServer, global_spans: Any, caplog: Any) -> None:
     ns = example("ex07_errors")
     assert ns["result"] == expected(server, "gpt-4", "Test query")
     assert ns["mint"].flush(20)
@@ -220,9 +220,7 @@ def test_error_handling_isolates_the_failing_shadow(
 
 
 @runs("ex08_best_practices.py")
-def test_best_practices_monitoring_and_structured_logging(
-    example: Any, server: LLMServer, capsys: Any, caplog: Any
-) -> None:
+def test_best_practices_monitoring_and_structured_logging(example: Any, server: LLMServer, capsys: Any, caplog: Any) -> None:
     caplog.set_level(logging.INFO)
     ns = example("ex08_best_practices")
     (variant,) = ns["result"].variant_results
@@ -273,7 +271,11 @@ def test_openai_app_is_shadowed_with_no_code_change_through_the_rules_file(serve
     env = subprocess_env(server, OTEL_SHADOW_CONFIG="shadow-rules.yaml", OTEL_TRACES_EXPORTER="duckdb", OTEL_SHADOW_DB=str(db))
     out = subprocess.run(
         [str(BIN / "opentelemetry-instrument"), sys.executable, "openai_app.py"],
-        cwd=EXAMPLES, env=env, capture_output=True, text=True, timeout=120,
+        cwd=EXAMPLES,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert out.returncode == 0, out.stderr
     questions = ["What is shadow testing?", "Why compare two models on real traffic?", "What is a span link?"]
@@ -284,7 +286,10 @@ def test_openai_app_is_shadowed_with_no_code_change_through_the_rules_file(serve
             " FROM shadow_pairs GROUP BY ALL ORDER BY candidate_model"
         ).rows
     # gpt-4o-mini answers like gpt-4o on the simulated server; gpt-5-beta is terse
-    assert rows == [("answers-gpt-4o", "gpt-4o", "gpt-4o-mini", 3, True, True), ("answers-gpt-4o", "gpt-4o", "gpt-5-beta", 3, True, False)]
+    assert rows == [
+        ("answers-gpt-4o", "gpt-4o", "gpt-4o-mini", 3, True, True),
+        ("answers-gpt-4o", "gpt-4o", "gpt-5-beta", 3, True, False),
+    ]
     assert {r["model"] for r in server.requests} == {"gpt-4o", "gpt-4o-mini", "gpt-5-beta"}
     assert [r["temperature"] for r in requests_for(server, "gpt-5-beta")] == [0.2] * 3  # the rule's override
 
@@ -299,7 +304,9 @@ def test_otlp_and_duckdb_example_writes_the_same_pairs_to_both(server: LLMServer
             OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{collector.grpc.port}",
             OTEL_SHADOW_DB=str(tmp_path / "local.duckdb"),
         )
-        out = subprocess.run([sys.executable, "otlp_and_duckdb.py"], cwd=EXAMPLES, env=env, capture_output=True, text=True, timeout=120)
+        out = subprocess.run(
+            [sys.executable, "otlp_and_duckdb.py"], cwd=EXAMPLES, env=env, capture_output=True, text=True, timeout=120
+        )
     finally:
         collector.stop(5)
     assert out.returncode == 0, out.stderr
@@ -322,7 +329,9 @@ def test_the_local_model_server_answers_any_model_name_only_when_asked(model_ser
     client = openai.OpenAI(base_url=model_server.openai_url, api_key="local", max_retries=0)
 
     def ask(c: openai.OpenAI, model: str) -> str:
-        return c.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}]).choices[0].message.content or ""
+        return (
+            c.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}]).choices[0].message.content or ""
+        )
 
     assert ask(client, "gpt-4") == ask(client, "gpt-4") != ask(client, "claude-3")  # deterministic, distinct per model
     assert ask(client, "gpt-5-beta") == expected(model_server, "gpt-5-beta", "hi")  # known names keep their behaviour

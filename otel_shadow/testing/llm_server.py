@@ -258,7 +258,7 @@ class LLMServer:
         call = self._resolve(body, body.get("messages", []), system)
         if isinstance(call, Response):
             if call.status_code == 404:
-                return JSONResponse({"type": "error", "error": {"type": "not_found_error", "message": json.loads(call.body)["error"]["message"]}}, status_code=404)
+                return JSONResponse({"type": "error", "error": {"type": "not_found_error", "message": json.loads(bytes(call.body))["error"]["message"]}}, status_code=404)
             return call
         await asyncio.sleep(call.spec.latency_ms / 1000)
         ident = f"msg_sim_{hashlib.blake2b(call.text.encode(), digest_size=6).hexdigest()}"
