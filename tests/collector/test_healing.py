@@ -4,6 +4,7 @@ what is true meanwhile. Real processes, a real (tiny) file system, real OTLP ove
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -136,8 +137,9 @@ def test_a_database_invalidated_on_a_full_disk_is_reopened_once_space_is_back(
         assert code == grpc.StatusCode.UNAVAILABLE.value[0]  # retryable, never UNKNOWN
         refused.append(body)
         break
-    # the checkpoint that comes on schedule needs space the disk no longer has: DuckDB invalidates the database
-    with pytest.raises(StoreError):
+    # the checkpoint that comes on schedule needs space the disk no longer has: DuckDB invalidates
+    # the database (the writer thread may have run one already, after a probe that still fitted)
+    with contextlib.suppress(StoreError):
         collector.pipeline.writer.maybe_checkpoint(force=True)
     assert collector.pipeline.writer.invalidated is not None
     # while it cannot commit: refused retryably, /readyz says why, and /healthz once that lasts
