@@ -10,7 +10,7 @@ It builds on the core's scheduling, sampling, guard rails and span contract, and
 from the store or the collector.
 """
 
-from .engine import ShadowEngine
+from .engine import ShadowEngine, aflush, flush
 from .instrumentors import AnthropicShadowInstrumentor, OpenAIShadowInstrumentor
 from .rules import Budget, CandidateRule, Match, Rule, Rules, RulesSource, load_rules, parse_rules
 
@@ -24,6 +24,8 @@ __all__ = [
     "Rules",
     "RulesSource",
     "ShadowEngine",
+    "aflush",
+    "flush",
     "load_rules",
     "parse_rules",
 ]

@@ -50,7 +50,7 @@ from ._genai import ADAPTERS, DEFAULT_OPERATION, Accumulator, Adapter, Info, unw
 from .rules import CandidateRule, Rule, Rules, RulesSource, RuleState, shared_source, validate_rules
 from .streams import AsyncStreamManagerProxy, AsyncStreamProxy, StreamManagerProxy, SyncStreamProxy
 
-__all__ = ["ShadowEngine", "content_mode"]
+__all__ = ["ShadowEngine", "aflush", "content_mode", "flush"]
 
 logger = logging.getLogger("otel_shadow")
 
@@ -651,3 +651,17 @@ def engine_from(kwargs: dict[str, Any]) -> ShadowEngine:
         redact=kwargs.get("redact"),
     )
 
+
+
+def flush(timeout: float | None = None) -> bool:
+    """Wait until the zero-code candidates of sync calls have an outcome (True if all did in time)."""
+    return default_scheduler().flush(timeout)
+
+
+async def aflush(timeout: float | None = None) -> bool:
+    """Await the zero-code candidates running on this event loop, then the sync ones.
+
+    ``asyncio.run()`` cancels every task still running when the main coroutine returns, so a
+    short async script ends with ``await aflush()`` to let its last candidates finish.
+    """
+    return await default_scheduler().aflush(timeout)

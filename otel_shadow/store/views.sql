@@ -116,8 +116,10 @@ WITH agg AS (
         min(p.primary_model)                                                            AS primary_model,
         count(*)                                                                        AS pairs,
         avg(CASE WHEN p.output_match THEN 1.0 WHEN NOT p.output_match THEN 0.0 END)     AS exact_match_rate,
-        avg(CASE WHEN p.primary_outcome = 'ok' THEN 0.0 ELSE 1.0 END)                   AS primary_error_rate,
-        avg(CASE WHEN p.candidate_outcome = 'ok' THEN 0.0 ELSE 1.0 END)                 AS candidate_error_rate,
+        -- cancelled (cut short by shutdown or by the user closing a stream) is no verdict on the
+        -- config: it counts as scheduled in coverage, never in an error rate (NULL: left out of avg)
+        avg(CASE p.primary_outcome WHEN 'ok' THEN 0.0 WHEN 'cancelled' THEN NULL ELSE 1.0 END)   AS primary_error_rate,
+        avg(CASE p.candidate_outcome WHEN 'ok' THEN 0.0 WHEN 'cancelled' THEN NULL ELSE 1.0 END) AS candidate_error_rate,
         quantile_cont(p.primary_duration_ms, [0.50, 0.95, 0.99]) FILTER (WHERE p.primary_outcome = 'ok')     AS primary_q,
         quantile_cont(p.candidate_duration_ms, [0.50, 0.95, 0.99]) FILTER (WHERE p.candidate_outcome = 'ok') AS candidate_q,
         avg(p.primary_input_tokens)                                                     AS primary_input_tokens_avg,
@@ -200,4 +202,80 @@ SELECT
     c.mean - r.mean        AS difference_from_floor
 FROM m c
 LEFT JOIN m r ON r.experiment = c.experiment AND r.metric = c.metric AND r.candidate_role = 'replicate'
+WHERE c.candidate_role = 'candidate';
+
+-- One row per scored pair × scorer: the spans `otel-shadow score` writes (named
+-- "gen_ai.evaluation <scorer>", children of the candidate span, linked to the primary; see
+-- docs/scoring.md). A pair that two runs scored with the same scorer config keeps its first score.
+CREATE OR REPLACE VIEW shadow_scores AS
+WITH score_spans AS (
+    SELECT * FROM spans
+    WHERE experiment IS NULL AND name LIKE 'gen_ai.evaluation %'
+      AND attributes ->> '$."shadow.score.scorer.id"' IS NOT NULL
+    QUALIFY row_number() OVER (
+        PARTITION BY trace_id, parent_span_id, attributes ->> '$."shadow.score.scorer.id"'
+        ORDER BY start_time, span_id) = 1
+),
+primary_links AS (
+    SELECT DISTINCT trace_id, span_id, linked_span_id FROM span_links WHERE link_type = 'score.primary'
+)
+SELECT
+    s.attributes ->> '$."shadow.score.experiment"'                         AS experiment,
+    s.trace_id,
+    l.linked_span_id                                                      AS primary_span_id,
+    s.parent_span_id                                                      AS candidate_span_id,
+    s.attributes ->> '$."shadow.score.primary.config.id"'                 AS primary_config_id,
+    s.attributes ->> '$."shadow.score.candidate.config.id"'               AS candidate_config_id,
+    s.attributes ->> '$."shadow.score.candidate.role"'                    AS candidate_role,
+    s.attributes ->> '$."gen_ai.evaluation.name"'                         AS scorer,
+    s.attributes ->> '$."shadow.score.scorer.id"'                         AS scorer_id,
+    s.attributes ->> '$."shadow.score.model"'                             AS model,
+    TRY_CAST(s.attributes ->> '$."gen_ai.evaluation.score.value"' AS DOUBLE) AS score,
+    s.attributes ->> '$."gen_ai.evaluation.score.label"'                  AS label,
+    s.attributes ->> '$."gen_ai.evaluation.explanation"'                  AS explanation,
+    TRY_CAST(s.attributes ->> '$."shadow.score.judge.consistent"' AS BOOLEAN) AS consistent,
+    TRY_CAST(s.attributes ->> '$."shadow.score.usage.input_tokens"' AS BIGINT)  AS input_tokens,
+    TRY_CAST(s.attributes ->> '$."shadow.score.usage.output_tokens"' AS BIGINT) AS output_tokens,
+    make_timestamp_ns(TRY_CAST(s.attributes ->> '$."shadow.score.pair.start_time_unix_nano"' AS BIGINT)) AS start_time,
+    s.start_time                                                          AS scored_at,
+    s.span_id                                                             AS score_span_id
+FROM score_spans s
+LEFT JOIN primary_links l ON l.trace_id = s.trace_id AND l.span_id = s.span_id;
+
+-- Per experiment × candidate config × scorer: the mean score, the judge's wins / ties / losses
+-- (the candidate's, against the primary) and how often the position-bias check agreed, beside the
+-- same scorer's mean over replicates (the primary config against itself: the noise floor).
+CREATE OR REPLACE VIEW shadow_score_summary AS
+WITH m AS (
+    SELECT experiment, candidate_config_id, candidate_role, scorer, scorer_id,
+           min(model)                                        AS model,
+           count(*)                                          AS pairs,
+           avg(score)                                        AS mean,
+           count(*) FILTER (WHERE label = 'win')             AS wins,
+           count(*) FILTER (WHERE label = 'tie')             AS ties,
+           count(*) FILTER (WHERE label = 'loss')            AS losses,
+           count(consistent)                                 AS bias_checked,
+           avg(CASE WHEN consistent THEN 1.0 WHEN NOT consistent THEN 0.0 END) AS bias_agreement
+    FROM shadow_scores
+    GROUP BY experiment, candidate_config_id, candidate_role, scorer, scorer_id
+)
+SELECT
+    c.experiment,
+    c.candidate_config_id,
+    c.scorer,
+    c.scorer_id,
+    c.model,
+    c.pairs,
+    c.mean                                                   AS mean_score,
+    c.wins,
+    c.ties,
+    c.losses,
+    c.wins / nullif(c.wins + c.ties + c.losses, 0)           AS win_rate,
+    c.bias_checked,
+    c.bias_agreement,
+    r.pairs                                                  AS replicate_pairs,
+    r.mean                                                   AS replicate_mean,
+    c.mean - r.mean                                          AS difference_from_floor
+FROM m c
+LEFT JOIN m r ON r.experiment = c.experiment AND r.scorer_id = c.scorer_id AND r.candidate_role = 'replicate'
 WHERE c.candidate_role = 'candidate';
