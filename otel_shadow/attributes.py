@@ -32,6 +32,22 @@ SHADOW_TIME_TO_FIRST_CHUNK: Final = "shadow.time_to_first_chunk_ms"
 SHADOW_RULE: Final = "shadow.rule"  # instrumentation: name of the matching rule
 SHADOW_METRIC_PREFIX: Final = "shadow.metric."  # + metric name: candidate/replicate vs its primary
 
+# scores written by `otel-shadow score` (otel_shadow.scoring): one span per scored pair and scorer,
+# child of the candidate span, named "gen_ai.evaluation <scorer>"; the view shadow_scores reads them
+SHADOW_SCORE_SCORER_ID: Final = "shadow.score.scorer.id"  # the scorer's config id (the cache key)
+SHADOW_SCORE_SCORER_CONFIG: Final = "shadow.score.scorer.config"  # that config, as JSON
+SHADOW_SCORE_MODEL: Final = "shadow.score.model"  # embedding or judge model
+SHADOW_SCORE_EXPERIMENT: Final = "shadow.score.experiment"
+SHADOW_SCORE_PRIMARY_CONFIG_ID: Final = "shadow.score.primary.config.id"
+SHADOW_SCORE_CANDIDATE_CONFIG_ID: Final = "shadow.score.candidate.config.id"
+SHADOW_SCORE_CANDIDATE_ROLE: Final = "shadow.score.candidate.role"
+SHADOW_SCORE_PAIR_START: Final = "shadow.score.pair.start_time_unix_nano"  # the primary's start
+SHADOW_SCORE_JUDGE_ORDER: Final = "shadow.score.judge.order"  # primary_first | candidate_first
+SHADOW_SCORE_JUDGE_SWAPPED_LABEL: Final = "shadow.score.judge.swapped_label"  # bias check: other order
+SHADOW_SCORE_JUDGE_CONSISTENT: Final = "shadow.score.judge.consistent"  # bias check: both orders agree
+SHADOW_SCORE_INPUT_TOKENS: Final = "shadow.score.usage.input_tokens"  # what scoring this pair cost
+SHADOW_SCORE_OUTPUT_TOKENS: Final = "shadow.score.usage.output_tokens"
+
 # shadow.role values
 ROLE_PRIMARY: Final = "primary"
 ROLE_CANDIDATE: Final = "candidate"
@@ -46,6 +62,7 @@ OUTCOME_DROPPED: Final = "dropped"
 
 # shadow.link values
 LINK_PRIMARY: Final = "primary"
+LINK_SCORED_PRIMARY: Final = "score.primary"  # a score span's link to the primary it compared against
 
 # reasons a candidate is dropped instead of scheduled
 DROP_SAMPLING: Final = "sampling"
@@ -72,6 +89,11 @@ GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"
 GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
 GEN_AI_SYSTEM_INSTRUCTIONS: Final = "gen_ai.system_instructions"
 GEN_AI_TIME_TO_FIRST_CHUNK: Final = "gen_ai.response.time_to_first_chunk"
+GEN_AI_EVALUATION_RESULT: Final = "gen_ai.evaluation.result"  # the event
+GEN_AI_EVALUATION_NAME: Final = "gen_ai.evaluation.name"
+GEN_AI_EVALUATION_SCORE_VALUE: Final = "gen_ai.evaluation.score.value"
+GEN_AI_EVALUATION_SCORE_LABEL: Final = "gen_ai.evaluation.score.label"
+GEN_AI_EVALUATION_EXPLANATION: Final = "gen_ai.evaluation.explanation"
 SERVER_ADDRESS: Final = "server.address"
 SERVER_PORT: Final = "server.port"
 ERROR_TYPE: Final = "error.type"

@@ -10,11 +10,13 @@ import otel_shadow
 PACKAGE = Path(otel_shadow.__file__).parent
 
 FORBIDDEN = {
-    "core": {"store", "collector", "analysis", "instrumentation", "cli", "access", "demo", "testing"},
-    "instrumentation": {"store", "collector", "analysis", "cli", "access", "demo"},
-    "store": {"core", "instrumentation", "collector", "analysis", "cli", "access", "demo"},
-    "collector": {"core", "instrumentation", "analysis", "cli", "demo"},
+    "core": {"store", "collector", "analysis", "instrumentation", "cli", "access", "demo", "testing", "scoring"},
+    "instrumentation": {"store", "collector", "analysis", "cli", "access", "demo", "scoring"},
+    "store": {"core", "instrumentation", "collector", "analysis", "cli", "access", "demo", "scoring"},
+    "collector": {"core", "instrumentation", "analysis", "cli", "demo", "scoring"},
     "analysis": {"core", "instrumentation", "collector", "store", "cli", "demo"},
+    # batch scoring reads through the CLI's access and writes through the store's exporter
+    "scoring": {"core", "instrumentation", "collector", "analysis", "cli", "demo", "testing"},
 }
 
 

@@ -34,12 +34,15 @@ class DuckDBSpanExporter(SpanExporter):
     happens on the processor's thread, in batches, never on the user's call.
     """
 
-    def __init__(self, path: str | None = None, *, shadow_only: bool = False) -> None:
-        self.path = path or os.environ.get(OTEL_SHADOW_DB) or DEFAULT_DB
+    def __init__(self, path: str | None = None, *, shadow_only: bool = False, store: Store | None = None) -> None:
+        # ``store``: write into this already open store, which the caller closes. A process that also
+        # reads the file (``otel-shadow score``) can hold only one DuckDB connection to it.
+        self.path = store.path if store is not None else path or os.environ.get(OTEL_SHADOW_DB) or DEFAULT_DB
         self.shadow_only = shadow_only
         self._lock = threading.Lock()
-        self._store: Store | None = None
-        self._writer: Writer | None = None
+        self._store: Store | None = store
+        self._owns_store = store is None
+        self._writer: Writer | None = Writer(store, shadow_only=shadow_only) if store is not None else None
         self._open_error: StoreError | None = None
         self._reported = False
         self.exported = 0
@@ -95,7 +98,7 @@ class DuckDBSpanExporter(SpanExporter):
     def shutdown(self) -> None:
         with self._lock:
             self._shutdown = True
-            if self._store is not None:
+            if self._store is not None and self._owns_store:
                 try:
                     self._store.close()
                 except Exception:

@@ -147,8 +147,8 @@ def request_to_rows(
     out of range) are rejected, not fatal; malformed bytes raise ``google.protobuf.message.DecodeError``.
 
     ``shadow_only`` keeps spans that carry a ``shadow.*`` experiment attribute, plus GenAI spans
-    (their token counts belong to the experiment that contains them); the rest are skipped (and
-    not counted as rejected).
+    (their token counts belong to the experiment that contains them) and the scores of
+    ``otel-shadow score``; the rest are skipped (and not counted as rejected).
     """
     if not isinstance(request, bytes | bytearray | memoryview):
         request = request.SerializeToString()
@@ -193,6 +193,7 @@ def _convert(request: bytes | bytearray | memoryview, shadow_only: bool, check_p
     from_bytes = int.from_bytes
     decode = decode_attributes
     experiment_key, genai_key = A.SHADOW_EXPERIMENT, A.GEN_AI_OPERATION_NAME
+    score_key = A.SHADOW_SCORE_SCORER_ID  # scores of `otel-shadow score` (views: shadow_scores)
 
     for resource_spans in wire.resource_spans:
         resource_attrs = attributes_dict(resource_spans.resource.attributes)
@@ -235,7 +236,7 @@ def _convert(request: bytes | bytearray | memoryview, shadow_only: bool, check_p
                         errors.append(f"span {span.name!r}: {_out_of_range(span)}")
                     continue
                 attrs, attrs_json = decode(span.attributes)
-                if shadow_only and experiment_key not in attrs and genai_key not in attrs:
+                if shadow_only and experiment_key not in attrs and genai_key not in attrs and score_key not in attrs:
                     continue
                 if check_promoted:
                     problem = _promoted_out_of_range(attrs)

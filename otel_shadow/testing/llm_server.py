@@ -1,7 +1,7 @@
 """A local OpenAI- and Anthropic-compatible HTTP server with SIMULATED models, for tests and demos.
 
 It speaks enough of both APIs for their official Python clients to work unchanged over HTTP:
-OpenAI ``/v1/chat/completions`` and ``/v1/responses``, Anthropic ``/v1/messages``, each plain or
+OpenAI ``/v1/chat/completions``, ``/v1/responses`` and ``/v1/embeddings``, Anthropic ``/v1/messages``, each plain or
 streamed (server-sent events, in each API's own event format). Models are simulated: the answer is
 a deterministic function of the model and the prompt, with configurable latency, time per streamed
 chunk, token counts, errors and rate limits. Nothing here is a real model.
@@ -19,8 +19,11 @@ for other model names (``gpt-4``, ``claude-3``…) runs against it unchanged.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
+import re
+import struct
 import threading
 import time
 from collections.abc import AsyncIterator, Iterable
@@ -61,6 +64,13 @@ DEFAULT_MODELS: dict[str, SimulatedModel] = {
     "sim-broken": SimulatedModel(status=500),
     "sim-slow": SimulatedModel(latency_ms=3000),
     "sim-flaky": SimulatedModel(latency_ms=2, fail_every=3),
+    # pairwise judges (otel-shadow score): they read <answer_A>/<answer_B> from the prompt and answer
+    # "Verdict: A|B|tie"; sim-judge prefers the answer with more words (equal: tie), whatever its
+    # position; sim-judge-first always says A (a judge with total position bias)
+    "sim-judge": SimulatedModel(latency_ms=1, style="judge"),
+    "sim-judge-first": SimulatedModel(latency_ms=1, style="judge-first"),
+    # an embeddings model (/v1/embeddings): hashed bag of words, so texts sharing words are close
+    "sim-embed": SimulatedModel(latency_ms=1, style="embedding"),
 }
 
 
@@ -87,8 +97,36 @@ def _prompt(messages: Iterable[Any]) -> tuple[str, int]:
     return last, max(1, words)
 
 
+_JUDGED = re.compile(r"<answer_([AB])>(.*?)</answer_\1>", re.DOTALL)
+EMBEDDING_DIMENSIONS = 256
+
+
+def judge_answer(prompt: str, position_biased: bool = False) -> str:
+    """A simulated pairwise judge's answer: the answer with more words wins, equal is a tie."""
+    answers = dict(_JUDGED.findall(prompt))
+    if position_biased:
+        return "Answer A comes first.\nVerdict: A"
+    a, b = len(answers.get("A", "").split()), len(answers.get("B", "").split())
+    if a == b:
+        return "Both answers are equally complete.\nVerdict: tie"
+    winner = "A" if a > b else "B"
+    return f"Answer {winner} is more complete.\nVerdict: {winner}"
+
+
+def embed_text(text: str, dimensions: int = EMBEDDING_DIMENSIONS) -> list[float]:
+    """A deterministic unit vector: each lower-cased word adds ±1 at a hashed position."""
+    vector = [0.0] * dimensions
+    for word in re.findall(r"\w+", text.lower()):
+        h = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "big")
+        vector[h % dimensions] += 1.0 if (h >> 32) & 1 else -1.0
+    norm = sum(v * v for v in vector) ** 0.5 or 1.0
+    return [v / norm for v in vector]
+
+
 def answer(model: str, spec: SimulatedModel, prompt: str, system: str = "") -> str:
     """The simulated answer: deterministic in (style, prompt, system prompt)."""
+    if spec.style in ("judge", "judge-first"):
+        return judge_answer(prompt, position_biased=spec.style == "judge-first")
     digest = hashlib.blake2b(f"{spec.style}|{system}|{prompt}".encode(), digest_size=4).hexdigest()
     if spec.style == "terse":
         base = f"In short: {prompt.strip()[:60]} ({digest[:4]})."
@@ -284,9 +322,31 @@ class LLMServer:
 
         return StreamingResponse(events(), media_type="text/event-stream")
 
+    async def _embeddings(self, request: Request) -> Response:
+        body = await request.json()
+        self.requests.append({"path": "/v1/embeddings", **body})
+        model = str(body.get("model", ""))
+        spec = self.spec(model)
+        if spec is None or spec.style != "embedding":
+            return JSONResponse({"error": {"message": f"The model `{model}` does not exist or is not an embeddings model (simulated server)", "type": "invalid_request_error", "code": "model_not_found"}}, status_code=404)
+        raw = body.get("input")
+        texts = [raw] if isinstance(raw, str) else raw
+        if not isinstance(texts, list) or not texts or not all(isinstance(t, str) and t for t in texts):
+            return JSONResponse({"error": {"message": "input must be a non-empty string or a list of non-empty strings", "type": "invalid_request_error"}}, status_code=400)
+        await asyncio.sleep(spec.latency_ms / 1000)
+        as_base64 = body.get("encoding_format") == "base64"
+        data = []
+        for index, text in enumerate(texts):
+            vector = embed_text(text)
+            value: Any = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode() if as_base64 else vector
+            data.append({"object": "embedding", "index": index, "embedding": value})
+        tokens = sum(len(t.split()) for t in texts)
+        return JSONResponse({"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+
     def app(self) -> Starlette:
         return Starlette(
             routes=[
+                Route("/v1/embeddings", self._embeddings, methods=["POST"]),
                 Route("/v1/chat/completions", self._chat, methods=["POST"]),
                 Route("/v1/responses", self._responses, methods=["POST"]),
                 Route("/v1/messages", self._messages, methods=["POST"]),

@@ -1,0 +1,73 @@
+"""A request rate limit (token bucket) and a token budget shared by concurrent scorer calls."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+__all__ = ["Budget", "RateLimiter"]
+
+
+class RateLimiter:
+    """At most ``rate`` requests per second on average, bursts of ``burst``; ``acquire`` blocks."""
+
+    def __init__(self, rate: float | None, burst: int = 1) -> None:
+        if rate is not None and rate <= 0:
+            raise ValueError(f"rate must be positive requests per second; got {rate!r}")
+        self.rate = rate
+        self.capacity = float(max(1, burst))
+        self._tokens = self.capacity
+        self._last = time.monotonic()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        if self.rate is None:
+            return
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
+                self._last = now
+                if self._tokens >= 1.0:
+                    self._tokens -= 1.0
+                    return
+                wait = (1.0 - self._tokens) / self.rate
+            time.sleep(wait)
+
+
+class Budget:
+    """A token budget: a call reserves its estimate before it is sent and settles its real usage
+    after, so concurrent calls never start once what is spent plus what is reserved reaches it."""
+
+    def __init__(self, tokens: int | None) -> None:
+        if tokens is not None and tokens <= 0:
+            raise ValueError(f"the token budget must be positive; got {tokens!r}")
+        self.limit = tokens
+        self.spent = 0
+        self.reserved = 0
+        self.exhausted = False
+        self._lock = threading.Lock()
+
+    def reserve(self, estimate: int) -> bool:
+        """True when a call estimated at ``estimate`` tokens may go; False (and exhausted) otherwise."""
+        with self._lock:
+            if self.limit is None:
+                self.reserved += estimate
+                return True
+            if self.exhausted or self.spent + self.reserved + estimate > self.limit:
+                self.exhausted = True
+                return False
+            self.reserved += estimate
+            return True
+
+    def settle(self, estimate: int, used: int) -> None:
+        with self._lock:
+            self.reserved -= estimate
+            self.spent += used
+
+    def add(self, used: int) -> None:
+        """Usage that was not reserved (an embeddings endpoint reports it after the fact)."""
+        with self._lock:
+            self.spent += used
+            if self.limit is not None and self.spent >= self.limit:
+                self.exhausted = True

@@ -1,0 +1,231 @@
+"""Reading the pairs to score, page by page, through the CLI's reader (the file or the collector).
+
+A page is one read-only query: pairs whose two sides succeeded, that some requested scorer has not
+scored yet, after the last pair of the previous page (keyset on the primary's start in ns, the
+trace and the candidate span: a page never repeats a pair, even when new pairs arrive meanwhile).
+The collector's ``/v1/sql`` caps a result in bytes, so a page that is too large is read again in
+halves. Content is read from where each kind of capture puts it: ``shadow.input`` /
+``shadow.output`` (decorated experiments), ``gen_ai.input.messages`` / ``gen_ai.output.messages``
+on the span (zero-code, ``SPAN_ONLY``) or on its ``gen_ai.client.inference.operation.details``
+event (``EVENT_ONLY``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .. import attributes as A
+from ..access import Reader
+from ..errors import ResultTooLarge
+
+__all__ = ["Pair", "PairPage", "read_pages", "sql_string", "text_of_messages"]
+
+_DETAILS_EVENT = "gen_ai.client.inference.operation.details"
+MIN_PAGE = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Pair:
+    """One primary × candidate (or replicate) pair and its captured content (None when not captured)."""
+
+    experiment: str
+    trace_id: str  # 32 hex digits
+    primary_span_id: int
+    candidate_span_id: int
+    primary_config_id: str
+    candidate_config_id: str
+    candidate_role: str
+    start_ns: int  # the primary's start
+    request: str | None
+    primary_output: str | None
+    candidate_output: str | None
+    done: frozenset[str]  # scorer ids that already scored this pair
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.trace_id, self.candidate_span_id)
+
+    @property
+    def has_outputs(self) -> bool:
+        return bool(self.primary_output) and bool(self.candidate_output)
+
+
+@dataclass(frozen=True, slots=True)
+class PairPage:
+    pairs: list[Pair]
+    last: tuple[int, str, int] | None  # keyset of the page's last row
+
+
+def sql_string(value: str) -> str:
+    """A SQL string literal (the readers take no parameters; the collector's endpoint takes SQL text)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _attr(alias: str, key: str) -> str:
+    return f"{alias}.attributes ->> '$.\"{key}\"'"
+
+
+def _page_sql(
+    scorer_ids: Sequence[str], after: tuple[int, str, int] | None, limit: int,
+    experiment: str | None, roles: Sequence[str],
+) -> str:
+    ids = ", ".join(sql_string(i) for i in scorer_ids)
+    where = ["p.primary_outcome = 'ok'", "p.candidate_outcome = 'ok'", f"(d.done IS NULL OR len(d.done) < {len(set(scorer_ids))})"]
+    where.append("p.candidate_role IN (" + ", ".join(sql_string(r) for r in roles) + ")")
+    if experiment is not None:
+        where.append(f"p.experiment = {sql_string(experiment)}")
+    if after is not None:
+        start_ns, trace_hex, span = int(after[0]), str(after[1]), int(after[2])
+        if len(trace_hex) != 32 or any(c not in "0123456789abcdef" for c in trace_hex):
+            raise ValueError(f"bad trace id in keyset: {trace_hex!r}")
+        trace = f"'{trace_hex}'::UUID"
+        where.append(
+            f"(epoch_ns(p.start_time) > {start_ns} OR (epoch_ns(p.start_time) = {start_ns} AND "
+            f"(p.trace_id > {trace} OR (p.trace_id = {trace} AND p.candidate_span_id > {span}))))"
+        )
+    return f"""
+WITH done AS (
+    SELECT trace_id, candidate_span_id, list(DISTINCT scorer_id) AS done
+    FROM shadow_scores WHERE scorer_id IN ({ids})
+    GROUP BY trace_id, candidate_span_id
+),
+details AS (
+    SELECT trace_id, span_id,
+           max(attributes ->> '$."{A.GEN_AI_INPUT_MESSAGES}"')  AS input_messages,
+           max(attributes ->> '$."{A.GEN_AI_OUTPUT_MESSAGES}"') AS output_messages
+    FROM span_events WHERE name = '{_DETAILS_EVENT}'
+    GROUP BY trace_id, span_id
+)
+SELECT
+    p.experiment, hex_trace_id(p.trace_id) AS trace_hex, p.primary_span_id, p.candidate_span_id,
+    p.primary_config_id, p.candidate_config_id, p.candidate_role, epoch_ns(p.start_time) AS start_ns,
+    {_attr("pr", A.SHADOW_INPUT)}                    AS shadow_input,
+    {_attr("pr", A.GEN_AI_SYSTEM_INSTRUCTIONS)}      AS system_instructions,
+    coalesce({_attr("pr", A.GEN_AI_INPUT_MESSAGES)}, pe.input_messages)   AS input_messages,
+    {_attr("pr", A.SHADOW_OUTPUT)}                   AS primary_output,
+    coalesce({_attr("pr", A.GEN_AI_OUTPUT_MESSAGES)}, pe.output_messages) AS primary_messages,
+    {_attr("c", A.SHADOW_OUTPUT)}                    AS candidate_output,
+    coalesce({_attr("c", A.GEN_AI_OUTPUT_MESSAGES)}, ce.output_messages)  AS candidate_messages,
+    d.done
+FROM shadow_pairs p
+JOIN shadow_runs pr ON pr.trace_id = p.trace_id AND pr.span_id = p.primary_span_id AND pr.role = 'primary'
+JOIN shadow_runs c ON c.trace_id = p.trace_id AND c.span_id = p.candidate_span_id AND c.role = p.candidate_role
+LEFT JOIN details pe ON pe.trace_id = p.trace_id AND pe.span_id = p.primary_span_id
+LEFT JOIN details ce ON ce.trace_id = p.trace_id AND ce.span_id = p.candidate_span_id
+LEFT JOIN done d ON d.trace_id = p.trace_id AND d.candidate_span_id = p.candidate_span_id
+WHERE {" AND ".join(where)}
+ORDER BY epoch_ns(p.start_time), p.trace_id, p.candidate_span_id
+LIMIT {int(limit)}
+"""
+
+
+def count_sql(scorer_ids: Sequence[str], experiment: str | None, roles: Sequence[str]) -> str:
+    """How many pairs the run has left to look at (for the progress bar)."""
+    ids = ", ".join(sql_string(i) for i in scorer_ids)
+    where = ["p.primary_outcome = 'ok'", "p.candidate_outcome = 'ok'", f"(d.n IS NULL OR d.n < {len(set(scorer_ids))})"]
+    where.append("p.candidate_role IN (" + ", ".join(sql_string(r) for r in roles) + ")")
+    if experiment is not None:
+        where.append(f"p.experiment = {sql_string(experiment)}")
+    return f"""
+SELECT count(*) FROM shadow_pairs p
+LEFT JOIN (SELECT trace_id, candidate_span_id, count(DISTINCT scorer_id) AS n FROM shadow_scores
+           WHERE scorer_id IN ({ids}) GROUP BY trace_id, candidate_span_id) d
+       ON d.trace_id = p.trace_id AND d.candidate_span_id = p.candidate_span_id
+WHERE {" AND ".join(where)}
+"""
+
+
+def read_pages(
+    reader: Reader, scorer_ids: Sequence[str], *, page_size: int = 128, experiment: str | None = None,
+    roles: Sequence[str] = (A.ROLE_CANDIDATE, A.ROLE_REPLICATE), limit: int | None = None,
+) -> Iterator[PairPage]:
+    """Pages of pairs that some of ``scorer_ids`` has not scored, oldest first, at most ``limit`` pairs."""
+    after: tuple[int, str, int] | None = None
+    size = page_size
+    remaining = limit
+    while remaining is None or remaining > 0:
+        want = size if remaining is None else min(size, remaining)
+        try:
+            result = reader.query(_page_sql(scorer_ids, after, want, experiment, roles))
+        except ResultTooLarge:
+            if want <= MIN_PAGE:
+                raise
+            size = max(MIN_PAGE, want // 2)  # the collector's result limit: read smaller pages
+            continue
+        rows = [dict(zip(result.columns, row)) for row in result.rows]
+        if not rows:
+            return
+        pairs = [_pair(row) for row in rows]
+        last = rows[-1]
+        after = (int(last["start_ns"]), str(last["trace_hex"]), int(last["candidate_span_id"]))
+        if remaining is not None:
+            remaining -= len(pairs)
+        yield PairPage(pairs, after)
+        if len(rows) < want:
+            return
+
+
+def _pair(row: dict[str, Any]) -> Pair:
+    request = row["shadow_input"]
+    if request is None and row["input_messages"] is not None:
+        request = text_of_messages(row["input_messages"], with_roles=True)
+        if row["system_instructions"]:
+            request = f"system: {text_of_messages(row['system_instructions'], with_roles=False)}\n{request}"
+    primary = row["primary_output"]
+    if primary is None and row["primary_messages"] is not None:
+        primary = text_of_messages(row["primary_messages"], with_roles=False)
+    candidate = row["candidate_output"]
+    if candidate is None and row["candidate_messages"] is not None:
+        candidate = text_of_messages(row["candidate_messages"], with_roles=False)
+    done = row["done"]
+    if isinstance(done, str):  # a list arrives as JSON text from some readers
+        done = json.loads(done)
+    return Pair(
+        experiment=row["experiment"], trace_id=str(row["trace_hex"]), primary_span_id=int(row["primary_span_id"]),
+        candidate_span_id=int(row["candidate_span_id"]), primary_config_id=row["primary_config_id"],
+        candidate_config_id=row["candidate_config_id"], candidate_role=row["candidate_role"],
+        start_ns=int(row["start_ns"]), request=request, primary_output=primary, candidate_output=candidate,
+        done=frozenset(done or ()),
+    )
+
+
+def text_of_messages(raw: str, *, with_roles: bool) -> str:
+    """The text of GenAI semantic-convention messages (JSON: ``[{"role", "parts": [{"type": "text",
+    "content"}]}]``); text that is not such JSON is returned as it is."""
+    try:
+        messages = json.loads(raw)
+    except (ValueError, TypeError):
+        return raw
+    if isinstance(messages, dict):
+        messages = [messages]
+    if not isinstance(messages, list):
+        return raw
+    lines = []
+    for message in messages:
+        if isinstance(message, str):
+            lines.append(message)
+            continue
+        if not isinstance(message, dict):
+            continue
+        text = _text_of_parts(message.get("parts", message.get("content")))
+        if with_roles and message.get("role"):
+            text = f"{message['role']}: {text}"
+        lines.append(text)
+    return "\n".join(lines)
+
+
+def _text_of_parts(parts: Any) -> str:
+    if isinstance(parts, str):
+        return parts
+    if isinstance(parts, list):
+        out = []
+        for part in parts:
+            if isinstance(part, str):
+                out.append(part)
+            elif isinstance(part, dict) and part.get("type", "text") == "text":
+                out.append(str(part.get("content", part.get("text", ""))))
+        return " ".join(out)
+    return ""

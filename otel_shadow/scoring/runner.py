@@ -1,0 +1,330 @@
+"""One ``otel-shadow score`` run: read the pairs not yet scored, score them, write the scores.
+
+Incremental and resumable by construction: the store is the cache. A page of pairs is read with
+the scorers that already scored each pair (``shadow_scores``), only the missing scores are
+computed, and scores are exported in batches of ``batch_size`` as they complete, each batch
+committed before the next, so a run killed at any moment loses at most the scores not yet
+exported, and the next run picks up exactly the pairs that have no score.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import attributes as A
+from ..access import LocalReader, RemoteReader, collector_info_path, open_reader
+from ..errors import DatabaseLocked, StoreError
+from ..store import Store
+from ..store.exporter import DuckDBSpanExporter
+from .embeddings import Embedder, cosine, scorer_id
+from .emit import Score, Sink, collector_otlp_endpoint, otlp_exporter, score_span
+from .judge import Judge, JudgeError, Judgement
+from .limits import Budget, RateLimiter
+from .pairs import Pair, count_sql, read_pages
+
+__all__ = ["ScoreOptions", "ScoreSummary", "run_scoring", "open_destination", "SIMILARITY"]
+
+logger = logging.getLogger("otel_shadow.scoring")
+
+SIMILARITY = "semantic_similarity"
+
+
+@dataclass
+class ScoreOptions:
+    experiment: str | None = None
+    limit: int | None = None  # pairs to look at, at most
+    replicates: bool = True  # also score replicate pairs (the noise floor)
+    page_size: int = 128
+    batch_size: int = 32  # scores per export (a kill loses at most one batch in flight)
+    concurrency: int = 4
+    rate: float | None = None  # judge requests per second
+    budget_tokens: int | None = None
+    otlp_endpoint: str | None = None  # also send the scores to this OTLP/gRPC backend
+    otlp_insecure: bool | None = None
+    token: str | None = None  # the collector's token
+
+
+@dataclass
+class ScoreSummary:
+    to_score: int = 0  # pairs some scorer had not scored when the run began
+    seen: int = 0
+    scored: dict[str, int] = field(default_factory=dict)
+    no_content: int = 0
+    no_request: int = 0
+    judge_failed: int = 0
+    judge_unparsed: int = 0
+    first_failure: str | None = None
+    bias_checked: int = 0
+    bias_agreed: int = 0
+    tokens_spent: int = 0
+    stopped: str | None = None  # "budget" when the token budget ran out
+    exported: int = 0
+    elapsed_s: float = 0.0
+    where: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items()}
+
+    def lines(self) -> list[str]:
+        out = [
+            f"scored {sum(self.scored.values())} ({', '.join(f'{k}: {v}' for k, v in self.scored.items()) or 'nothing new'}) "
+            f"of {self.to_score} pairs to score, in {self.elapsed_s:.1f} s; scores written to {self.where}"
+        ]
+        if self.no_content:
+            out.append(
+                f"{self.no_content} pairs have no captured content; enable capture to score them "
+                "(Shadow(capture_content=True) or OTEL_SHADOW_CAPTURE_CONTENT=true; zero-code: "
+                "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=SPAN_ONLY)"
+            )
+        if self.no_request:
+            out.append(f"{self.no_request} pairs have outputs but no captured request: the judge needs it, so it skipped them")
+        if self.bias_checked:
+            out.append(
+                f"position-bias check: {self.bias_agreed} of {self.bias_checked} pairs judged both ways got the "
+                f"same verdict ({self.bias_agreed / self.bias_checked:.0%})"
+            )
+        if self.judge_failed:
+            out.append(f"{self.judge_failed} judge calls failed after retries (first: {self.first_failure}); a new run retries them")
+        if self.judge_unparsed:
+            out.append(f"{self.judge_unparsed} judge answers had no 'Verdict:' line; a new run retries them")
+        if self.tokens_spent:
+            out.append(f"{self.tokens_spent} tokens spent")
+        if self.stopped == "budget":
+            out.append("stopped: the token budget is spent; pairs left unscored are scored by a new run (raise --budget-tokens)")
+        return out
+
+
+def open_destination(db: str, options: ScoreOptions) -> tuple[LocalReader | RemoteReader, Sink]:
+    """The reader of the pairs and the sink of the scores: the file itself when no one holds it
+    (one DuckDB connection does both), else the collector that holds it (SQL to read, OTLP to write)."""
+    if not Path(db).exists():
+        raise StoreError(f"database '{db}' does not exist yet; nothing to score (run the app or `otel-shadow demo --db {db}` first)")
+    extra = None
+    if options.otlp_endpoint:
+        extra = otlp_exporter(options.otlp_endpoint, insecure=options.otlp_insecure)
+    try:
+        store = Store.open(db, lock_wait_s=5.0)
+    except DatabaseLocked as locked:
+        reader = open_reader(db, options.token)  # the collector's SQL endpoint, or an error that says why not
+        if not isinstance(reader, RemoteReader):
+            reader.close()
+            raise DatabaseLocked(f"{locked} (`otel-shadow score` writes its scores; run it when the file is free)") from locked
+        info = json.loads(collector_info_path(db).read_text())
+        endpoint, insecure = collector_otlp_endpoint(info["sql_url"], info["grpc_port"])
+        exporter = otlp_exporter(endpoint, insecure=insecure, token=reader.token)
+        return reader, Sink(exporter, f"the collector at {endpoint}", extra, options.otlp_endpoint or "")
+    return LocalReader(store), Sink(DuckDBSpanExporter(store=store), f"'{db}'", extra, options.otlp_endpoint or "")
+
+
+def run_scoring(
+    db: str,
+    *,
+    embedder: Embedder | None = None,
+    judge: Judge | None = None,
+    options: ScoreOptions | None = None,
+    progress: bool = False,
+    on_batch: Callable[[int], None] | None = None,
+) -> ScoreSummary:
+    """Score what is not yet scored in ``db``; returns what was done."""
+    options = options or ScoreOptions()
+    if embedder is None and judge is None:
+        from ..errors import ConfigError
+
+        raise ConfigError("nothing to score with: give --embeddings and/or --judge-model")
+    reader, sink = open_destination(db, options)
+    try:
+        run = _Run(reader, sink, embedder, judge, options, on_batch)
+        return run.go(progress)
+    finally:
+        sink.close()
+        reader.close()
+
+
+class _Run:
+    def __init__(self, reader: Any, sink: Sink, embedder: Embedder | None, judge: Judge | None, options: ScoreOptions, on_batch: Callable[[int], None] | None) -> None:
+        self.reader = reader
+        self.sink = sink
+        self.embedder = embedder
+        self.judge = judge
+        self.options = options
+        self.on_batch = on_batch
+        self.budget = Budget(options.budget_tokens)
+        self.limiter = RateLimiter(options.rate, burst=max(1, options.concurrency))
+        self.summary = ScoreSummary(where=sink.where)
+        self.pending: list[Any] = []
+        self.scorers: dict[str, tuple[str, dict[str, Any]]] = {}  # name -> (id, config)
+        if embedder is not None:
+            config = embedder.config()
+            self.scorers[SIMILARITY] = (scorer_id(SIMILARITY, config), config)
+        if judge is not None:
+            config = judge.config.identity()
+            self.scorers[judge.name] = (scorer_id(judge.name, config), config)
+        self.roles = (A.ROLE_CANDIDATE, A.ROLE_REPLICATE) if options.replicates else (A.ROLE_CANDIDATE,)
+
+    # --- output ---------------------------------------------------------------------------------
+    def _add(self, pair: Pair, score: Score) -> None:
+        self.pending.append(score_span(pair, score))
+        self.summary.scored[score.scorer] = self.summary.scored.get(score.scorer, 0) + 1
+        if len(self.pending) >= self.options.batch_size:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.pending:
+            batch, self.pending = self.pending, []
+            self.sink.export(batch)
+            self.summary.exported += len(batch)
+            if self.on_batch is not None:
+                self.on_batch(len(batch))
+
+    # --- the run ------------------------------------------------------------------------------------
+    def go(self, show_progress: bool) -> ScoreSummary:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        started = time.monotonic()
+        ids = [scorer_id for scorer_id, _ in self.scorers.values()]
+        total = int(self.reader.query(count_sql(ids, self.options.experiment, self.roles)).rows[0][0])
+        if self.options.limit is not None:
+            total = min(total, self.options.limit)
+        self.summary.to_score = total
+        columns = (TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=Console(stderr=True), disable=not show_progress, transient=False) as bar:
+            task = bar.add_task("pairs", total=total)
+            with ThreadPoolExecutor(max_workers=max(1, self.options.concurrency), thread_name_prefix="otel-shadow-judge") as pool:
+                try:
+                    for page in read_pages(
+                        self.reader, ids, page_size=self.options.page_size, experiment=self.options.experiment,
+                        roles=self.roles, limit=self.options.limit,
+                    ):
+                        self._page(page.pairs, pool, lambda n: bar.advance(task, n))
+                        if self.summary.stopped:
+                            break
+                finally:
+                    self._flush()
+        self.summary.tokens_spent = self.budget.spent
+        self.summary.elapsed_s = time.monotonic() - started
+        return self.summary
+
+    def _page(self, pairs: list[Pair], pool: ThreadPoolExecutor, advance: Callable[[int], None]) -> None:
+        self.summary.seen += len(pairs)
+        scorable = [p for p in pairs if p.has_outputs]
+        self.summary.no_content += len(pairs) - len(scorable)
+        advance(len(pairs) - len(scorable))
+        if self.embedder is not None:
+            self._embed([p for p in scorable if self.scorers[SIMILARITY][0] not in p.done])
+        if self.summary.stopped:
+            return
+        judged: list[Pair] = []
+        if self.judge is not None:
+            judge_id = self.scorers[self.judge.name][0]
+            for pair in scorable:
+                if judge_id in pair.done:
+                    continue
+                if not pair.request:
+                    self.summary.no_request += 1
+                    continue
+                judged.append(pair)
+        advance(len(scorable) - len(judged))
+        if judged:
+            self._judge(judged, pool, advance)
+
+    def _embed(self, pairs: list[Pair]) -> None:
+        if not pairs:
+            return
+        assert self.embedder is not None
+        scorer, config = self.scorers[SIMILARITY]
+        texts = [p.primary_output or "" for p in pairs] + [p.candidate_output or "" for p in pairs]
+        estimate = 0 if config.get("kind") == "local" else sum(len(t) for t in texts) // 3 + len(texts)
+        if not self.budget.reserve(estimate):
+            self.summary.stopped = "budget"
+            return
+        started = time.time_ns()
+        try:
+            embedded = self.embedder.embed(texts)
+        finally:
+            self.budget.settle(estimate, 0)
+        self.budget.add(embedded.input_tokens)
+        ended = time.time_ns()
+        n = len(pairs)
+        similarity = cosine(embedded.vectors[:n], embedded.vectors[n:])
+        share = embedded.input_tokens // max(1, n)
+        for pair, value in zip(pairs, similarity.tolist()):
+            self._add(pair, Score(SIMILARITY, scorer, self.embedder.model, config, round(float(value), 6), started, ended, input_tokens=share))
+
+    def _judge(self, pairs: list[Pair], pool: ThreadPoolExecutor, advance: Callable[[int], None]) -> None:
+        assert self.judge is not None
+        judge = self.judge
+        scorer, config = self.scorers[judge.name]
+        in_flight: dict[Future[Any], Pair] = {}
+        queue = list(reversed(pairs))
+        failure: BaseException | None = None
+        while (queue and not self.summary.stopped and failure is None) or in_flight:
+            while queue and len(in_flight) < self.options.concurrency and not self.summary.stopped and failure is None:
+                pair = queue.pop()
+                in_flight[pool.submit(self._judge_one, pair)] = pair
+            if not in_flight:
+                break
+            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in done:
+                pair = in_flight.pop(future)
+                try:
+                    outcome = future.result()
+                except JudgeError as exc:
+                    failure = exc
+                    continue
+                except Exception as exc:  # a call that failed after the SDK's retries: counted, retried next run
+                    self.summary.judge_failed += 1
+                    if self.summary.first_failure is None:
+                        self.summary.first_failure = f"{type(exc).__name__}: {str(exc)[:200]}"
+                    logger.debug("judge call failed", exc_info=True)
+                    advance(1)
+                    continue
+                if outcome is None:  # the budget refused the call
+                    self.summary.stopped = "budget"
+                    continue
+                judgement, started, ended = outcome
+                advance(1)
+                if judgement.label is None:
+                    self.summary.judge_unparsed += 1
+                    continue
+                self._record_judgement(pair, judgement, scorer, config, started, ended)
+        if failure is not None:
+            raise failure
+
+    def _judge_one(self, pair: Pair) -> tuple[Judgement, int, int] | None:
+        assert self.judge is not None
+        estimate = self.judge.estimate(pair) * self.judge.calls(pair)
+        if not self.budget.reserve(estimate):
+            return None
+        used = 0
+        try:
+            self.limiter.acquire()
+            started = time.time_ns()
+            judgement = self.judge.judge(pair)
+            ended = time.time_ns()
+            used = judgement.input_tokens + judgement.output_tokens
+            return judgement, started, ended
+        finally:
+            self.budget.settle(estimate, used)
+
+    def _record_judgement(self, pair: Pair, j: Judgement, scorer: str, config: dict[str, Any], started: int, ended: int) -> None:
+        assert self.judge is not None
+        if j.consistent is not None:
+            self.summary.bias_checked += 1
+            self.summary.bias_agreed += int(j.consistent)
+        extra = {
+            A.SHADOW_SCORE_JUDGE_ORDER: j.order,
+            A.SHADOW_SCORE_JUDGE_SWAPPED_LABEL: j.swapped_label,
+            A.SHADOW_SCORE_JUDGE_CONSISTENT: j.consistent,
+        }
+        self._add(pair, Score(
+            self.judge.name, scorer, self.judge.model, config, j.score, started, ended, label=j.label,
+            explanation=j.explanation, input_tokens=j.input_tokens, output_tokens=j.output_tokens, extra=extra,
+        ))
