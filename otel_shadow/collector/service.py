@@ -111,6 +111,7 @@ class Collector:
 
     def start(self) -> None:
         c = self.config
+        _return_freed_buffers()
         tls = None
         if c.tls_cert or c.tls_key:
             if not (c.tls_cert and c.tls_key):
@@ -315,6 +316,24 @@ def _write_private(path: Path, info: dict[str, Any]) -> None:
         tmp.unlink(missing_ok=True)
         raise
     os.replace(tmp, path)
+
+
+def _return_freed_buffers() -> None:
+    """Let freed request-sized buffers go back to the system (glibc only; elsewhere a no-op).
+
+    glibc raises its mmap threshold to the size of each large buffer freed (up to 32 MiB), so
+    buffers the size of request bodies are then carved from per-thread heaps that keep them after
+    they are freed: RSS stayed near its peak. A fixed 1 MiB threshold maps each larger buffer on
+    its own and unmaps it when it is freed (docs/performance.md, "Memory at the limits").
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(-3, 2**20)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):  # not glibc (musl…)
+        pass
 
 
 def _is_loopback(host: str) -> bool:

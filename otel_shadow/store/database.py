@@ -38,7 +38,12 @@ __all__ = ["SCHEMA_VERSION", "QueryResult", "Store", "check_read_only", "json_va
 SCHEMA_VERSION = 1
 # A writer checkpoints on its own schedule (store.writer); DuckDB's default threshold would make
 # every batched insert checkpoint about four times as often.
-_WRITER_SETTINGS = {"checkpoint_threshold": "1GB"}
+# the writer's allocator gives back what a large commit or checkpoint used once it is done
+_WRITER_SETTINGS = {
+    "checkpoint_threshold": "1GB",
+    "allocator_flush_threshold": "16MB",
+    "allocator_background_threads": True,
+}
 _LOCK_PID = re.compile(r"PID (\d+)")
 
 
