@@ -2,10 +2,14 @@
 
 For a call that a rule matches:
 
-1. **The primary's span.** If another GenAI instrumentation already opened the span for this call
-   (it wraps outside us), that span is the primary: we add the ``shadow.*`` attributes to it and
-   make no second span. If another instrumentation wraps *inside* us, its span will be the GenAI
-   span, so ours is a thin ``shadow`` span around it. Alone, ours is the GenAI client span.
+1. **The primary's span: one GenAI span per model call.** If another GenAI instrumentation opened
+   the span for this call, that span is the primary: we add the ``shadow.*`` attributes to it and
+   make no second span. It does not matter whether it wraps outside us or inside: a wrapt wrapper
+   inside ours is run with our code as the function it wraps, so its span is open when we look.
+   If the SDK traces its own calls (anthropic's ``open_telemetry``, on by default), its span opens
+   deep inside the SDK, where we cannot reach it: ours is then a thin ``shadow`` span around it
+   and the SQL views take the model and token counts from that child. Alone, ours is the GenAI
+   client span. A candidate's GenAI span is always ours: its client copy has the SDK's spans off.
 2. **The call** runs exactly once with the caller's arguments; its value (or exception) is returned
    unchanged. A stream is returned through a proxy that forwards every chunk as it arrives.
 3. **When the primary finished** (returned, raised, or its stream ended), candidates are scheduled
@@ -88,6 +92,38 @@ def _original(resource: Any, method: str) -> Callable[..., Any]:
     return fn
 
 
+def _call_beneath(wrapped: Any, args: tuple[Any, ...], kwargs: dict[str, Any], here: Callable[..., Any]) -> Any:
+    """Call ``wrapped`` with ``here`` run innermost, beneath every wrapt wrapper inside ours.
+
+    Another instrumentation that wraps inside ours opens its GenAI span when its wrapper runs; by
+    handing its wrapper our code as the function it wraps, that span is current when ``here``
+    starts, so it becomes the primary (annotated) instead of a child of a second span of ours.
+    ``here(fn, args, kwargs)`` gets the SDK's bound method.
+    """
+    wrapper = getattr(wrapped, "_self_wrapper", None) if isinstance(wrapped, _PROXY) else None
+    if wrapper is None:
+        return here(wrapped, args, kwargs)
+    inner = wrapped.__wrapped__
+    enabled = getattr(wrapped, "_self_enabled", None)
+    if enabled is not None and not (enabled() if callable(enabled) else enabled):  # wrapt's own switch
+        return _call_beneath(inner, args, kwargs, here)
+    return wrapper(lambda *a, **k: _call_beneath(inner, a, k, here), wrapped._self_instance, args, kwargs)
+
+
+def _traces_natively(instance: Any) -> bool:
+    """The SDK itself opens a GenAI span for this resource's calls (anthropic's ``open_telemetry``, on by default)."""
+    client = getattr(instance, "_client", None)
+    options = getattr(client, "_open_telemetry", None)
+    if not isinstance(options, dict):
+        return False
+    traces = options.get("traces")
+    if not (isinstance(traces, dict) and traces.get("enabled")):
+        return False
+    provider = options.get("tracer_provider") or trace.get_tracer_provider()
+    # no SDK provider (the global one not set yet) or a no-op one: the SDK's spans do not record
+    return not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
+
+
 def _running_loop() -> asyncio.AbstractEventLoop | None:
     try:
         return asyncio.get_running_loop()
@@ -109,6 +145,11 @@ def _is_their_span(span: Span, model: str | None) -> bool:
         and attributes.get(A.GEN_AI_REQUEST_MODEL) == model
         and A.SHADOW_ROLE not in attributes
     )
+
+
+def _without_native_spans(client: Any) -> dict[str, Any]:
+    """Options that turn off an SDK's own spans (a candidate's GenAI span is ours: one per model call)."""
+    return {"open_telemetry": False} if hasattr(client, "open_telemetry") else {}
 
 
 class ShadowEngine:
@@ -173,7 +214,7 @@ class ShadowEngine:
                 rule = self.rules.find(provider, operation, model, kwargs)
                 if rule is None:
                     return None
-                return PrimaryCall(self, rule, adapter, method, instance, kwargs, model, isinstance(wrapped, _PROXY))
+                return PrimaryCall(self, rule, adapter, method, instance, kwargs, model, _traces_natively(instance))
             except Exception:
                 logger.debug("otel-shadow: could not plan a shadow for this call", exc_info=True)
                 return None
@@ -205,7 +246,7 @@ class ShadowEngine:
                 per_client = self._candidate_clients[client] = {}
             copy_ = per_client.get(key)
             if copy_ is None:
-                copy_ = per_client[key] = client.with_options(**options)
+                copy_ = per_client[key] = client.with_options(**options, **_without_native_spans(client))
         return copy_
 
     def foreign_client(self, provider: str, candidate: CandidateRule, rule: Rule, is_async: bool) -> Any:
@@ -224,7 +265,7 @@ class ShadowEngine:
             else:
                 import anthropic
 
-                client = (anthropic.AsyncAnthropic if is_async else anthropic.Anthropic)(**options)
+                client = (anthropic.AsyncAnthropic if is_async else anthropic.Anthropic)(**options, **_without_native_spans(anthropic.Anthropic))
             self._foreign_clients[key] = client
         return client
 
@@ -241,7 +282,7 @@ class PrimaryCall:
         instance: Any,
         kwargs: dict[str, Any],
         model: str | None,
-        inner_instrumented: bool,
+        traced_by_sdk: bool,
     ) -> None:
         self.engine = engine
         self.rule = rule
@@ -250,7 +291,7 @@ class PrimaryCall:
         self.instance = instance
         self.kwargs = kwargs
         self.model = model
-        self.inner_instrumented = inner_instrumented
+        self.traced_by_sdk = traced_by_sdk
         self.config = adapter.config_of(kwargs)
         self.config_id = config_id_of(self.config)
         self.span: Span | None = None
@@ -280,7 +321,7 @@ class PrimaryCall:
             return None
         tracer = self.engine.telemetry
         name = f"{self.adapter.genai_operation} {self.model or ''}".strip()
-        if self.inner_instrumented:  # their GenAI span will be created inside ours
+        if self.traced_by_sdk:  # the SDK's own GenAI span will be created inside ours
             self.span = tracer.start_primary(f"shadow {name}", attrs)
         else:
             attrs.update(self.adapter.request_attributes(self.kwargs, self.instance))
@@ -311,6 +352,12 @@ class PrimaryCall:
 
     # --- running -------------------------------------------------------------------------------------
     def run_sync(self, wrapped: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        return _call_beneath(wrapped, args, kwargs, self._run_sync)
+
+    async def run_async(self, wrapped: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        return await _call_beneath(wrapped, args, kwargs, self._run_async)
+
+    def _run_sync(self, wrapped: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         token = self._open()
         handling = _HANDLING.set(True)
         try:
@@ -322,7 +369,7 @@ class PrimaryCall:
         self._close_context(handling, token)
         return self._after(result, None)
 
-    async def run_async(self, wrapped: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    async def _run_async(self, wrapped: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         token = self._open()
         handling = _HANDLING.set(True)
         loop = asyncio.get_running_loop()

@@ -67,14 +67,16 @@ def aoai(llm_server: LLMServer) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(base_url=llm_server.openai_url, api_key="test-key", max_retries=0)
 
 
+# The anthropic SDK's own tracing (on by default) is off here, so the primary's GenAI span is ours;
+# test_coexistence.py runs with it on and off.
 @pytest.fixture
 def claude(llm_server: LLMServer) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=llm_server.anthropic_url, api_key="test-key", max_retries=0)
+    return anthropic.Anthropic(base_url=llm_server.anthropic_url, api_key="test-key", max_retries=0, open_telemetry=False)
 
 
 @pytest.fixture
 def aclaude(llm_server: LLMServer) -> anthropic.AsyncAnthropic:
-    return anthropic.AsyncAnthropic(base_url=llm_server.anthropic_url, api_key="test-key", max_retries=0)
+    return anthropic.AsyncAnthropic(base_url=llm_server.anthropic_url, api_key="test-key", max_retries=0, open_telemetry=False)
 
 
 def by_role(exporter: InMemorySpanExporter) -> dict[str, list[Any]]:
