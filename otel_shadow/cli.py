@@ -324,6 +324,65 @@ def collector(
         os._exit(1)
 
 
+@cli.command()
+@db_option
+@click.option("--embeddings", "embeddings", default=None, help="Embedding similarity: 'local' (pip install 'otel-shadow[embeddings-local]') or an OpenAI-compatible base URL (http://…/v1).")
+@click.option("--embedding-model", default=None, help="With --embeddings URL: the endpoint's embeddings model.")
+@click.option("--judge-model", default=None, help="Pairwise LLM judge: the model's name.")
+@click.option("--judge-base-url", default=None, help="The judge's endpoint (default: the provider's; key from OPENAI_API_KEY / ANTHROPIC_API_KEY).")
+@click.option("--judge-provider", type=click.Choice(["openai", "anthropic"]), default="openai", show_default=True, help="API the judge endpoint speaks.")
+@click.option("--rubric", default=None, help="What the judge values: text, or a .yaml/.txt file.")
+@click.option("--bias-check", type=click.FloatRange(0.0, 1.0), default=0.1, show_default=True, help="Share of pairs judged both ways (position-bias check).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the A/B order and the bias-check sample.")
+@click.option("--budget-tokens", type=click.IntRange(min=1), default=None, help="Stop cleanly once this many tokens (judge + embeddings endpoint) are spent.")
+@click.option("--rate", type=click.FloatRange(min=0.0, min_open=True), default=None, help="Judge requests per second, at most.")
+@click.option("--concurrency", type=click.IntRange(1, 256), default=4, show_default=True, help="Judge requests in flight.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Look at this many pairs at most (oldest first).")
+@click.option("--experiment", default=None, help="Only this experiment.")
+@click.option("--replicates/--no-replicates", default=True, show_default=True, help="Also score replicate pairs (the noise floor).")
+@click.option("--batch-size", type=click.IntRange(1, 10_000), default=32, show_default=True, help="Scores written per batch (a kill loses at most one).")
+@click.option("--otlp-endpoint", default=None, help="Also send the scores as GenAI evaluation spans to this OTLP/gRPC endpoint (host:port).")
+@click.option("--otlp-insecure/--otlp-tls", default=None, help="Plaintext (or TLS) to --otlp-endpoint (default: the exporter's).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="Summary format.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when stderr is a terminal).")
+@click.option("--token", envvar=OTEL_SHADOW_COLLECTOR_TOKEN, default=None, help="Collector bearer token.")
+def score(
+    db: str, embeddings: str | None, embedding_model: str | None, judge_model: str | None, judge_base_url: str | None,
+    judge_provider: str, rubric: str | None, bias_check: float, seed: int, budget_tokens: int | None, rate: float | None,
+    concurrency: int, limit: int | None, experiment: str | None, replicates: bool, batch_size: int,
+    otlp_endpoint: str | None, otlp_insecure: bool | None, fmt: str, progress: bool | None, token: str | None,
+) -> None:
+    """Score captured pairs: embedding similarity and a pairwise LLM judge, into shadow_scores.
+
+    Only pairs not yet scored by the same scorer config are scored (the store is the cache), so a
+    run can be stopped and started again. Needs captured content (see docs/scoring.md).
+
+    Example:
+
+        otel-shadow score --embeddings local --judge-model gpt-4o-mini --budget-tokens 200000
+    """
+    from .scoring import Judge, JudgeConfig, ScoreOptions, load_rubric, make_embedder, run_scoring
+
+    embedder = make_embedder(embeddings, embedding_model) if embeddings else None
+    judge = None
+    if judge_model:
+        config = JudgeConfig(
+            model=judge_model, provider=judge_provider, base_url=judge_base_url, rubric=load_rubric(rubric),
+            bias_check=bias_check, seed=seed,
+        )
+        judge = Judge(config)
+    options = ScoreOptions(
+        experiment=experiment, limit=limit, replicates=replicates, batch_size=batch_size, concurrency=concurrency,
+        rate=rate, budget_tokens=budget_tokens, otlp_endpoint=otlp_endpoint, otlp_insecure=otlp_insecure, token=token,
+    )
+    summary = run_scoring(db, embedder=embedder, judge=judge, options=options, progress=sys.stderr.isatty() if progress is None else progress)
+    if fmt == "json":
+        click.echo(json.dumps(summary.as_dict(), indent=2))
+    else:
+        for line in summary.lines():
+            click.echo(line)
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="otel-shadow", standalone_mode=False)

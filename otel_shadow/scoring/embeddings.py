@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 from dataclasses import dataclass
 from importlib import resources
@@ -69,7 +70,8 @@ class EndpointEmbedder:
         self.model = model
         self.base_url = base_url
         self.batch = batch
-        self._client = openai.OpenAI(base_url=base_url, api_key=api_key or "unused", max_retries=max_retries, timeout=timeout)
+        key = api_key or os.environ.get("OPENAI_API_KEY") or "unused"  # a local endpoint needs none
+        self._client = openai.OpenAI(base_url=base_url, api_key=key, max_retries=max_retries, timeout=timeout)
 
     def config(self) -> dict[str, Any]:
         return {"kind": "endpoint", "model": self.model}

@@ -234,9 +234,9 @@ class Judge:
                 text = response.choices[0].message.content or "" if response.choices else ""
                 usage = response.usage
                 return text, int(getattr(usage, "prompt_tokens", 0) or 0), int(getattr(usage, "completion_tokens", 0) or 0)
-            response = self._client.messages.create(
-                model=c.model, temperature=c.temperature, max_tokens=c.max_tokens, system=SYSTEM_PROMPT,
-                messages=[{"role": "user", "content": prompt}],
+            response = self._client.messages.create(  # temperature in the body: not every SDK version takes it
+                model=c.model, max_tokens=c.max_tokens, system=SYSTEM_PROMPT,
+                messages=[{"role": "user", "content": prompt}], extra_body={"temperature": c.temperature},
             )
             text = "".join(getattr(block, "text", "") for block in response.content)
             usage = response.usage
