@@ -21,12 +21,16 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ShadowError
 
-__all__ = ["Embedder", "EndpointEmbedder", "LocalEmbedder", "Embedded", "cosine", "make_embedder"]
+__all__ = ["Embedded", "Embedder", "EmbeddingError", "EndpointEmbedder", "LocalEmbedder", "cosine", "make_embedder"]
 
 LOCAL_MODEL = "all-MiniLM-L6-v2-onnx-int8"
 MAX_TOKENS = 256  # sentence-transformers' max_seq_length for all-MiniLM-L6-v2
+
+
+class EmbeddingError(ShadowError):
+    """The embeddings endpoint failed (after its retries) or refused the request: the run stops."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +76,7 @@ class EndpointEmbedder:
         self.batch = batch
         key = api_key or os.environ.get("OPENAI_API_KEY") or "unused"  # a local endpoint needs none
         self._client = openai.OpenAI(base_url=base_url, api_key=key, max_retries=max_retries, timeout=timeout)
+        self._errors = openai.OpenAIError
 
     def config(self) -> dict[str, Any]:
         return {"kind": "endpoint", "model": self.model}
@@ -81,7 +86,13 @@ class EndpointEmbedder:
         tokens = 0
         for i in range(0, len(texts), self.batch):
             chunk = [t if t else " " for t in texts[i : i + self.batch]]  # an empty input is a 400
-            response = self._client.embeddings.create(model=self.model, input=chunk)
+            try:
+                response = self._client.embeddings.create(model=self.model, input=chunk)
+            except self._errors as exc:
+                raise EmbeddingError(
+                    f"the embeddings endpoint {self.base_url} failed for model {self.model!r}: {exc}. Check "
+                    "--embeddings and --embedding-model; scores written so far are kept"
+                ) from exc
             data = sorted(response.data, key=lambda d: d.index)
             if len(data) != len(chunk):
                 raise ValueError(f"the embeddings endpoint returned {len(data)} vectors for {len(chunk)} texts")

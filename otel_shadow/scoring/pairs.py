@@ -25,6 +25,9 @@ __all__ = ["Pair", "PairPage", "read_pages", "sql_string", "text_of_messages"]
 
 _DETAILS_EVENT = "gen_ai.client.inference.operation.details"
 MIN_PAGE = 1
+# Content comes from spans any client could send: a text is cut here, so one huge attribute cannot
+# make a judge prompt (and its cost) or an embeddings request unbounded.
+MAX_TEXT_CHARS = 32 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +183,7 @@ def _pair(row: dict[str, Any]) -> Pair:
     candidate = row["candidate_output"]
     if candidate is None and row["candidate_messages"] is not None:
         candidate = text_of_messages(row["candidate_messages"], with_roles=False)
+    request, primary, candidate = (_cut(t) for t in (request, primary, candidate))
     done = row["done"]
     if isinstance(done, str):  # a list arrives as JSON text from some readers
         done = json.loads(done)
@@ -190,6 +194,12 @@ def _pair(row: dict[str, Any]) -> Pair:
         start_ns=int(row["start_ns"]), request=request, primary_output=primary, candidate_output=candidate,
         done=frozenset(done or ()),
     )
+
+
+def _cut(text: str | None) -> str | None:
+    if text is None or len(text) <= MAX_TEXT_CHARS:
+        return text
+    return text[:MAX_TEXT_CHARS] + "…[truncated]"
 
 
 def text_of_messages(raw: str, *, with_roles: bool) -> str:

@@ -34,6 +34,9 @@ __all__ = ["ScoreOptions", "ScoreSummary", "run_scoring", "open_destination", "S
 logger = logging.getLogger("otel_shadow.scoring")
 
 SIMILARITY = "semantic_similarity"
+# A judge whose calls keep failing after the SDK's retries is down, or refuses us: stop rather than
+# spend retries on every remaining pair.
+MAX_CONSECUTIVE_FAILURES = 10
 
 
 @dataclass
@@ -159,6 +162,7 @@ class _Run:
         self.limiter = RateLimiter(options.rate, burst=max(1, options.concurrency))
         self.summary = ScoreSummary(where=sink.where)
         self.pending: list[Any] = []
+        self.consecutive_failures = 0
         self.scorers: dict[str, tuple[str, dict[str, Any]]] = {}  # name -> (id, config)
         if embedder is not None:
             config = embedder.config()
@@ -281,11 +285,18 @@ class _Run:
                     continue
                 except Exception as exc:  # a call that failed after the SDK's retries: counted, retried next run
                     self.summary.judge_failed += 1
+                    self.consecutive_failures += 1
                     if self.summary.first_failure is None:
                         self.summary.first_failure = f"{type(exc).__name__}: {str(exc)[:200]}"
                     logger.debug("judge call failed", exc_info=True)
                     advance(1)
+                    if self.consecutive_failures >= MAX_CONSECUTIVE_FAILURES and failure is None:
+                        failure = JudgeError(
+                            f"the judge failed {self.consecutive_failures} times in a row after retries (last: "
+                            f"{type(exc).__name__}: {str(exc)[:200]}); stopping. Scores written so far are kept"
+                        )
                     continue
+                self.consecutive_failures = 0
                 if outcome is None:  # the budget refused the call
                     self.summary.stopped = "budget"
                     continue

@@ -176,3 +176,18 @@ def test_the_rate_limiter_spaces_calls_after_the_burst() -> None:
     assert time.monotonic() - started >= 5 / 50 * 0.9
     with pytest.raises(ValueError, match="positive"):
         RateLimiter(0.0)
+
+
+def test_huge_captured_content_is_cut_before_any_scorer_sees_it() -> None:
+    from otel_shadow.scoring.pairs import MAX_TEXT_CHARS, _pair
+
+    huge = json.dumps([{"role": "assistant", "parts": [{"type": "text", "content": "x " * 200_000}]}])
+    row = {
+        "experiment": "e", "trace_hex": "0" * 31 + "1", "primary_span_id": 1, "candidate_span_id": 2,
+        "primary_config_id": "p", "candidate_config_id": "c", "candidate_role": "candidate", "start_ns": 0,
+        "shadow_input": "q", "system_instructions": None, "input_messages": None, "primary_output": "short",
+        "primary_messages": None, "candidate_output": None, "candidate_messages": huge, "done": None,
+    }
+    pair = _pair(row)
+    assert pair.candidate_output is not None and len(pair.candidate_output) <= MAX_TEXT_CHARS + 20
+    assert pair.candidate_output.endswith("…[truncated]")

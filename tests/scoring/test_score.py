@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from otel_shadow.cli import main
-from otel_shadow.scoring import Judge, JudgeConfig, ScoreOptions, make_embedder, run_scoring
+from otel_shadow.scoring import Judge, JudgeConfig, JudgeError, ScoreOptions, make_embedder, run_scoring
 from otel_shadow.store import Store
 from otel_shadow.testing import LLMServer
 
@@ -191,3 +191,19 @@ def test_bad_options_are_refused_before_anything_runs(llm: LLMServer, pairs_db: 
         assert exit_info.value.code == 2
         assert message in capsys.readouterr().err
     assert llm.requests == []
+
+
+def test_a_judge_that_keeps_failing_stops_the_run_with_the_reason(llm: LLMServer, pairs_db: Any) -> None:
+    db = pairs_db(15)
+    judge = Judge(JudgeConfig(model="sim-broken", base_url=llm.openai_url), max_retries=0)
+    with pytest.raises(JudgeError, match=r"failed 10 times in a row after retries \(last: InternalServerError"):
+        run_scoring(str(db), judge=judge, options=ScoreOptions(concurrency=1))
+    assert _judge_requests(llm) == 10
+    assert _rows(db, "SELECT count(*) FROM shadow_scores") == [(0,)]
+
+
+def test_an_embeddings_endpoint_that_refuses_stops_with_a_clear_error(llm: LLMServer, pairs_db: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    db = pairs_db(2)
+    with pytest.raises(SystemExit):
+        main(["score", "--db", str(db), "--embeddings", llm.openai_url, "--embedding-model", "gpt-4o", "--no-progress"])
+    assert "failed for model 'gpt-4o'" in capsys.readouterr().err
