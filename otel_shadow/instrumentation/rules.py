@@ -259,7 +259,8 @@ class RulesSource:
 
     The user's call only reads ``rules`` (one attribute read): parsing never runs on the caller's
     thread after start-up. A daemon thread stats the file every ``check_interval_s`` and swaps in
-    the newly parsed rules; it holds the source weakly, so a dropped source lets it exit.
+    the newly parsed rules; it holds the source weakly, so a dropped source lets it exit. With
+    ``check_interval_s=0`` there is no thread: ``check()`` is the caller's to run.
     """
 
     def __init__(self, path: str | os.PathLike[str], check_interval_s: float = 1.0) -> None:
@@ -292,6 +293,8 @@ class RulesSource:
             return
         if self._watcher is not None and self._watcher_pid == os.getpid() and self._watcher.is_alive():
             return
+        if self._watcher_pid != os.getpid():  # a forked child: the parent's watcher may have held the lock
+            self._lock = threading.Lock()
         self._watcher_pid = os.getpid()
         self._watcher = threading.Thread(
             target=_watch, args=(weakref.ref(self), self._stop, self.check_interval_s), name="otel-shadow-rules", daemon=True
@@ -351,7 +354,10 @@ def shared_source(path: str | os.PathLike[str]) -> RulesSource:
 
 def _rewatch_after_fork() -> None:
     for source in list(_SOURCES):
-        source.watch()
+        try:
+            source.watch()
+        except Exception:  # a child that cannot start a thread keeps its rules, unwatched
+            logger.debug("otel-shadow: the rules watcher did not restart after fork", exc_info=True)
 
 
 if hasattr(os, "register_at_fork"):  # a forked worker (gunicorn, multiprocessing) keeps following edits

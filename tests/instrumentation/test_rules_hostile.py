@@ -189,3 +189,29 @@ def test_a_bad_rules_file_under_opentelemetry_instrument_logs_one_line_and_every
     with Store.open(tmp_path / "traces.duckdb", read_only=True) as store:  # OpenTelemetry's own GenAI span is there
         assert store.query("SELECT count(*) FROM spans WHERE gen_ai_operation_name = 'chat'").rows == [(1,)]
         assert store.query("SELECT count(*) FROM shadow_runs").rows == [(0,)]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork only")
+def test_a_forked_child_keeps_following_edits(tmp_path: Path) -> None:
+    path = tmp_path / "shadow.yaml"
+    path.write_text(GOOD)
+    source = RulesSource(path, check_interval_s=0.02)
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: the parent's watcher thread did not survive the fork
+            code = 1
+            try:
+                path.write_text(GOOD.replace("gpt-4o-mini", "gpt-5-beta"))
+                os.utime(path, (time.time() + 5, time.time() + 5))
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline:
+                    if source.rules.rules[0].candidates[0].model == "gpt-5-beta":
+                        code = 0
+                        break
+                    time.sleep(0.01)
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        source.close()
