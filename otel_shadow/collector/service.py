@@ -233,11 +233,11 @@ class Collector:
             logger.info("stats", extra={"fields": self.stats()})
 
     def wait(self) -> None:
-        """Until stopped; also returns (with ``forced`` set) if a stop overran its deadline by a
-        second, so the process exits even when a stop step is stuck in native code."""
-        while not self._stopped.wait(0.25):
+        """Until stopped; also returns (with ``forced`` set) once a stop passes its deadline, so
+        the process exits in time even when a stop step is stuck in native code."""
+        while not self._stopped.wait(0.1):
             deadline = self._stop_deadline
-            if deadline is not None and time.monotonic() > deadline + 1.0:
+            if deadline is not None and time.monotonic() > deadline:
                 logger.error("stopping did not finish within the drain timeout; exiting anyway")
                 self.forced = True
                 return
