@@ -113,7 +113,7 @@ def _call_beneath(wrapped: Any, args: tuple[Any, ...], kwargs: dict[str, Any], h
 def _traces_natively(instance: Any) -> bool:
     """The SDK itself opens a GenAI span for this resource's calls (anthropic's ``open_telemetry``, on by default)."""
     client = getattr(instance, "_client", None)
-    options = getattr(client, "_open_telemetry", None)
+    options = getattr(client, "open_telemetry", None)  # the client's resolved option (anthropic >= 2)
     if not isinstance(options, dict):
         return False
     traces = options.get("traces")
