@@ -71,6 +71,7 @@ def test_no_shadow_attribute_literal_outside_attributes_py() -> None:
 RUN_DOCS = {  # doc → (the database its commands write, the primary × candidate pairs it must hold)
     "README.md": ("otel-shadow.duckdb", 400),
     "docs/instrumentation.md": ("shadow.duckdb", 3),
+    "docs/cli.md": ("demo.duckdb", 400),
 }
 NOT_RUN = {".venv/bin/python -m pytest -q": "runs this very test suite"}
 ROOT = Path(__file__).parent.parent
