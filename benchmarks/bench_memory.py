@@ -60,20 +60,28 @@ class Collector:
         time.sleep(1.0)  # decode workers up and imported
         self.idle_rss = self.rss()
         self.peak_rss = self.idle_rss
+        self.peak_main = self.peak_workers = 0
         self._stop = threading.Event()
         self._sampler = threading.Thread(target=self._sample, daemon=True)
         self._sampler.start()
 
     def rss(self) -> int:
+        return sum(self.rss_parts())
+
+    def rss_parts(self) -> tuple[int, int]:
+        """(the collector process, its decode workers)."""
         try:
             root = psutil.Process(self.process.pid)
-            return sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
+            return root.memory_info().rss, sum(p.memory_info().rss for p in root.children(recursive=True))
         except psutil.Error:
-            return 0
+            return 0, 0
 
     def _sample(self) -> None:
         while not self._stop.wait(0.02):
-            self.peak_rss = max(self.peak_rss, self.rss())
+            main, workers = self.rss_parts()
+            self.peak_rss = max(self.peak_rss, main + workers)
+            self.peak_main = max(self.peak_main, main)
+            self.peak_workers = max(self.peak_workers, workers)
 
     def stop(self) -> None:
         self._stop.set()
@@ -165,6 +173,8 @@ def run(name: str, load: Callable[[str], list[str]], extra: list[str] | None = N
         "idle_rss_mib": round(collector.idle_rss / MiB, 1),
         "peak_rss_mib": round(collector.peak_rss / MiB, 1),
         "peak_over_idle_mib": round((collector.peak_rss - collector.idle_rss) / MiB, 1),
+        "peak_collector_process_mib": round(collector.peak_main / MiB, 1),
+        "peak_decode_workers_mib": round(collector.peak_workers / MiB, 1),
     }
     print(name, json.dumps(result), flush=True)
     return result
