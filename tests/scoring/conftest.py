@@ -4,7 +4,6 @@ an embeddings endpoint) that the real openai/anthropic clients talk to."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -61,9 +60,3 @@ def pairs_db(tmp_path: Path) -> Callable[..., Path]:
         return db
 
     return make
-
-
-@pytest.fixture
-def clean_env() -> Iterator[None]:
-    yield
-    os.environ.pop("OTEL_SHADOW_DB", None)

@@ -1,0 +1,115 @@
+"""`otel-shadow score` throughput (issue 13's target: pairs per second on 2 cores, measured).
+
+  * local embedder end to end: pairs with captured content in a DuckDB file → `run_scoring` with
+    all-MiniLM-L6-v2 (int8 ONNX, CPU) → scores committed through the exporter; baseline: the model
+    alone embedding the same texts in the same process (what scoring costs beyond the model)
+  * endpoint embedder end to end (the local simulated `/v1/embeddings`): the pipeline's own cost
+    (paging, spans, commits), the model being nearly free
+  * the judge end to end against the simulated judge (sim-judge, 1 ms), 4 in flight
+
+Run: python benchmarks/bench_score.py [--quick]   (needs the embeddings-local extra)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _harness import save  # noqa: E402
+
+from otel_shadow import Config, Scheduler, Shadow  # noqa: E402
+from otel_shadow.scoring import Judge, JudgeConfig, ScoreOptions, make_embedder, run_scoring  # noqa: E402
+from otel_shadow.store.exporter import DuckDBSpanExporter  # noqa: E402
+from otel_shadow.testing import LLMServer  # noqa: E402
+
+WORDS = (
+    "the order refund policy shipping address invoice customer account payment card delivery "
+    "warehouse return label tracking number support agent request answer week days business"
+).split()
+
+
+def output(prompt_no: int, variant: int) -> str:
+    """A 40–80 word answer; the candidate rephrases a third of it."""
+    n = 40 + prompt_no % 41
+    words = [WORDS[(prompt_no * 7 + i * (3 if variant and i % 3 == 0 else 1)) % len(WORDS)] for i in range(n)]
+    return " ".join(words).capitalize() + "."
+
+
+def build(db: Path, pairs: int) -> None:
+    exporter = DuckDBSpanExporter(str(db))
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(exporter, max_export_batch_size=512))
+    shadow = Shadow(configs=[{"v": 0}, {"v": 1}], tracer_provider=provider, capture_content=True, scheduler=Scheduler(workers=2, max_pending=100_000))
+
+    @shadow.experiment(name="support")
+    def answer(prompt_no: int, config: Config) -> str:
+        return output(prompt_no, config["v"])
+
+    for i in range(pairs):
+        answer(i)
+    assert shadow.flush(300)
+    provider.shutdown()
+
+
+def timed_run(db: Path, **kwargs: object) -> tuple[float, dict[str, int]]:
+    started = time.perf_counter()
+    summary = run_scoring(str(db), **kwargs)  # type: ignore[arg-type]
+    return time.perf_counter() - started, summary.scored
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    pairs = 300 if args.quick else 1000
+    os.environ.setdefault("OPENAI_API_KEY", "unused")
+    results: dict[str, object] = {"pairs": pairs, "cpus": os.cpu_count()}
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / "pairs.duckdb"
+        build(source, pairs)
+        texts = [output(i, 0) for i in range(pairs)] + [output(i, 1) for i in range(pairs)]
+
+        local = make_embedder("local")
+        local.embed(texts[:64])  # load and warm the model
+        started = time.perf_counter()
+        local.embed(texts)
+        model_s = time.perf_counter() - started
+        results["model_alone_pairs_per_s"] = pairs / model_s
+
+        db = Path(tmp) / "local.duckdb"
+        shutil.copy(source, db)
+        seconds, scored = timed_run(db, embedder=local)
+        assert scored == {"semantic_similarity": pairs}, scored
+        results["local_end_to_end_pairs_per_s"] = pairs / seconds
+        results["local_overhead_vs_model"] = seconds / model_s
+
+        with LLMServer() as server:
+            db = Path(tmp) / "endpoint.duckdb"
+            shutil.copy(source, db)
+            seconds, scored = timed_run(db, embedder=make_embedder(server.openai_url, "sim-embed"))
+            assert scored == {"semantic_similarity": pairs}, scored
+            results["endpoint_end_to_end_pairs_per_s"] = pairs / seconds
+
+            db = Path(tmp) / "judge.duckdb"
+            shutil.copy(source, db)
+            judge = Judge(JudgeConfig(model="sim-judge", base_url=server.openai_url, bias_check=0.0))
+            seconds, scored = timed_run(db, judge=judge, options=ScoreOptions(concurrency=4))
+            assert scored == {"judge": pairs}, scored
+            results["judge_end_to_end_pairs_per_s"] = pairs / seconds
+
+    for key, value in results.items():
+        print(f"{key:34} {value:,.2f}" if isinstance(value, float) else f"{key:34} {value}")
+    print("saved", save("score-quick" if args.quick else "score", results))
+
+
+if __name__ == "__main__":
+    main()
