@@ -28,6 +28,7 @@ import fnmatch
 import logging
 import os
 import reprlib
+import stat
 import threading
 import time
 import weakref
@@ -234,7 +235,10 @@ def validate_rules(data: Any, source: str = "rules", root: yaml.Node | None = No
 
 def _read(path: Path) -> str:
     try:
-        with path.open("rb") as file:
+        # a FIFO or a device would block the reader or never end: only regular files are read
+        with open(path, "rb", opener=lambda p, flags: os.open(p, flags | getattr(os, "O_NONBLOCK", 0))) as file:
+            if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+                raise ConfigError(f"rules file '{path}' is not a regular file; point OTEL_SHADOW_CONFIG at a YAML file")
             data = file.read(MAX_RULES_BYTES + 1)
     except OSError as exc:
         raise ConfigError(f"rules file '{path}' cannot be read: {exc.strerror or exc}") from None

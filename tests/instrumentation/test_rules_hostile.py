@@ -87,6 +87,17 @@ def test_a_bad_file_is_one_short_line_with_file_and_line(tmp_path: Path, content
     assert len(str(error)) < 400 and "\n" not in str(error)
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX only")
+def test_a_fifo_or_a_device_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "shadow.yaml"
+    os.mkfifo(fifo)  # no writer: opening it for reading would wait forever
+    for path in (fifo, Path("/dev/zero")):  # /dev/zero never ends
+        error = load_within(path)
+        assert isinstance(error, ConfigError) and str(error) == (
+            f"rules file '{path}' is not a regular file; point OTEL_SHADOW_CONFIG at a YAML file"
+        )
+
+
 def test_a_file_over_the_byte_limit_is_refused_without_parsing(tmp_path: Path) -> None:
     path = tmp_path / "shadow.yaml"
     path.write_text(GOOD + "#" * MAX_RULES_BYTES)
