@@ -130,7 +130,7 @@ class Rules(_Strict):
 
 
 MAX_RULES_BYTES = 1 << 20  # a rules file is a few KiB; a larger one is a mistake or an attack
-MAX_DEPTH = 32  # the format nests 5 deep; the composer recurses, so depth is bounded before Python's stack
+MAX_DEPTH = 32  # the format nests 7 deep (more in `extra` request fields); the composer recurses: bounded before the stack
 _MAX_MESSAGE = 1000  # characters of an error message: a bad file is reported in a line or two
 
 _short = reprlib.Repr()
@@ -218,7 +218,8 @@ def validate_rules(data: Any, source: str = "rules", root: yaml.Node | None = No
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{source}:1: the rules must be a mapping with a `rules:` list, not a {type(data).__name__}")
+        where = f"{source}:1" if root is not None else source
+        raise ConfigError(f"{where}: the rules must be a mapping with a `rules:` list, not a {type(data).__name__}")
     try:
         return Rules.model_validate(data)
     except ValidationError as exc:

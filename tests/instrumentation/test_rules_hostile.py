@@ -226,3 +226,17 @@ def test_a_forked_child_keeps_following_edits(tmp_path: Path) -> None:
         assert os.waitstatus_to_exitcode(status) == 0
     finally:
         source.close()
+
+
+def test_bad_rules_given_in_code_are_one_line_too_and_instrument_does_not_raise(
+    provider: Any, scheduler: Scheduler, caplog: pytest.LogCaptureFixture
+) -> None:
+    instrumentor = OpenAIShadowInstrumentor()
+    with caplog.at_level(logging.ERROR, logger="otel_shadow"):
+        instrumentor.instrument(rules={"rules": [{"name": "no-candidates", "sample_rate": "often"}]}, tracer_provider=provider, scheduler=scheduler)
+    instrumentor.uninstrument()
+    assert [r.getMessage() for r in caplog.records] == [
+        "otel-shadow: shadowing is off: instrument(rules=...): rules[0].candidates: Field required; "
+        "instrument(rules=...): rules[0].sample_rate: Input should be a valid number, unable to parse string as a number "
+        "(value 'often') (fix the rules file, then restart the application)"
+    ]
