@@ -17,7 +17,7 @@ from __future__ import annotations
 import hmac
 import logging
 import zlib
-from typing import Any
+from typing import Any, cast
 
 from google.protobuf import json_format
 from starlette.applications import Starlette
@@ -145,7 +145,9 @@ def build_app(
             body = await _read_body(request, max_request_bytes, held)
             held.exactly(len(body))
             held.hand_over()
-            result = await run_in_threadpool(pipeline.store, body, encoding, source, admitted=True)
+            # a bytearray, not copied into bytes: everything downstream (hashing, protobuf, json,
+            # pickling to a decode worker) takes any bytes-like object
+            result = await run_in_threadpool(pipeline.store, cast(bytes, body), encoding, source, admitted=True)
         except _TooLarge:
             too_large = f"request larger than {max_request_bytes} bytes (after decompression)"
             return error(Refusal(Outcome.TOO_LARGE, too_large), encoding)

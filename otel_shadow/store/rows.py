@@ -261,8 +261,8 @@ def _convert(request: bytes | bytearray | memoryview, shadow_only: bool, check_p
                     else:
                         index = -1
                     if index >= 0:
-                        for column in events.values():
-                            del column[len(column) - index :]
+                        for event_column in events.values():
+                            del event_column[len(event_column) - index :]
                         rejected += 1
                         if len(errors) < 5:
                             errors.append(f"span {span.name!r}: {_out_of_range(span)}")

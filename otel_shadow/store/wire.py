@@ -23,8 +23,10 @@ mapping uses (``"NaN"``, ``"Infinity"``, ``"-Infinity"``), so every JSON reader 
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
@@ -95,7 +97,7 @@ def _build_request_class() -> type[Message]:
 WireRequest = _build_request_class()
 
 
-def parse_request(payload: bytes) -> Any:
+def parse_request(payload: bytes | bytearray | memoryview) -> Any:
     """Parse an ``ExportTraceServiceRequest``'s bytes into the view (raises ``DecodeError``)."""
     request = WireRequest()
     request.ParseFromString(payload)
@@ -134,9 +136,8 @@ def _make_dumps() -> Any:
 
     encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str, allow_nan=False)
     c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
-    if c_make_encoder is None:  # pragma: no cover - CPython always has it
-        encode = encoder.encode
-    else:
+    encode: Callable[[Any], str] = encoder.encode
+    if c_make_encoder is not None:  # CPython always has it
         iterencode = c_make_encoder(
             None, encoder.default, json.encoder.encode_basestring, None, ":", ",", False, False, False
         )
@@ -157,9 +158,9 @@ def _make_dumps() -> Any:
 def _finite(obj: Any) -> Any:
     """``obj`` with NaN and infinities replaced by proto3 JSON's strings for them."""
     if isinstance(obj, float):
-        if obj != obj:
+        if math.isnan(obj):
             return "NaN"
-        if obj in (float("inf"), float("-inf")):
+        if math.isinf(obj):
             return "Infinity" if obj > 0 else "-Infinity"
         return obj
     if isinstance(obj, dict):

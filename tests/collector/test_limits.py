@@ -118,14 +118,12 @@ SPAN_CASES: dict[str, tuple[Span, str]] = {
 def test_a_span_with_a_value_out_of_range_is_rejected_alone_with_a_reason(collector: Collector, transport: str) -> None:
     """Each used to fail the whole request with HTTP 500 / gRPC UNKNOWN (or, for the end time,
     the commit, retryably, forever)."""
-    stored = 0
-    for name, (bad, reason) in SPAN_CASES.items():
+    for stored, (name, (bad, reason)) in enumerate(SPAN_CASES.items(), start=1):
         primary, candidate = pair()
         outcome, _, response = send(collector, transport, encode(request(primary, bad, candidate), transport))
         assert outcome == "STORED", name
         assert response is not None and response.partial_success.rejected_spans == 1, name
         assert reason in response.partial_success.error_message and "'bad'" in response.partial_success.error_message
-        stored += 1
         assert query(collector, "SELECT count(*) FROM shadow_pairs") == [(stored,)], name
     assert query(collector, "SELECT count(*) FROM spans WHERE name = 'bad'") == [(0,)]
 
