@@ -312,6 +312,22 @@ def test_grpc_is_refused_before_decoding_when_http_bodies_fill_the_in_flight_lim
     assert query(collector, "SELECT count(*) FROM shadow_pairs") == [(1,)]
 
 
+def test_what_a_request_held_is_let_go_whatever_its_answer(start_collector: Any) -> None:
+    import gzip
+
+    collector = start_collector(max_request_bytes=64 * 1024, decode_workers=0)
+    bomb = gzip.compress(b"\0" * 2**20)  # inflates past the request limit while it is read
+    answers = [
+        httpx.post(http_url(collector), content=request(*pair()).SerializeToString(), headers=PROTOBUF),
+        httpx.post(http_url(collector), content=b"\x0a\xff\xff", headers=PROTOBUF),
+        httpx.post(http_url(collector), content=b"{not json", headers={"Content-Type": "application/json"}),
+        httpx.post(http_url(collector), content=bomb, headers={**PROTOBUF, "Content-Encoding": "gzip"}),
+        httpx.post(http_url(collector), content=gzip.compress(b"x" * 1000)[:-8], headers={**PROTOBUF, "Content-Encoding": "gzip"}),
+    ]
+    assert [a.status_code for a in answers] == [200, 400, 400, 413, 400]
+    assert collector.pipeline.inflight_bytes == 0
+
+
 def test_a_declared_length_over_the_request_limit_is_413_before_reading(start_collector: Any) -> None:
     collector = start_collector(max_request_bytes=64 * 1024)
     sock = _open(collector, {"Content-Length": str(10 * 2**20)})
