@@ -20,7 +20,7 @@ from typing import Any
 
 from .. import attributes as A
 from ..access import LocalReader, RemoteReader, collector_info_path, open_reader
-from ..errors import DatabaseLocked, StoreError
+from ..errors import ConfigError, DatabaseLocked, StoreError
 from ..store import Store
 from ..store.exporter import DuckDBSpanExporter
 from .embeddings import Embedder, cosine, scorer_id
@@ -109,9 +109,9 @@ def open_destination(db: str, options: ScoreOptions) -> tuple[LocalReader | Remo
     (one DuckDB connection does both), else the collector that holds it (SQL to read, OTLP to write)."""
     if not Path(db).exists():
         raise StoreError(f"database '{db}' does not exist yet; nothing to score (run the app or `otel-shadow demo --db {db}` first)")
-    extra = None
-    if options.otlp_endpoint:
-        extra = otlp_exporter(options.otlp_endpoint, insecure=options.otlp_insecure)
+    def extra() -> Any:
+        return otlp_exporter(options.otlp_endpoint, insecure=options.otlp_insecure) if options.otlp_endpoint else None
+
     try:
         store = Store.open(db, lock_wait_s=5.0)
     except DatabaseLocked as locked:
@@ -122,8 +122,8 @@ def open_destination(db: str, options: ScoreOptions) -> tuple[LocalReader | Remo
         info = json.loads(collector_info_path(db).read_text())
         endpoint, insecure = collector_otlp_endpoint(info["sql_url"], info["grpc_port"])
         exporter = otlp_exporter(endpoint, insecure=insecure, token=reader.token)
-        return reader, Sink(exporter, f"the collector at {endpoint}", extra, options.otlp_endpoint or "")
-    return LocalReader(store), Sink(DuckDBSpanExporter(store=store), f"'{db}'", extra, options.otlp_endpoint or "")
+        return reader, Sink(exporter, f"the collector at {endpoint}", extra(), options.otlp_endpoint or "")
+    return LocalReader(store), Sink(DuckDBSpanExporter(store=store), f"'{db}'", extra(), options.otlp_endpoint or "")
 
 
 def run_scoring(
@@ -138,8 +138,6 @@ def run_scoring(
     """Score what is not yet scored in ``db``; returns what was done."""
     options = options or ScoreOptions()
     if embedder is None and judge is None:
-        from ..errors import ConfigError
-
         raise ConfigError("nothing to score with: give --embeddings and/or --judge-model")
     reader, sink = open_destination(db, options)
     try:
