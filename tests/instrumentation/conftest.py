@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -67,16 +68,20 @@ def aoai(llm_server: LLMServer) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(base_url=llm_server.openai_url, api_key="test-key", max_retries=0)
 
 
-# The anthropic SDK's own tracing (on by default) is off here, so the primary's GenAI span is ours;
-# test_coexistence.py runs with it on and off.
+# The anthropic SDK (2.x) traces its own calls, on by default; it is off here, so the primary's
+# GenAI span is ours. test_coexistence.py runs with it on and off.
+ANTHROPIC_TRACES_ITSELF = "open_telemetry" in inspect.signature(anthropic.Anthropic.__init__).parameters
+NO_SDK_SPANS: dict[str, Any] = {"open_telemetry": False} if ANTHROPIC_TRACES_ITSELF else {}
+
+
 @pytest.fixture
 def claude(llm_server: LLMServer) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=llm_server.anthropic_url, api_key="test-key", max_retries=0, open_telemetry=False)
+    return anthropic.Anthropic(base_url=llm_server.anthropic_url, api_key="test-key", max_retries=0, **NO_SDK_SPANS)
 
 
 @pytest.fixture
 def aclaude(llm_server: LLMServer) -> anthropic.AsyncAnthropic:
-    return anthropic.AsyncAnthropic(base_url=llm_server.anthropic_url, api_key="test-key", max_retries=0, open_telemetry=False)
+    return anthropic.AsyncAnthropic(base_url=llm_server.anthropic_url, api_key="test-key", max_retries=0, **NO_SDK_SPANS)
 
 
 def by_role(exporter: InMemorySpanExporter) -> dict[str, list[Any]]:
