@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from .environment_variables import OTEL_SHADOW_PRICES
@@ -124,23 +123,11 @@ def parse_prices(data: Any, source: str) -> dict[str, Price]:
 
 def load_prices(path: str | os.PathLike[str] | None = None) -> PriceTable:
     """The defaults, overridden by ``path`` (or ``OTEL_SHADOW_PRICES``) when given."""
-    import yaml
+    from .safe_yaml import load_yaml, read_text_file
 
     table = PriceTable(DEFAULT_PRICES)
     path = path if path is not None else os.environ.get(OTEL_SHADOW_PRICES) or None
     if path is None:
         return table
-    file = Path(path)
-    try:
-        size = file.stat().st_size
-        if size > MAX_PRICES_FILE_BYTES:
-            raise ConfigError(f"{file}: {size} bytes; a prices file holds at most {MAX_PRICES_FILE_BYTES} bytes")
-        data = yaml.safe_load(file.read_bytes())  # aliases share one object: no expansion here
-    except OSError as exc:
-        raise ConfigError(f"cannot read prices file '{file}': {exc.strerror or exc}") from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{file}:{mark.line + 1}" if mark is not None else str(file)
-        problem = getattr(exc, "problem", None) or "not valid YAML"
-        raise ConfigError(f"{where}: {problem}; a prices file maps model → {{input: …, output: …}}") from None
-    return table.merged(parse_prices(data or {}, str(file)))
+    _, data = load_yaml(read_text_file(path, MAX_PRICES_FILE_BYTES, "prices file"), str(path), "a prices file")
+    return table.merged(parse_prices(data or {}, str(path)))

@@ -43,7 +43,8 @@ def test_a_prices_file_overrides_and_extends_the_defaults(tmp_path: Path, monkey
         ("gpt-4o: {input: -1, output: 2}\n", "input price -1 must be a number ≥ 0"),
         ("gpt-4o: {input: 1, outptu: 2}\n", "model 'gpt-4o': write"),
         ("- a\n- b\n", "expected a mapping"),
-        ("gpt-4o: {input: [1, 2\n", r"prices.yaml:\d+: expected"),
+        ("gpt-4o: {input: [1, 2\n", r"prices.yaml:\d+: not valid YAML"),
+        ("a: &x {input: 1}\nb: *x\n", "aliases"),
     ],
 )
 def test_a_wrong_prices_file_names_the_file_the_model_and_the_fix(tmp_path: Path, text: str, message: str) -> None:
@@ -57,7 +58,7 @@ def test_a_wrong_prices_file_names_the_file_the_model_and_the_fix(tmp_path: Path
 def test_an_oversized_or_missing_prices_file_is_refused(tmp_path: Path) -> None:
     big = tmp_path / "big.yaml"
     big.write_bytes(b"# " + b"x" * (2 * 2**20))
-    with pytest.raises(ConfigError, match="at most"):
+    with pytest.raises(ConfigError, match="larger than"):
         load_prices(big)
-    with pytest.raises(ConfigError, match="cannot read prices file"):
+    with pytest.raises(ConfigError, match="prices file .* cannot be read"):
         load_prices(tmp_path / "nope.yaml")

@@ -149,20 +149,13 @@ def _spec(data: Mapping[str, Any], source: str) -> ConfigSpec:
     )
 
 
-def _load_yaml(path: Path) -> list[ConfigSpec]:
-    import yaml
+MAX_CONFIG_FILE_BYTES = 1 << 20
 
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"config file '{path}' cannot be read: {exc.strerror or exc}") from exc
-    try:
-        loaded = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"config file '{path}' is not valid YAML{where}: {problem}") from exc
+
+def _load_yaml(path: Path) -> list[ConfigSpec]:
+    from ..safe_yaml import load_yaml, read_text_file
+
+    _, loaded = load_yaml(read_text_file(path, MAX_CONFIG_FILE_BYTES, "config file"), str(path), "a config file")
     if loaded is None:
         raise ConfigError(f"config file '{path}' is empty; it must hold a mapping of config keys")
     items = loaded if isinstance(loaded, list) else [loaded]

@@ -28,7 +28,6 @@ import fnmatch
 import logging
 import os
 import reprlib
-import stat
 import threading
 import time
 import weakref
@@ -40,6 +39,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import ConfigError
+from ..safe_yaml import MAX_DEPTH, bounded, load_yaml, read_text_file
 
 __all__ = [
     "MAX_DEPTH", "MAX_RULES_BYTES", "Budget", "CandidateRule", "Match", "Rule", "RuleState", "Rules", "RulesSource",
@@ -130,41 +130,12 @@ class Rules(_Strict):
 
 
 MAX_RULES_BYTES = 1 << 20  # a rules file is a few KiB; a larger one is a mistake or an attack
-MAX_DEPTH = 32  # the format nests 7 deep (more in `extra` request fields); the composer recurses: bounded before the stack
-_MAX_MESSAGE = 1000  # characters of an error message: a bad file is reported in a line or two
 
 _short = reprlib.Repr()
 _short.maxstring = 60
 _short.maxother = 60
 _short.maxlevel = 2
 _short.maxdict = _short.maxlist = 4
-
-
-class _Refused(yaml.YAMLError):
-    def __init__(self, mark: Any, problem: str) -> None:
-        super().__init__(problem)
-        self.problem_mark, self.problem = mark, problem
-
-
-class _RulesLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, refusing aliases and deep nesting while the document is composed.
-
-    Aliases are refused before they are resolved, so a bomb costs one event, never its expansion.
-    """
-
-    _depth = 0
-
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:  # type: ignore[override]
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            raise _Refused(event.start_mark, f"YAML aliases (*{event.anchor}) are not allowed in a rules file; write the value out")
-        if self._depth >= MAX_DEPTH:
-            raise _Refused(self.peek_event().start_mark, f"nested deeper than {MAX_DEPTH} levels")
-        self._depth += 1
-        try:
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
-        finally:
-            self._depth -= 1
 
 
 def _line_of(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
@@ -186,30 +157,11 @@ def _line_of(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
     return line
 
 
-def _bounded(message: str) -> str:
-    return message if len(message) <= _MAX_MESSAGE else message[: _MAX_MESSAGE - 3] + "..."
-
-
-def _load(text: str, source: str) -> tuple[yaml.Node | None, Any]:
-    """(the node tree, for line numbers; the data) of a YAML document, within the limits."""
-    loader = _RulesLoader(text)
-    try:
-        root = loader.get_single_node()
-        return root, (loader.construct_document(root) if root is not None else None)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = exc.problem if isinstance(exc, _Refused) else f"not valid YAML: {getattr(exc, 'problem', None) or exc}"
-        where = f"{source}:{mark.line + 1}" if mark is not None else source
-        raise ConfigError(_bounded(f"{where}: {problem}")) from None
-    finally:
-        loader.dispose()
-
-
 def parse_rules(text: str, source: str = "<rules>") -> Rules:
     """Validate a rules document; errors name the file, the line and the field."""
     if len(text) > MAX_RULES_BYTES:
         raise ConfigError(f"{source}: {len(text)} characters; a rules file is limited to {MAX_RULES_BYTES} bytes")
-    root, data = _load(text, source)
+    root, data = load_yaml(text, source, "a rules file")
     return validate_rules(data, source, root)
 
 
@@ -231,32 +183,12 @@ def validate_rules(data: Any, source: str = "rules", root: yaml.Node | None = No
             message = "unknown field" if err.get("type") == "extra_forbidden" else err["msg"]
             where = f"{source}:{_line_of(root, loc) or 1}" if root is not None else source
             problems.append(f"{where}: {field}: {message}{value}")
-        raise ConfigError(_bounded("; ".join(problems))) from None
-
-
-def _read(path: Path) -> str:
-    try:
-        # a FIFO or a device would block the reader or never end: only regular files are read
-        with open(path, "rb", opener=lambda p, flags: os.open(p, flags | getattr(os, "O_NONBLOCK", 0))) as file:
-            if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
-                raise ConfigError(f"rules file '{path}' is not a regular file; point OTEL_SHADOW_CONFIG at a YAML file")
-            data = file.read(MAX_RULES_BYTES + 1)
-    except OSError as exc:
-        raise ConfigError(f"rules file '{path}' cannot be read: {exc.strerror or exc}") from None
-    if len(data) > MAX_RULES_BYTES:
-        raise ConfigError(f"rules file '{path}' is larger than {MAX_RULES_BYTES} bytes; a rules file is a few KiB of YAML")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise ConfigError(
-            f"{path}:{line}: not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}); save the rules file as UTF-8"
-        ) from None
+        raise ConfigError(bounded("; ".join(problems))) from None
 
 
 def load_rules(path: str | os.PathLike[str]) -> Rules:
     path = Path(path)
-    return parse_rules(_read(path), str(path))
+    return parse_rules(read_text_file(path, MAX_RULES_BYTES, "rules file"), str(path))
 
 
 class RulesSource:

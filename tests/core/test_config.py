@@ -60,7 +60,7 @@ def test_config_ids_are_stable_across_processes() -> None:
 def test_invalid_yaml_names_the_file_and_the_line(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text("model: a\ntemperature: [0.5\n")
-    with pytest.raises(ConfigError, match=r"bad\.yaml' is not valid YAML at line \d+"):
+    with pytest.raises(ConfigError, match=r"bad\.yaml:\d+: not valid YAML"):
         Shadow(configs=[str(path)])
 
 
@@ -166,3 +166,20 @@ def test_the_injection_plan_is_built_once_per_function(monkeypatch: pytest.Monke
     for _ in range(50):
         assert generate("x") == "a"
     assert calls == []
+
+
+def test_a_yaml_bomb_config_file_is_refused_at_its_first_alias(tmp_path: Path) -> None:
+    """Config files are hostile input too: flattening a billion laughs would take the app's memory."""
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 12)]
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("\n".join(lines) + "\nmodel: gpt-4\n")
+    with pytest.raises(ConfigError, match=r"bomb\.yaml:2: YAML aliases \(\*a0\) are not allowed in a config file"):
+        load_configs(str(bomb))
+
+
+def test_a_config_file_that_is_not_utf8_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(b"model: gpt-4\nnote: caf\xe9\n")
+    with pytest.raises(ConfigError, match=r"latin1\.yaml:2: not UTF-8"):
+        load_configs(str(path))

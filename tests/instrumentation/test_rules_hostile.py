@@ -94,7 +94,7 @@ def test_a_fifo_or_a_device_is_refused_without_blocking(tmp_path: Path) -> None:
     for path in (fifo, Path("/dev/zero")):  # /dev/zero never ends
         error = load_within(path)
         assert isinstance(error, ConfigError) and str(error) == (
-            f"rules file '{path}' is not a regular file; point OTEL_SHADOW_CONFIG at a YAML file"
+            f"rules file '{path}' is not a regular file; point at a YAML file"
         )
 
 
