@@ -23,6 +23,7 @@ SHADOW_OUTPUT: Final = "shadow.output"  # content capture only
 SHADOW_INPUT: Final = "shadow.input"  # content capture only
 SHADOW_CANDIDATES_SCHEDULED: Final = "shadow.candidates.scheduled"  # primary only
 SHADOW_CANDIDATES_DROPPED: Final = "shadow.candidates.dropped"  # primary only
+SHADOW_REPLICATES_SCHEDULED: Final = "shadow.replicates.scheduled"  # primary only, when a replicate ran
 SHADOW_DROP_REASONS: Final = "shadow.candidates.drop_reasons"  # primary only, comma-separated
 SHADOW_SAMPLED: Final = "shadow.sampled"  # primary only
 SHADOW_PRIMARY_CONFIG_ID: Final = "shadow.primary.config.id"  # candidate only

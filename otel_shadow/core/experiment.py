@@ -456,7 +456,8 @@ class Experiment:
             work = [(spec, A.ROLE_CANDIDATE) for spec in self.candidates]
             if self.shadow.replicate_rate and random.random() < self.shadow.replicate_rate:
                 work.append((self.primary, A.ROLE_REPLICATE))
-            reasons: list[str] = []
+            reasons: list[str] = []  # why candidates were dropped (a replicate is not a candidate)
+            replicates = 0
             scheduler = self.shadow.scheduler
             primary_ctx = span.get_span_context()
             for spec, role in work:
@@ -466,13 +467,17 @@ class Experiment:
                 why = scheduler.admit(task)
                 if why is None:
                     tasks.append(task)
+                    replicates += role == A.ROLE_REPLICATE
                     continue
-                reasons.append(why)
+                if role == A.ROLE_CANDIDATE:
+                    reasons.append(why)
                 if collect:
                     dropped.append(self._dropped_result(spec, role, why))
             end_attrs[A.SHADOW_SAMPLED] = True
-            end_attrs[A.SHADOW_CANDIDATES_SCHEDULED] = len(tasks)
+            end_attrs[A.SHADOW_CANDIDATES_SCHEDULED] = len(tasks) - replicates
             end_attrs[A.SHADOW_CANDIDATES_DROPPED] = len(reasons)
+            if replicates:
+                end_attrs[A.SHADOW_REPLICATES_SCHEDULED] = replicates
             if reasons:
                 end_attrs[A.SHADOW_DROP_REASONS] = ",".join(sorted(set(reasons)))
                 for why in set(reasons):

@@ -28,6 +28,7 @@ import copy
 import json
 import logging
 import os
+import random
 import threading
 import time
 import weakref
@@ -41,7 +42,8 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.trace import Span, SpanContext, SpanKind, Status, StatusCode
 
 from .. import attributes as A
-from ..core.candidate import IN_CANDIDATE, ScheduledTask
+from ..core.candidate import IN_CANDIDATE, NO_OUTPUT, ScheduledTask
+from ..core.comparison import Comparison
 from ..core.config import config_id_of, flatten
 from ..core.content import fingerprint
 from ..core.observation import ErrorInfo, VariantResult
@@ -174,6 +176,7 @@ class ShadowEngine:
         self._scheduler = scheduler
         self.redact = redact
         self._states: dict[str, RuleState] = {}  # by rule name: a budget survives a reload of the file
+        self._comparisons: dict[str, tuple[Rule, Comparison]] = {}  # by rule name, rebuilt when the rule changes
         self._samplers: dict[tuple[str, float], Sampler] = {}
         self._lock = threading.Lock()
         self._foreign_clients: dict[tuple[Any, ...], Any] = {}
@@ -194,6 +197,13 @@ class ShadowEngine:
                 state = self._states.setdefault(rule.name, RuleState(rule))
         state.rule = rule  # the latest version of the rule (limits may have been edited)
         return state
+
+    def comparison(self, rule: Rule) -> Comparison:
+        """The rule's comparison metrics (built once per version of the rule)."""
+        cached = self._comparisons.get(rule.name)
+        if cached is None or cached[0] is not rule:
+            cached = self._comparisons[rule.name] = (rule, rule.comparison())
+        return cached[1]
 
     def sampler(self, rule: Rule) -> Sampler:
         key = (rule.name, rule.sample_rate)
@@ -426,6 +436,7 @@ class PrimaryCall:
         try:
             attrs: dict[str, Any] = {}
             primary_hash = None
+            primary_text: Any = NO_OUTPUT
             if error is not None:
                 attrs[A.SHADOW_OUTCOME] = A.OUTCOME_ERROR
                 attrs[A.ERROR_TYPE] = type(error).__qualname__
@@ -445,8 +456,10 @@ class PrimaryCall:
                     primary_hash, length = fingerprint(info.text)
                     attrs[A.SHADOW_OUTPUT_HASH] = primary_hash
                     attrs[A.SHADOW_OUTPUT_LENGTH] = length
+                    if error is None:
+                        primary_text = info.text
                 self._capture_output(span, info)
-            attrs.update(self._dispatch(span, primary_hash, loop))
+            attrs.update(self._dispatch(span, primary_hash, primary_text, loop))
             span.set_attributes(attrs)
         except Exception:
             logger.debug("otel-shadow: finishing the primary failed", exc_info=True)
@@ -466,7 +479,11 @@ class PrimaryCall:
         if as_event:
             span.add_event("gen_ai.client.inference.operation.details", attrs)
 
-    def _dispatch(self, span: Span, primary_hash: str | None, loop: asyncio.AbstractEventLoop | None) -> dict[str, Any]:
+    def _dispatch(
+        self, span: Span, primary_hash: str | None, primary_text: Any, loop: asyncio.AbstractEventLoop | None
+    ) -> dict[str, Any]:
+        """Schedule the rule's candidates (and, at ``replicate_rate``, a replicate: the primary's own
+        request again, the noise floor); the primary's coverage attributes count candidates only."""
         rule = self.rule
         n = len(rule.candidates)
         ctx = span.get_span_context()
@@ -476,18 +493,23 @@ class PrimaryCall:
         elif not self.engine.sampler(rule).by_trace_id(ctx.trace_id):
             reason = A.DROP_SAMPLING
         reasons: list[str] = []
-        scheduled = 0
+        scheduled = replicates = 0
         if reason is not None:
             reasons = [reason] * n
         else:
             state = self.engine.state(rule)
             snapshot = copy.deepcopy({k: v for k, v in self.kwargs.items() if k not in ("extra_headers",)})
             snapshot["extra_headers"] = self.kwargs.get("extra_headers")
-            for index, candidate in enumerate(rule.candidates):
+            work: list[tuple[CandidateRule, str]] = [(candidate, A.ROLE_CANDIDATE) for candidate in rule.candidates]
+            if rule.replicate_rate and random.random() < rule.replicate_rate:
+                work.append((_REPLICATE, A.ROLE_REPLICATE))
+            for index, (candidate, role) in enumerate(work):
                 why = state.acquire()
                 if why is None:
                     try:
-                        task = LLMCandidateTask(self, candidate, index, snapshot, ctx, primary_hash, loop is not None)
+                        task = LLMCandidateTask(
+                            self, candidate, index, snapshot, ctx, primary_hash, loop is not None, role, primary_text
+                        )
                     except Exception as exc:
                         logger.warning("otel-shadow: rule %r candidate %d cannot be built: %s", rule.name, index, exc)
                         state.release(None, None, None)
@@ -497,7 +519,9 @@ class PrimaryCall:
                         why = scheduler.submit(task) if loop is None else scheduler.submit_async(task, loop)
                         if why is not None:
                             state.release(None, None, None)
-                if why is None:
+                if role == A.ROLE_REPLICATE:
+                    replicates += why is None
+                elif why is None:
                     scheduled += 1
                 else:
                     reasons.append(why)
@@ -508,9 +532,14 @@ class PrimaryCall:
             A.SHADOW_CANDIDATES_SCHEDULED: scheduled,
             A.SHADOW_CANDIDATES_DROPPED: len(reasons),
         }
+        if replicates:
+            attrs[A.SHADOW_REPLICATES_SCHEDULED] = replicates
         if reasons:
             attrs[A.SHADOW_DROP_REASONS] = ",".join(sorted(set(reasons)))
         return attrs
+
+
+_REPLICATE = CandidateRule()  # no overrides: the primary's own request
 
 
 class LLMCandidateTask(ScheduledTask):
@@ -518,7 +547,7 @@ class LLMCandidateTask(ScheduledTask):
 
     __slots__ = (
         "primary", "candidate", "target", "request", "method", "span", "info", "config", "config_id",
-        "_span_name", "is_async", "_primary_hash",
+        "_span_name", "is_async", "_primary_hash", "role", "_primary_text",
     )
 
     def __init__(
@@ -530,6 +559,8 @@ class LLMCandidateTask(ScheduledTask):
         primary_ctx: SpanContext,
         primary_hash: str | None,
         is_async: bool,
+        role: str = A.ROLE_CANDIDATE,
+        primary_text: Any = NO_OUTPUT,
     ) -> None:
         super().__init__(primary.rule.timeout, False)
         self.primary = primary
@@ -547,6 +578,8 @@ class LLMCandidateTask(ScheduledTask):
         self._span_name = ""
         self._hold_primary(primary_ctx)
         self._primary_hash = primary_hash
+        self.role = role
+        self._primary_text = primary_text
 
     def _prepare(self) -> None:
         """Build the candidate's request and config (off the caller's thread, once)."""
@@ -557,10 +590,13 @@ class LLMCandidateTask(ScheduledTask):
         if self.primary.method == "stream":  # the stream helper: the candidate streams through create(stream=True)
             request["stream"] = True
         self.request = request
-        self.config = self.target.config_of(request)
-        if self.candidate.name:
-            self.config["name"] = self.candidate.name
-        self.config_id = config_id_of(self.config)
+        if self.role == A.ROLE_REPLICATE:  # the primary's config, by definition
+            self.config, self.config_id = dict(self.primary.config), self.primary.config_id
+        else:
+            self.config = self.target.config_of(request)
+            if self.candidate.name:
+                self.config["name"] = self.candidate.name
+            self.config_id = config_id_of(self.config)
         self._span_name = f"{self.target.genai_operation} {self.target.model(request) or ''}".strip()
 
     def _attributes(self) -> dict[str, Any]:
@@ -568,7 +604,7 @@ class LLMCandidateTask(ScheduledTask):
         rule = self.primary.rule
         attrs: dict[str, Any] = {
             A.SHADOW_EXPERIMENT: rule.name,
-            A.SHADOW_ROLE: A.ROLE_CANDIDATE,
+            A.SHADOW_ROLE: self.role,
             A.SHADOW_CONFIG_ID: self.config_id,
             A.SHADOW_PRIMARY_CONFIG_ID: self.primary.config_id,
             A.SHADOW_RULE: rule.name,
@@ -645,7 +681,7 @@ class LLMCandidateTask(ScheduledTask):
         return self.info.text
 
     def _fallback_result(self, outcome: str) -> VariantResult:
-        return VariantResult(None, self.config_id, A.ROLE_CANDIDATE, outcome, 0.0)
+        return VariantResult(None, self.config_id, self.role, outcome, 0.0)
 
     def _record(self, outcome: str, value: Any, exc: BaseException | None, error: ErrorInfo | None) -> None:
         engine = self.primary.engine
@@ -659,7 +695,10 @@ class LLMCandidateTask(ScheduledTask):
         attrs, error = self._closing_attributes(span, outcome, exc, error)
         if outcome == A.OUTCOME_OK and info is not None:
             attrs.update(info.attributes())
-            self._output_attributes(attrs, info.text, self._primary_hash)
+            self._output_attributes(
+                attrs, info.text, self._primary_hash, self._primary_text, engine.comparison(rule),
+                lambda metric: engine.telemetry.count_metric_error(rule.name, metric),
+            )
             on_span, as_event = content_mode()
             if on_span or as_event:
                 out = {A.GEN_AI_OUTPUT_MESSAGES: self.primary._redact(json.dumps([{"role": "assistant", "parts": [{"type": "text", "content": info.text}]}]))}
@@ -672,17 +711,18 @@ class LLMCandidateTask(ScheduledTask):
         engine.state(rule).release(
             self.target.model(self.request), info.input_tokens if info else None, info.output_tokens if info else None
         )
-        engine.telemetry.count_run(rule.name, A.ROLE_CANDIDATE, outcome)
+        engine.telemetry.count_run(rule.name, self.role, outcome)
         self.result = VariantResult(
             result=info.text if (outcome == A.OUTCOME_OK and info) else None,
             config_id=self.config_id,
-            role=A.ROLE_CANDIDATE,
+            role=self.role,
             status=outcome,
             execution_time_ms=elapsed_ms,
             error=error,
             config=dict(self.config),
         )
         self.request = {}
+        self._primary_text = NO_OUTPUT
 
 
 def engine_from(kwargs: dict[str, Any]) -> ShadowEngine:

@@ -7,6 +7,8 @@
         timeout: 20
         max_concurrency: 4
         budget: {tokens_per_hour: 200000}
+        replicate_rate: 0.1          # re-run the primary's own request: the noise floor
+        metrics: [normalized_match, similarity, {key_fields: [answer]}]
         candidates:
           - {model: gpt-4o-mini, temperature: 0.2}
           - {provider: anthropic, model: claude-haiku, base_url: "http://127.0.0.1:8099", max_tokens: 512}
@@ -36,9 +38,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ..core.comparison import Comparison
 from ..errors import ConfigError
+from ..pricing import DEFAULT_PRICES, PriceTable, load_prices
 from ..safe_yaml import MAX_DEPTH, bounded, load_yaml, read_text_file
 
 __all__ = [
@@ -87,7 +91,33 @@ class Price(_Strict):
 class Budget(_Strict):
     tokens_per_hour: int | None = Field(default=None, gt=0)
     cost_per_hour: float | None = Field(default=None, gt=0)
-    prices: dict[str, Price] = Field(default_factory=dict)  # model → price per million tokens
+    # model → price per million tokens, over the shared table (otel_shadow.pricing, OTEL_SHADOW_PRICES)
+    prices: dict[str, Price] = Field(default_factory=dict)
+
+    def cost(self, model: str | None, input_tokens: int | None, output_tokens: int | None) -> float:
+        """What a candidate call cost: the rule's own price for the model, else the shared table's."""
+        own = self.prices.get(model) if model is not None else None
+        if own is not None:
+            return ((input_tokens or 0) * own.input + (output_tokens or 0) * own.output) / 1e6
+        return price_table().cost(model, input_tokens, output_tokens) or 0.0
+
+
+_PRICES: list[PriceTable] = []
+
+
+def price_table() -> PriceTable:
+    """The shared price table, read once per process (a bad OTEL_SHADOW_PRICES file: the defaults, and a warning)."""
+    if not _PRICES:
+        try:
+            table = load_prices()
+        except ConfigError as exc:
+            logger.warning("otel-shadow: using the shipped prices; %s", exc)
+            table = PriceTable(DEFAULT_PRICES)
+        _PRICES.append(table)
+    return _PRICES[0]
+
+
+MetricSpec = str | dict[str, list[str]]
 
 
 class Rule(_Strict):
@@ -99,6 +129,17 @@ class Rule(_Strict):
     max_concurrency: int = Field(default=4, gt=0)
     max_retries: int = Field(default=0, ge=0, le=5)  # the candidate's own retries (the user's client settings are not used)
     budget: Budget | None = None
+    replicate_rate: float = Field(default=0.0, ge=0, le=1)  # sampled calls that also re-run the primary's request
+    metrics: list[MetricSpec] | None = None  # comparison metrics (core.comparison); None: the defaults
+
+    @field_validator("metrics")
+    @classmethod
+    def _known_metrics(cls, value: list[MetricSpec] | None) -> list[MetricSpec] | None:
+        Comparison.of(value, "metrics")  # a ConfigError is a ValueError: pydantic reports it with the line
+        return value
+
+    def comparison(self) -> Comparison:
+        return Comparison.of(self.metrics, f"rule {self.name!r} metrics")
 
     def matches(self, provider: str, operation: str, model: str | None, request: dict[str, Any]) -> bool:
         m = self.match
@@ -335,12 +376,8 @@ class RuleState:
 
     def release(self, model: str | None, input_tokens: int | None, output_tokens: int | None) -> None:
         tokens = (input_tokens or 0) + (output_tokens or 0)
-        cost = 0.0
         budget = self.rule.budget
-        if budget is not None and model is not None:
-            price = budget.prices.get(model)
-            if price is not None:
-                cost = ((input_tokens or 0) * price.input + (output_tokens or 0) * price.output) / 1e6
+        cost = budget.cost(model, input_tokens, output_tokens) if budget is not None and budget.cost_per_hour else 0.0
         with self._lock:
             self.running -= 1
             if tokens or cost:

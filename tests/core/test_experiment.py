@@ -623,7 +623,8 @@ def test_a_sampled_primary_span_is_ended_off_the_caller_once_with_the_callers_en
     assert ended_by[plain.context.span_id] == threading.current_thread().name  # unsampled: the caller
     assert ok.end_time <= returned  # the caller's end time, not the worker's
     assert ok.attributes[A.SHADOW_OUTCOME] == "ok" and A.SHADOW_OUTPUT_HASH in ok.attributes
-    assert ok.attributes[A.SHADOW_CANDIDATES_SCHEDULED] == 2 and ok.attributes[A.SHADOW_SAMPLED] is True  # + replicate
+    assert ok.attributes[A.SHADOW_CANDIDATES_SCHEDULED] == 1 and ok.attributes[A.SHADOW_SAMPLED] is True
+    assert ok.attributes[A.SHADOW_REPLICATES_SCHEDULED] == 1  # a replicate is not a candidate (coverage)
     assert failed.attributes[A.SHADOW_OUTCOME] == "error" and failed.status.status_code.name == "ERROR"
     scheduler.shutdown(1)
 

@@ -113,3 +113,42 @@ def test_sampling_and_overrides(instrument: Any, oai: openai.OpenAI, spans: Any,
     assert sent["max_completion_tokens"] == 77
     assert sent["messages"][0] == {"role": "system", "content": "New system prompt."}
     assert [m["role"] for m in sent["messages"]] == ["system", "user"]
+
+
+def test_rules_compare_outputs_and_run_replicates_for_the_noise_floor(
+    instrument: Any, oai: openai.OpenAI, spans: Any, scheduler: Scheduler
+) -> None:
+    instrument({"rules": [{
+        "name": "floor", "match": {"model": "gpt-4o"}, "replicate_rate": 1.0,
+        "metrics": ["normalized_match", "similarity"],
+        "candidates": [{"model": "gpt-5-beta"}],
+    }]})
+    oai.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    assert scheduler.flush(10)
+    roles = by_role(spans)
+    (primary,) = roles["primary"]
+    (candidate,) = roles["candidate"]
+    (replicate,) = roles["replicate"]
+    assert primary.attributes[A.SHADOW_CANDIDATES_SCHEDULED] == 1  # the replicate is not a candidate
+    assert primary.attributes[A.SHADOW_REPLICATES_SCHEDULED] == 1
+    assert replicate.attributes[A.SHADOW_CONFIG_ID] == primary.attributes[A.SHADOW_CONFIG_ID]
+    assert replicate.attributes["gen_ai.request.model"] == "gpt-4o"
+    assert replicate.attributes[A.SHADOW_METRIC_PREFIX + "normalized_match"] is True  # the simulated model is deterministic
+    assert replicate.attributes[A.SHADOW_METRIC_PREFIX + "similarity"] == 1.0
+    assert candidate.attributes[A.SHADOW_METRIC_PREFIX + "similarity"] < 1.0  # gpt-5-beta answers tersely
+    assert A.SHADOW_METRIC_PREFIX + "json_valid" not in candidate.attributes  # only the rule's metrics
+
+
+def test_an_unknown_metric_in_a_rules_file_names_the_line() -> None:
+    text = "rules:\n  - name: r\n    metrics: [similarty]\n    candidates: [{model: m}]\n"
+    with pytest.raises(ConfigError, match=r"shadow\.yaml:3: rules\[0\]\.metrics: .*unknown metric 'similarty'"):
+        parse_rules(text, "shadow.yaml")
+
+
+def test_a_cost_budget_falls_back_to_the_shared_price_table() -> None:
+    from otel_shadow.instrumentation.rules import Budget
+
+    budget = Budget(cost_per_hour=1.0, prices={"gpt-4o-mini": {"input": 1.0, "output": 1.0}})
+    assert budget.cost("gpt-4o-mini", 1_000_000, 0) == 1.0  # the rule's own price first
+    assert budget.cost("gpt-4o-2024-08-06", 1_000_000, 1_000_000) == pytest.approx(2.50 + 10.00)  # shipped list price
+    assert budget.cost("no-such-model", 1_000_000, 0) == 0.0
