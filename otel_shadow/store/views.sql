@@ -5,9 +5,10 @@
 CREATE OR REPLACE MACRO hex_trace_id(t) AS replace(CAST(t AS VARCHAR), '-', '');
 CREATE OR REPLACE MACRO hex_span_id(s) AS lpad(lower(to_hex(s)), 16, '0');
 
--- One row per execution (primary, candidate or replicate), duplicates removed. Token counts come
--- from the span itself or, for an experiment wrapping an instrumented LLM call, from its direct
--- GenAI children.
+-- One row per execution (primary, candidate or replicate), duplicates removed. Token counts,
+-- models, operation and provider come from the span itself or, for a span wrapping an
+-- instrumented LLM call (an experiment, or a thin shadow span around an SDK's own GenAI span),
+-- from its direct GenAI children.
 CREATE OR REPLACE VIEW shadow_runs AS
 WITH runs AS (
     SELECT * FROM spans
@@ -21,7 +22,9 @@ child_usage AS (
            sum(gen_ai_usage_input_tokens)  AS input_tokens,
            sum(gen_ai_usage_output_tokens) AS output_tokens,
            min(gen_ai_request_model)       AS request_model,
-           min(gen_ai_response_model)      AS response_model
+           min(gen_ai_response_model)      AS response_model,
+           min(gen_ai_operation_name)      AS operation,
+           min(gen_ai_provider_name)       AS provider
     FROM spans
     WHERE experiment IS NULL AND gen_ai_operation_name IS NOT NULL AND parent_span_id IS NOT NULL
     GROUP BY trace_id, parent_span_id
@@ -43,8 +46,8 @@ SELECT
     r.candidates_dropped,
     r.drop_reasons,
     r.service_name,
-    r.gen_ai_operation_name                                   AS operation,
-    r.gen_ai_provider_name                                    AS provider,
+    coalesce(r.gen_ai_operation_name, u.operation)            AS operation,
+    coalesce(r.gen_ai_provider_name, u.provider)              AS provider,
     coalesce(r.gen_ai_request_model, u.request_model)         AS request_model,
     coalesce(r.gen_ai_response_model, u.response_model)       AS response_model,
     coalesce(r.gen_ai_usage_input_tokens, u.input_tokens)     AS input_tokens,

@@ -136,8 +136,6 @@ async def test_with_the_anthropic_sdks_own_tracing_on_or_off_one_genai_span_per_
 
 
 @pytest.mark.skipif(not ANTHROPIC_TRACES_ITSELF, reason="this anthropic SDK does not trace its own calls")
-@pytest.mark.xfail(strict=True, reason="shadow_runs takes models and tokens from a thin primary's GenAI child, "
-                   "not yet provider and operation (a views.sql change, outside this change's files)")
 def test_with_the_anthropic_sdks_own_tracing_the_primary_row_names_provider_and_operation(
     provider: Any, store_path: Path, scheduler: Scheduler, llm_server: Any
 ) -> None:
