@@ -89,22 +89,43 @@ def _page_sql(
             f"(epoch_ns(p.start_time) > {start_ns} OR (epoch_ns(p.start_time) = {start_ns} AND "
             f"(p.trace_id > {trace} OR (p.trace_id = {trace} AND p.candidate_span_id > {span}))))"
         )
+    # the page's keys first (top-N over the pairs view), then the content of those spans only: the
+    # attributes of every other span are never read or joined
     return f"""
 WITH done AS (
     SELECT trace_id, candidate_span_id, list(DISTINCT scorer_id) AS done
     FROM shadow_scores WHERE scorer_id IN ({ids})
     GROUP BY trace_id, candidate_span_id
 ),
+page AS (
+    SELECT p.experiment, p.trace_id, p.primary_span_id, p.candidate_span_id, p.primary_config_id,
+           p.candidate_config_id, p.candidate_role, epoch_ns(p.start_time) AS start_ns, d.done
+    FROM shadow_pairs p
+    LEFT JOIN done d ON d.trace_id = p.trace_id AND d.candidate_span_id = p.candidate_span_id
+    WHERE {" AND ".join(where)}
+    ORDER BY epoch_ns(p.start_time), p.trace_id, p.candidate_span_id
+    LIMIT {int(limit)}
+),
+wanted AS (
+    SELECT trace_id, primary_span_id AS span_id FROM page
+    UNION SELECT trace_id, candidate_span_id FROM page
+),
+content AS (  -- re-sent copies of a span are identical: any one
+    SELECT s.trace_id, s.span_id, any_value(s.attributes) AS attributes
+    FROM spans s SEMI JOIN wanted w ON s.trace_id = w.trace_id AND s.span_id = w.span_id
+    GROUP BY s.trace_id, s.span_id
+),
 details AS (
-    SELECT trace_id, span_id,
-           max(attributes ->> '$."{A.GEN_AI_INPUT_MESSAGES}"')  AS input_messages,
-           max(attributes ->> '$."{A.GEN_AI_OUTPUT_MESSAGES}"') AS output_messages
-    FROM span_events WHERE name = '{_DETAILS_EVENT}'
-    GROUP BY trace_id, span_id
+    SELECT e.trace_id, e.span_id,
+           max(e.attributes ->> '$."{A.GEN_AI_INPUT_MESSAGES}"')  AS input_messages,
+           max(e.attributes ->> '$."{A.GEN_AI_OUTPUT_MESSAGES}"') AS output_messages
+    FROM span_events e SEMI JOIN wanted w ON e.trace_id = w.trace_id AND e.span_id = w.span_id
+    WHERE e.name = '{_DETAILS_EVENT}'
+    GROUP BY e.trace_id, e.span_id
 )
 SELECT
     p.experiment, hex_trace_id(p.trace_id) AS trace_hex, p.primary_span_id, p.candidate_span_id,
-    p.primary_config_id, p.candidate_config_id, p.candidate_role, epoch_ns(p.start_time) AS start_ns,
+    p.primary_config_id, p.candidate_config_id, p.candidate_role, p.start_ns,
     {_attr("pr", A.SHADOW_INPUT)}                    AS shadow_input,
     {_attr("pr", A.GEN_AI_SYSTEM_INSTRUCTIONS)}      AS system_instructions,
     coalesce({_attr("pr", A.GEN_AI_INPUT_MESSAGES)}, pe.input_messages)   AS input_messages,
@@ -112,16 +133,13 @@ SELECT
     coalesce({_attr("pr", A.GEN_AI_OUTPUT_MESSAGES)}, pe.output_messages) AS primary_messages,
     {_attr("c", A.SHADOW_OUTPUT)}                    AS candidate_output,
     coalesce({_attr("c", A.GEN_AI_OUTPUT_MESSAGES)}, ce.output_messages)  AS candidate_messages,
-    d.done
-FROM shadow_pairs p
-JOIN shadow_runs pr ON pr.trace_id = p.trace_id AND pr.span_id = p.primary_span_id AND pr.role = 'primary'
-JOIN shadow_runs c ON c.trace_id = p.trace_id AND c.span_id = p.candidate_span_id AND c.role = p.candidate_role
+    p.done
+FROM page p
+LEFT JOIN content pr ON pr.trace_id = p.trace_id AND pr.span_id = p.primary_span_id
+LEFT JOIN content c ON c.trace_id = p.trace_id AND c.span_id = p.candidate_span_id
 LEFT JOIN details pe ON pe.trace_id = p.trace_id AND pe.span_id = p.primary_span_id
 LEFT JOIN details ce ON ce.trace_id = p.trace_id AND ce.span_id = p.candidate_span_id
-LEFT JOIN done d ON d.trace_id = p.trace_id AND d.candidate_span_id = p.candidate_span_id
-WHERE {" AND ".join(where)}
-ORDER BY epoch_ns(p.start_time), p.trace_id, p.candidate_span_id
-LIMIT {int(limit)}
+ORDER BY p.start_ns, p.trace_id, p.candidate_span_id
 """
 
 

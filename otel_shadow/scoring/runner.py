@@ -44,7 +44,7 @@ class ScoreOptions:
     experiment: str | None = None
     limit: int | None = None  # pairs to look at, at most
     replicates: bool = True  # also score replicate pairs (the noise floor)
-    page_size: int = 128
+    page_size: int = 256
     batch_size: int = 32  # scores per export (a kill loses at most one batch in flight)
     concurrency: int = 4
     rate: float | None = None  # judge requests per second

@@ -156,7 +156,7 @@ def test_the_anthropic_client_judges_as_well(llm: LLMServer, pairs_db: Any) -> N
     judge = Judge(JudgeConfig(model="sim-judge", provider="anthropic", base_url=llm.anthropic_url))
     summary = run_scoring(str(db), judge=judge)
     assert summary.scored == {"judge": 3} and summary.tokens_spent > 0
-    assert [r["path"] for r in llm.requests] == ["/v1/messages"] * 3
+    assert {r["path"] for r in llm.requests} == {"/v1/messages"} and len(llm.requests) >= 3  # (+ any SDK retry)
     assert _rows(db, "SELECT DISTINCT label, model FROM shadow_scores") == [("win", "sim-judge")]
 
 
