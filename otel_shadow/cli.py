@@ -102,7 +102,8 @@ def sql(sql: str, db: str, fmt: str, token: str | None) -> None:
 @click.option("--min-exact-match-rate", type=float, default=None, help="Optional agreement floor, 0–1.")
 @click.option("--min-coverage", type=float, default=None, help="Optional share of calls shadowed, 0–1.")
 @click.option("--thresholds", "thresholds_file", type=click.Path(dir_okay=False), default=None, help="YAML file of thresholds.")
-@click.option("--check", is_flag=True, help="Exit 1 when any candidate FAILs (for pipelines).")
+@click.option("--fail-on", type=click.Choice(["FAIL", "MARGINAL"]), default=None, help="Exit 1 when any candidate FAILs (FAIL), or is anything but PASS (MARGINAL).")
+@click.option("--check", is_flag=True, help="Same as --fail-on FAIL.")
 @click.option("--token", envvar=OTEL_SHADOW_COLLECTOR_TOKEN, default=None, help="Collector bearer token.")
 def report(
     db: str,
@@ -113,6 +114,7 @@ def report(
     min_exact_match_rate: float | None,
     min_coverage: float | None,
     thresholds_file: str | None,
+    fail_on: str | None,
     check: bool,
     token: str | None,
 ) -> None:
@@ -120,7 +122,7 @@ def report(
 
     Example:
 
-        otel-shadow report --min-pairs 10000 --format json
+        otel-shadow report --min-pairs 10000 --format json --fail-on FAIL
     """
     from .access import open_reader
 
@@ -138,7 +140,7 @@ def report(
     finally:
         reader.close()
     click.echo(text)
-    if check and result.worst == "FAIL":
+    if result.fails_on(fail_on or "FAIL") and (fail_on or check):
         sys.exit(1)
 
 
@@ -166,29 +168,11 @@ def _thresholds(path: str | None, **overrides: Any) -> Any:
 
 
 def _render_report(reader: Any, thresholds: Any, fmt: str) -> tuple[str, Any]:
-    from .analysis import build_report
+    from .analysis import build_report, render_json, render_text
+    from .pricing import load_prices
 
-    result = build_report(lambda q: _as_tuple(reader.query(q)), thresholds)
-    if fmt == "json":
-        return json.dumps([c.to_dict() for c in result.candidates], indent=2, default=str), result
-    if not result.candidates:
-        return "No shadow pairs yet: run an experiment (otel-shadow demo) or send spans to the collector.", result
-    lines = []
-    for c in result.candidates:
-        m = c.metrics
-        lines.append(f"{c.experiment} · candidate {c.candidate_config_id} ({m.get('candidate_model') or '?'}) vs primary {c.primary_config_id} ({m.get('primary_model') or '?'})")
-        lines.append(f"  verdict: {c.verdict}")
-        for gate in c.gates:
-            lines.append(f"    {gate.status:<12} {gate.name:<12} {gate.reason}")
-        lines.append(
-            "  pairs {pairs}  exact match {em}  tokens out (avg) {po} → {co}".format(
-                pairs=m.get("pairs"),
-                em="n/a" if m.get("exact_match_rate") is None else f"{m['exact_match_rate']:.1%}",
-                po="n/a" if m.get("primary_output_tokens_avg") is None else f"{m['primary_output_tokens_avg']:.0f}",
-                co="n/a" if m.get("candidate_output_tokens_avg") is None else f"{m['candidate_output_tokens_avg']:.0f}",
-            )
-        )
-    return "\n".join(lines), result
+    result = build_report(lambda q: _as_tuple(reader.query(q)), thresholds, prices=load_prices())
+    return (render_json(result) if fmt == "json" else render_text(result)), result
 
 
 @cli.command()

@@ -1,18 +1,30 @@
-"""The go/no-go gates, one function each, registered in ``GATES``.
+"""The go/no-go gates: what each one measures, its limit, and the evidence behind it.
 
-Defaults follow the shadow-mode guidance the project started from: candidate p95 latency below
-1.2× production, candidate error rate no higher than production, and enough pairs to judge.
-A gate that misses its threshold by less than its margin is MARGINAL (look closer) rather than
-FAIL. Statistical gates (confidence intervals, noise floors) register here the same way.
+A gate turns one candidate's paired data into an ``Evidence``: an estimate, its standard error on a
+scale where it is close to normal (a difference of rates, the log of a quantile ratio), how many
+observations it rests on, and two lines: ``limit`` (beyond it, the candidate is worse than the
+criterion: an interval entirely beyond it is a FAIL) and ``pass_limit`` (an interval entirely within
+it is a PASS; equal to ``limit`` unless the gate has a tolerance). ``verdict.judge`` turns the
+evidence of every gate into intervals, statuses and sentences.
+
+Defaults are the seeds' criteria, read as non-inferiority margins: candidate p95 latency below
+1.2× production; error rate not above production's (an increase is a FAIL once it is certain, a
+PASS needs the interval to stay within +2 points); exact-match agreement not more than 5 points
+below the replicate noise floor. More than 10,000 pairs is a recommendation, not a gate.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["GATES", "Gate", "GateResult", "Thresholds", "VERDICTS"]
+from ..pricing import PriceTable
+from .data import ArmData, NoiseFloor
+from .stats import paired_proportion_difference, paired_quantile_ratios, two_sample_proportion_difference
+
+__all__ = ["GATES", "Evidence", "Gate", "GateInput", "GateResult", "Thresholds", "VERDICTS"]
 
 VERDICTS = ("PASS", "MARGINAL", "FAIL", "INSUFFICIENT")
 
@@ -21,111 +33,272 @@ VERDICTS = ("PASS", "MARGINAL", "FAIL", "INSUFFICIENT")
 class Thresholds:
     """Every threshold of the gates; each can be set from the CLI or a YAML file."""
 
-    max_p95_ratio: float = 1.2  # candidate p95 / primary p95 must stay below this
-    p95_margin: float = 0.1  # up to max_p95_ratio × (1 + margin) is MARGINAL
-    max_error_rate_increase: float = 0.0  # candidate error rate − primary error rate
-    error_rate_margin: float = 0.01  # up to this much more is MARGINAL
-    min_pairs: int = 100  # fewer compared pairs: INSUFFICIENT
-    min_exact_match_rate: float | None = None  # optional: outputs must agree this often
+    alpha: float = 0.05  # the intervals are 1 − alpha anytime-valid confidence sequences (before Holm)
+    max_p95_ratio: float = 1.2  # candidate p95 / primary p95 limit
+    p95_margin: float = 0.0  # PASS while the interval stays below max_p95_ratio × (1 + margin)
+    max_p50_ratio: float | None = None  # optional: also gate the median
+    max_p99_ratio: float | None = None  # optional: also gate p99
+    max_error_rate_increase: float = 0.0  # candidate − primary error rate: a certain excess FAILs
+    error_rate_margin: float = 0.02  # PASS while the interval stays below the limit + this
+    max_agreement_drop: float = 0.05  # exact-match rate may be this far below the replicate floor
+    min_exact_match_rate: float | None = None  # optional absolute floor (used when no replicates ran)
     min_coverage: float | None = None  # optional: share of calls whose candidates ran
+    min_pairs: int = 100  # fewer compared pairs: INSUFFICIENT (unless a gate already FAILs)
+    recommended_pairs: int = 10_000  # fewer: a note, not a gate (the seeds' "> 10k requests")
+    tuning_pairs: int = 5000  # where the confidence sequence is tightest (valid at every count)
+
+    def __post_init__(self) -> None:
+        from ..errors import ConfigError
+
+        if not 0.0 < self.alpha < 1.0:
+            raise ConfigError(f"threshold alpha={self.alpha} must be between 0 and 1 (e.g. 0.05)")
+        for name in ("max_p95_ratio", "max_p50_ratio", "max_p99_ratio"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ConfigError(f"threshold {name}={value} must be a positive ratio (e.g. 1.2)")
+        if self.tuning_pairs < 1 or self.min_pairs < 0:
+            raise ConfigError("thresholds tuning_pairs must be ≥ 1 and min_pairs ≥ 0")
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> Thresholds:
+        from ..errors import ConfigError
+
         known = set(cls.__dataclass_fields__)
         unknown = set(data) - known
         if unknown:
-            from ..errors import ConfigError
+            raise ConfigError(f"unknown threshold(s) {sorted(unknown)}; known thresholds are {sorted(known)}")
+        try:
+            return cls(**dict(data))
+        except TypeError as exc:
+            raise ConfigError(f"thresholds: {exc}") from exc
 
-            raise ConfigError(
-                f"unknown threshold(s) {sorted(unknown)}; known thresholds are {sorted(known)}"
-            )
-        return cls(**dict(data))
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What a gate measured, before the family decides the level it is judged at."""
+
+    name: str
+    label: str  # how the sentence names it: "p95 latency", "error rate"…
+    scale: str  # "log_ratio" (shown as a ratio), "difference" (rates, in points), "rate", "mean"
+    estimate: float  # on the scale
+    se: float  # standard error on the scale
+    n: int  # observations the estimate rests on
+    limit: float | None  # on the scale; None: reported, not gated
+    pass_limit: float | None
+    worse: int  # +1: higher is worse; −1: lower is worse
+    detail: str = ""  # the raw numbers, in words
+    min_n: int = 1  # fewer observations: INSUFFICIENT
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
 class GateResult:
-    """One gate's finding for one candidate config."""
+    """One gate's finding for one candidate config (see docs/report.md for the JSON)."""
 
     name: str
-    status: str  # PASS, MARGINAL, FAIL, INSUFFICIENT, or SKIP (no data for this gate)
+    status: str  # PASS, MARGINAL, FAIL, INSUFFICIENT, INFO (reported, no limit) or SKIP (no data)
     reason: str
-    value: float | None = None
-    threshold: float | None = None
+    estimate: float | None = None
+    interval: tuple[float, float] | None = None
+    limit: float | None = None
+    pass_limit: float | None = None
+    level: float | None = None  # confidence of the interval (after Holm)
+    p_value: float | None = None  # anytime-valid p-value of "beyond the limit"
+    n: int | None = None
+    unit: str | None = None  # "ratio", "difference", "rate", "mean"
     details: dict[str, Any] = field(default_factory=dict)
 
 
-Gate = Callable[[Mapping[str, Any], Thresholds], GateResult]
+@dataclass(frozen=True, slots=True)
+class GateInput:
+    arm: ArmData
+    floor: NoiseFloor | None
+    coverage: tuple[int, int, int] | None  # primary runs, scheduled, dropped
+    prices: PriceTable | None
 
 
-def _num(row: Mapping[str, Any], key: str) -> float | None:
-    value = row.get(key)
-    return None if value is None else float(value)
+Gate = Callable[[GateInput, Thresholds], list["Evidence | GateResult"]]
 
 
-def pairs_gate(row: Mapping[str, Any], t: Thresholds) -> GateResult:
-    pairs = int(row.get("pairs") or 0)
+def _quantile_guard(q: float) -> int:
+    """Fewer observations than this and the sample q-quantile is the extreme value itself."""
+    return math.ceil(1.96**2 * max(q, 1 - q) / min(q, 1 - q)) + 1
+
+
+def latency_gate(g: GateInput, t: Thresholds) -> list[Evidence | GateResult]:
+    arm = g.arm
+    n = len(arm.primary_ms)
+    if n == 0:
+        return [GateResult("latency_p95", "SKIP", "no pair where both sides succeeded: latency not compared")]
+    out: list[Evidence | GateResult] = []
+    limits = {0.5: (t.max_p50_ratio, 0.0), 0.95: (t.max_p95_ratio, t.p95_margin), 0.99: (t.max_p99_ratio, 0.0)}
+    for r in paired_quantile_ratios(arm.primary_ms, arm.candidate_ms, seed=n):
+        name = f"p{round(r.q * 100)}"
+        limit, margin = limits[r.q]
+        out.append(
+            Evidence(
+                name=f"latency_{name}",
+                label=f"{name} latency",
+                scale="log_ratio",
+                estimate=math.log(r.ratio) if r.ratio > 0 and math.isfinite(r.ratio) else 0.0,
+                se=r.log_se,
+                n=n,
+                limit=None if limit is None else math.log(limit),
+                pass_limit=None if limit is None else math.log(limit * (1 + margin)),
+                worse=+1,
+                detail=f"candidate {r.candidate:.1f} ms vs primary {r.primary:.1f} ms, {n:,} pairs where both succeeded",
+                min_n=_quantile_guard(r.q),
+                details={"primary_ms": r.primary, "candidate_ms": r.candidate, "bootstrap_95": list(r.interval)},
+            )
+        )
+    return out
+
+
+def error_rate_gate(g: GateInput, t: Thresholds) -> list[Evidence | GateResult]:
+    arm = g.arm
+    if arm.judged == 0:
+        return [GateResult("error_rate", "SKIP", "no finished executions to compare error rates")]
+    estimate, se = paired_proportion_difference(arm.only_candidate_errors, arm.only_primary_errors, arm.judged)
+    pc, pp = arm.candidate_errors / arm.judged, arm.primary_errors / arm.judged
+    return [
+        Evidence(
+            name="error_rate",
+            label="error rate",
+            scale="difference",
+            estimate=estimate,
+            se=se,
+            n=arm.judged,
+            limit=t.max_error_rate_increase,
+            pass_limit=t.max_error_rate_increase + t.error_rate_margin,
+            worse=+1,
+            detail=f"candidate {pc:.1%} vs primary {pp:.1%} over {arm.judged:,} pairs",
+            details={
+                "candidate_error_rate": pc,
+                "primary_error_rate": pp,
+                "only_candidate_errors": arm.only_candidate_errors,
+                "only_primary_errors": arm.only_primary_errors,
+                "both_errors": arm.both_errors,
+            },
+        )
+    ]
+
+
+def agreement_gate(g: GateInput, t: Thresholds) -> list[Evidence | GateResult]:
+    """Exact-match agreement, read against the noise floor (the primary config against itself)."""
+    arm, floor = g.arm, g.floor
+    if arm.compared == 0:
+        return [GateResult("agreement", "SKIP", "no pair where both sides succeeded with an output: agreement not compared")]
+    rate = arm.matches / arm.compared
+    if floor is not None and floor.compared > 0:
+        floor_rate = floor.matches / floor.compared
+        estimate, se = two_sample_proportion_difference(arm.matches, arm.compared, floor.matches, floor.compared)
+        return [
+            Evidence(
+                name="agreement",
+                label="exact match vs the noise floor",
+                scale="difference",
+                estimate=estimate,
+                se=se,
+                n=min(arm.compared, floor.compared),
+                limit=-t.max_agreement_drop,
+                pass_limit=-t.max_agreement_drop,
+                worse=-1,
+                detail=(
+                    f"candidate–primary {rate:.1%} of {arm.compared:,} vs replicate–primary {floor_rate:.1%} "
+                    f"of {floor.compared:,}"
+                ),
+                details={"candidate_rate": rate, "floor_rate": floor_rate, "floor_compared": floor.compared},
+            )
+        ]
+    smoothed = (arm.matches + 0.5) / (arm.compared + 1)
+    limit = t.min_exact_match_rate
+    return [
+        Evidence(
+            name="agreement",
+            label="exact match",
+            scale="rate",
+            estimate=rate,
+            se=math.sqrt(smoothed * (1 - smoothed) / arm.compared),
+            n=arm.compared,
+            limit=limit,
+            pass_limit=limit,
+            worse=-1,
+            detail=(
+                f"{arm.matches:,} of {arm.compared:,}; no replicates ran, so no noise floor "
+                "(set replicate_rate to read agreement against the primary's own)"
+            ),
+            details={"candidate_rate": rate},
+        )
+    ]
+
+
+def _cost_or_tokens(g: GateInput) -> tuple[str, dict[str, float]] | None:
+    """Weights of (pi, po, ci, co) for the cost difference, or for total tokens without prices."""
+    arm = g.arm
+    if g.prices is not None:
+        cp, pp = g.prices.price(arm.candidate_model), g.prices.price(arm.primary_model)
+        if cp is not None and pp is not None:
+            return "cost per call (USD)", {"pi": -pp.input / 1e6, "po": -pp.output / 1e6, "ci": cp.input / 1e6, "co": cp.output / 1e6}
+    return "tokens per call", {"pi": -1.0, "po": -1.0, "ci": 1.0, "co": 1.0}
+
+
+def cost_gate(g: GateInput, t: Thresholds) -> list[Evidence | GateResult]:
+    """Reported, not gated: the candidate's cost (or tokens) per call minus the primary's, paired."""
+    arm = g.arm
+    found = _cost_or_tokens(g)
+    if arm.token_pairs < 2 or found is None or any(v is None for v in arm.token_means.values()):
+        return [GateResult("cost", "SKIP", "no token counts on both sides")]
+    label, w = found
+    mean = sum(w[a] * float(arm.token_means[a] or 0.0) for a in w)
+    keys = list(w)
+    variance = 0.0
+    for i, a in enumerate(keys):
+        for b in keys[i:]:
+            cov = float(arm.token_cov.get((a, b)) or 0.0)
+            variance += (1 if a == b else 2) * w[a] * w[b] * cov
+    se = math.sqrt(max(variance, 0.0) / arm.token_pairs)
+    base = -(w["pi"] * float(arm.token_means["pi"] or 0.0) + w["po"] * float(arm.token_means["po"] or 0.0))
+    return [
+        Evidence(
+            name="cost",
+            label=f"{label} difference",
+            scale="mean",
+            estimate=mean,
+            se=se,
+            n=arm.token_pairs,
+            limit=None,
+            pass_limit=None,
+            worse=+1,
+            detail=f"primary {base:.4g} per call, {arm.token_pairs:,} pairs with token counts",
+            details={"unit": label, "primary_mean": base},
+        )
+    ]
+
+
+def pairs_gate(g: GateInput, t: Thresholds) -> list[Evidence | GateResult]:
+    pairs = g.arm.pairs
     if pairs < t.min_pairs:
-        return GateResult("pairs", "INSUFFICIENT", f"{pairs} pairs compared, {t.min_pairs} needed", pairs, t.min_pairs)
-    return GateResult("pairs", "PASS", f"{pairs} pairs compared (≥ {t.min_pairs})", pairs, t.min_pairs)
+        return [GateResult("pairs", "INSUFFICIENT", f"{pairs:,} pairs compared, {t.min_pairs:,} needed", float(pairs), limit=t.min_pairs, n=pairs)]
+    return [GateResult("pairs", "PASS", f"{pairs:,} pairs compared (≥ {t.min_pairs:,})", float(pairs), limit=t.min_pairs, n=pairs)]
 
 
-def latency_gate(row: Mapping[str, Any], t: Thresholds) -> GateResult:
-    primary, candidate = _num(row, "primary_p95_ms"), _num(row, "candidate_p95_ms")
-    if not primary or candidate is None:
-        return GateResult("latency_p95", "SKIP", "no successful executions on one side to compare latency")
-    ratio = candidate / primary
-    text = f"p95 latency {candidate:.1f} ms vs {primary:.1f} ms ({ratio:.2f}×, limit {t.max_p95_ratio:.2f}×)"
-    if ratio < t.max_p95_ratio:
-        status = "PASS"
-    elif ratio < t.max_p95_ratio * (1 + t.p95_margin):
-        status = "MARGINAL"
-    else:
-        status = "FAIL"
-    return GateResult("latency_p95", status, text, ratio, t.max_p95_ratio)
-
-
-def error_rate_gate(row: Mapping[str, Any], t: Thresholds) -> GateResult:
-    primary, candidate = _num(row, "primary_error_rate"), _num(row, "candidate_error_rate")
-    if primary is None or candidate is None:
-        return GateResult("error_rate", "SKIP", "no executions to compare error rates")
-    increase = candidate - primary
-    text = f"error rate {candidate:.2%} vs {primary:.2%} ({increase:+.2%}, limit {t.max_error_rate_increase:+.2%})"
-    if increase <= t.max_error_rate_increase:
-        status = "PASS"
-    elif increase <= t.max_error_rate_increase + t.error_rate_margin:
-        status = "MARGINAL"
-    else:
-        status = "FAIL"
-    return GateResult("error_rate", status, text, increase, t.max_error_rate_increase)
-
-
-def exact_match_gate(row: Mapping[str, Any], t: Thresholds) -> GateResult:
-    rate = _num(row, "exact_match_rate")
-    if t.min_exact_match_rate is None:
-        shown = "n/a" if rate is None else f"{rate:.1%}"
-        return GateResult("exact_match", "SKIP", f"exact-match rate {shown} (no threshold set)", rate)
-    if rate is None:
-        return GateResult("exact_match", "SKIP", "no pair where both sides succeeded")
-    status = "PASS" if rate >= t.min_exact_match_rate else "FAIL"
-    return GateResult(
-        "exact_match", status, f"exact-match rate {rate:.1%} (minimum {t.min_exact_match_rate:.1%})", rate, t.min_exact_match_rate
-    )
-
-
-def coverage_gate(row: Mapping[str, Any], t: Thresholds) -> GateResult:
-    coverage = _num(row, "coverage")
-    scheduled, dropped = row.get("scheduled") or 0, row.get("dropped") or 0
-    text = f"candidates ran for {scheduled} calls, {dropped} dropped (sampling, queue, budget)"
+def coverage_gate(g: GateInput, t: Thresholds) -> list[Evidence | GateResult]:
+    if g.coverage is None:
+        return [GateResult("coverage", "SKIP", "no primary executions recorded")]
+    _, scheduled, dropped = g.coverage
+    coverage = scheduled / (scheduled + dropped) if scheduled + dropped else None
+    text = f"candidates ran for {scheduled:,} calls, {dropped:,} dropped (sampling, queue, budget)"
     if t.min_coverage is None or coverage is None:
-        return GateResult("coverage", "SKIP", text, coverage)
+        return [GateResult("coverage", "INFO", text, coverage)]
     status = "PASS" if coverage >= t.min_coverage else "FAIL"
-    return GateResult("coverage", status, f"{text}: coverage {coverage:.1%} (minimum {t.min_coverage:.1%})", coverage, t.min_coverage)
+    return [GateResult("coverage", status, f"{text}: coverage {coverage:.1%}, minimum {t.min_coverage:.1%}", coverage, limit=t.min_coverage)]
 
 
 GATES: dict[str, Gate] = {
     "pairs": pairs_gate,
-    "latency_p95": latency_gate,
+    "latency": latency_gate,
     "error_rate": error_rate_gate,
-    "exact_match": exact_match_gate,
+    "agreement": agreement_gate,
+    "cost": cost_gate,
     "coverage": coverage_gate,
 }

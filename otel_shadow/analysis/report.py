@@ -1,22 +1,37 @@
-"""The report: for each experiment × candidate config, the metrics, the gates and a verdict.
+"""The report: for each experiment × candidate config, the gates, their intervals and a verdict.
 
 ``build_report(query)`` takes a function that runs read-only SQL (a local ``Store.query`` or the
-collector's SQL endpoint) and returns a ``Report``, a plain value that renders as JSON for
-pipelines or as a table for people.
+collector's SQL endpoint) and returns a ``Report``, a plain value. ``Report.to_dict()`` is the JSON
+that ``otel-shadow report --format json`` prints (its schema is documented in docs/report.md and
+versioned by ``SCHEMA``); ``otel_shadow.analysis.render`` turns it into text for people.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .gates import GATES, GateResult, Thresholds
+from ..pricing import PriceTable
+from .data import ArmData, Query, read_arms, read_coverage, read_noise_floor
+from .gates import GATES, Gate, GateInput, GateResult, Thresholds
+from .verdict import SEVERITY, judge, verdict_of, worth_promoting
 
-__all__ = ["CandidateReport", "Report", "build_report", "verdict_of"]
+__all__ = ["SCHEMA", "CandidateReport", "Report", "build_report"]
 
-SUMMARY_SQL = "SELECT * FROM shadow_summary ORDER BY experiment, candidate_config_id"
+SCHEMA = "otel-shadow.report/2"
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: non-finite floats become None, tuples lists."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,9 +45,17 @@ class CandidateReport:
     reasons: list[str]
     metrics: dict[str, Any]
     gates: list[GateResult]
+    notes: list[str] = field(default_factory=list)
+    promote: list[str] = field(default_factory=list)  # why a PASS is also worth promoting
+
+    @property
+    def worth_promoting(self) -> bool:
+        return bool(self.promote)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        out["worth_promoting"] = self.worth_promoting
+        return _clean(out)  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,61 +64,101 @@ class Report:
     thresholds: Thresholds
 
     def to_dict(self) -> dict[str, Any]:
-        return {"thresholds": asdict(self.thresholds), "candidates": [c.to_dict() for c in self.candidates]}
+        return {
+            "schema": SCHEMA,
+            "verdict": self.worst,
+            "thresholds": asdict(self.thresholds),
+            "candidates": [c.to_dict() for c in self.candidates],
+        }
 
     @property
     def worst(self) -> str | None:
-        order = {"FAIL": 0, "INSUFFICIENT": 1, "MARGINAL": 2, "PASS": 3}
-        return min((c.verdict for c in self.candidates), key=order.__getitem__, default=None)
+        """The worst verdict over all candidates (FAIL < MARGINAL < INSUFFICIENT < PASS)."""
+        return min((c.verdict for c in self.candidates), key=SEVERITY.__getitem__, default=None)
+
+    def fails_on(self, level: str) -> bool:
+        """True when some candidate is at ``level`` or worse (``FAIL``: a FAIL; ``MARGINAL``: anything but PASS)."""
+        if level not in ("FAIL", "MARGINAL"):
+            raise ValueError(f"fail-on level {level!r} must be FAIL or MARGINAL")
+        worst = self.worst
+        if worst is None:
+            return False
+        return worst == "FAIL" if level == "FAIL" else worst != "PASS"
 
 
-def verdict_of(gates: list[GateResult]) -> str:
-    statuses = {g.status for g in gates}
-    if "INSUFFICIENT" in statuses:
-        return "INSUFFICIENT"
-    if "FAIL" in statuses:
-        return "FAIL"
-    if "MARGINAL" in statuses:
-        return "MARGINAL"
-    return "PASS"
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, _dt.datetime | _dt.date):
-        return value.isoformat()
-    if isinstance(value, float) and value != value:  # NaN
-        return None
-    return value
+def _metrics(arm: ArmData, coverage: tuple[int, int, int] | None, gates: list[GateResult]) -> dict[str, Any]:
+    m: dict[str, Any] = {
+        "candidate_model": arm.candidate_model,
+        "primary_model": arm.primary_model,
+        "pairs": arm.pairs,
+        "judged_pairs": arm.judged,
+        "both_ok_pairs": len(arm.primary_ms),
+        "primary_error_rate": arm.primary_errors / arm.judged if arm.judged else None,
+        "candidate_error_rate": arm.candidate_errors / arm.judged if arm.judged else None,
+        "exact_match_rate": arm.matches / arm.compared if arm.compared else None,
+        "first_pair_at": arm.first_pair_at,
+        "last_pair_at": arm.last_pair_at,
+    }
+    for key, alias in (("primary_input_tokens_avg", "pi"), ("primary_output_tokens_avg", "po"),
+                       ("candidate_input_tokens_avg", "ci"), ("candidate_output_tokens_avg", "co")):
+        m[key] = arm.token_means.get(alias)
+    for g in gates:
+        if g.name.startswith("latency_p") and g.details:
+            q = g.name.removeprefix("latency_")
+            m[f"primary_{q}_ms"] = g.details.get("primary_ms")
+            m[f"candidate_{q}_ms"] = g.details.get("candidate_ms")
+            m[f"{q}_ratio"] = g.estimate
+        if g.name == "agreement" and "floor_rate" in g.details:
+            m["noise_floor_exact_match_rate"] = g.details["floor_rate"]
+    if coverage is not None:
+        primary_runs, scheduled, dropped = coverage
+        m.update(primary_runs=primary_runs, scheduled=scheduled, dropped=dropped,
+                 coverage=scheduled / (scheduled + dropped) if scheduled + dropped else None)
+    return m
 
 
 def build_report(
-    query: Callable[[str], tuple[list[str], list[tuple[Any, ...]]]],
+    query: Query,
     thresholds: Thresholds | None = None,
-    gates: Mapping[str, Any] | None = None,
+    gates: Mapping[str, Gate] | None = None,
+    prices: PriceTable | None = None,
 ) -> Report:
-    """Run the summary query and judge every candidate config."""
+    """Read every candidate's pairs through ``query`` and judge it (replicates are its noise floor)."""
     thresholds = thresholds or Thresholds()
     gates = gates or GATES
-    columns, rows = query(SUMMARY_SQL)
+    arms = read_arms(query)
+    coverage = read_coverage(query)
+    floors = read_noise_floor(query)
     out = []
-    for values in rows:
-        row = {c: _plain(v) for c, v in zip(columns, values)}
-        results = [gate(row, thresholds) for gate in gates.values()]
+    for arm in arms:
+        if arm.role != "candidate":
+            continue  # replicates are the floor, read through shadow_noise_floor
+        floor = floors.get((arm.experiment, arm.primary_config_id or ""))
+        given = GateInput(arm, floor, coverage.get(arm.experiment), prices)
+        findings = [f for gate in gates.values() for f in gate(given, thresholds)]
+        results = judge(findings, thresholds)
         verdict = verdict_of(results)
-        reasons = [g.reason for g in results if g.status in ("FAIL", "MARGINAL", "INSUFFICIENT")]
-        if not reasons:
-            reasons = [g.reason for g in results if g.status == "PASS"]
-        if row.get("primary_p95_ms") and row.get("candidate_p95_ms") is not None:
-            row["p95_ratio"] = row["candidate_p95_ms"] / row["primary_p95_ms"]
+        wanted = {"FAIL": ("FAIL",), "INSUFFICIENT": ("INSUFFICIENT", "FAIL"), "MARGINAL": ("MARGINAL",)}.get(verdict, ("PASS",))
+        reasons = [g.reason for g in results if g.status in wanted]
+        notes = []
+        if arm.pairs < thresholds.recommended_pairs:
+            notes.append(
+                f"{arm.pairs:,} pairs so far; {thresholds.recommended_pairs:,} are recommended before a rollout "
+                "(the intervals already account for the smaller sample)"
+            )
+        if floor is None:
+            notes.append("no replicates: agreement is not read against a noise floor (set replicate_rate)")
         out.append(
             CandidateReport(
-                experiment=row["experiment"],
-                candidate_config_id=row["candidate_config_id"],
-                primary_config_id=row.get("primary_config_id"),
+                experiment=arm.experiment,
+                candidate_config_id=arm.config_id,
+                primary_config_id=arm.primary_config_id,
                 verdict=verdict,
                 reasons=reasons,
-                metrics={k: v for k, v in row.items() if k not in ("experiment", "candidate_config_id")},
+                metrics=_metrics(arm, coverage.get(arm.experiment), results),
                 gates=results,
+                notes=notes,
+                promote=worth_promoting(verdict, results),
             )
         )
     return Report(out, thresholds)

@@ -164,6 +164,21 @@ SELECT
 FROM agg a
 LEFT JOIN shadow_coverage c ON c.experiment = a.experiment;
 
+-- Per experiment × primary config: how often the primary config agrees with itself (its replicates
+-- against the primary they shadowed): the noise floor every candidate's agreement is read against.
+CREATE OR REPLACE VIEW shadow_noise_floor AS
+SELECT
+    experiment,
+    primary_config_id,
+    count(*)                                                                       AS replicate_pairs,
+    count(output_match)                                                            AS compared,
+    count(*) FILTER (WHERE output_match)                                           AS matches,
+    avg(CASE WHEN output_match THEN 1.0 WHEN NOT output_match THEN 0.0 END)        AS exact_match_rate,
+    avg(CASE candidate_outcome WHEN 'ok' THEN 0.0 WHEN 'cancelled' THEN NULL ELSE 1.0 END) AS replicate_error_rate
+FROM shadow_pairs
+WHERE candidate_role = 'replicate'
+GROUP BY experiment, primary_config_id;
+
 -- One row per compared pair × comparison metric: the shadow.metric.* attributes the candidate's
 -- (or replicate's) worker recorded against its primary's output. Booleans read as 1.0 / 0.0.
 CREATE OR REPLACE VIEW shadow_metrics AS

@@ -1,0 +1,159 @@
+"""What the analysis reads from the store: per-arm counts and the paired latencies, through the views.
+
+Everything goes through a query function (``sql -> (columns, rows)``), so the same analysis runs on
+a local file, through a running collector, or on another engine with the same views. Counts are
+aggregated in SQL; only the latencies of pairs where both sides succeeded come back one by one, as
+two aligned lists per experiment × config (one row, not one row per pair: a million pairs cost two
+lists of floats, not a million tuples).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["ArmData", "NoiseFloor", "Query", "read_arms", "read_coverage", "read_noise_floor"]
+
+Query = Callable[[str], tuple[list[str], list[tuple[Any, ...]]]]
+
+_JUDGED = "primary_outcome <> 'cancelled' AND candidate_outcome <> 'cancelled'"
+_BOTH_OK = "primary_outcome = 'ok' AND candidate_outcome = 'ok'"
+_TOKENS = ("primary_input_tokens", "primary_output_tokens", "candidate_input_tokens", "candidate_output_tokens")
+_TOKEN_ALIASES = ("pi", "po", "ci", "co")
+_TOKENS_COMPLETE = " AND ".join(f"{t} IS NOT NULL" for t in _TOKENS)
+# means and covariances of the four token counts over pairs that have all four: enough to judge
+# any linear combination of them (total tokens, or cost at per-model prices) without per-pair rows
+_COVARIANCES = ", ".join(
+    f"covar_samp({a}, {b}) FILTER (WHERE {_TOKENS_COMPLETE}) AS cov_{x}_{y}"
+    for i, (a, x) in enumerate(zip(_TOKENS, _TOKEN_ALIASES))
+    for b, y in list(zip(_TOKENS, _TOKEN_ALIASES))[i:]
+)
+
+# One row per experiment × config × role ('candidate' or 'replicate'). Error counts leave out
+# cancelled executions (cut short by shutdown or the user: no verdict on the config).
+ARMS_SQL = f"""
+SELECT
+    experiment,
+    candidate_config_id,
+    candidate_role,
+    min(primary_config_id)                                                          AS primary_config_id,
+    min(candidate_model)                                                            AS candidate_model,
+    min(primary_model)                                                              AS primary_model,
+    count(*)                                                                        AS pairs,
+    count(*) FILTER (WHERE {_JUDGED})                                               AS judged,
+    count(*) FILTER (WHERE {_JUDGED} AND candidate_outcome <> 'ok' AND primary_outcome = 'ok')  AS only_candidate_errors,
+    count(*) FILTER (WHERE {_JUDGED} AND candidate_outcome = 'ok' AND primary_outcome <> 'ok')  AS only_primary_errors,
+    count(*) FILTER (WHERE {_JUDGED} AND candidate_outcome <> 'ok' AND primary_outcome <> 'ok') AS both_errors,
+    count(output_match)                                                             AS compared,
+    count(*) FILTER (WHERE output_match)                                            AS matches,
+    count(*) FILTER (WHERE {_TOKENS_COMPLETE})                                      AS token_pairs,
+    {", ".join(f"avg({t}) FILTER (WHERE {_TOKENS_COMPLETE}) AS mean_{a}" for t, a in zip(_TOKENS, _TOKEN_ALIASES))},
+    {_COVARIANCES},
+    min(start_time)                                                                 AS first_pair_at,
+    max(start_time)                                                                 AS last_pair_at,
+    list(primary_duration_ms ORDER BY start_time, candidate_span_id) FILTER (WHERE {_BOTH_OK})   AS primary_ms,
+    list(candidate_duration_ms ORDER BY start_time, candidate_span_id) FILTER (WHERE {_BOTH_OK}) AS candidate_ms
+FROM shadow_pairs
+GROUP BY experiment, candidate_config_id, candidate_role
+ORDER BY experiment, candidate_config_id, candidate_role
+"""
+
+COVERAGE_SQL = "SELECT experiment, primary_runs, scheduled, dropped FROM shadow_coverage"
+NOISE_FLOOR_SQL = (
+    "SELECT experiment, primary_config_id, replicate_pairs, compared, matches FROM shadow_noise_floor"
+)
+
+
+@dataclass(slots=True)
+class ArmData:
+    """One candidate (or replicate) config of one experiment against its primary."""
+
+    experiment: str
+    config_id: str
+    role: str
+    primary_config_id: str | None
+    candidate_model: str | None
+    primary_model: str | None
+    pairs: int
+    judged: int
+    only_candidate_errors: int
+    only_primary_errors: int
+    both_errors: int
+    compared: int
+    matches: int
+    token_pairs: int
+    token_means: dict[str, float | None]
+    token_cov: dict[tuple[str, str], float | None]
+    first_pair_at: Any
+    last_pair_at: Any
+    primary_ms: np.ndarray = field(repr=False)
+    candidate_ms: np.ndarray = field(repr=False)
+
+    @property
+    def primary_errors(self) -> int:
+        return self.only_primary_errors + self.both_errors
+
+    @property
+    def candidate_errors(self) -> int:
+        return self.only_candidate_errors + self.both_errors
+
+
+@dataclass(frozen=True, slots=True)
+class NoiseFloor:
+    replicate_pairs: int
+    compared: int
+    matches: int
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, _dt.datetime | _dt.date) else value
+
+
+def read_arms(query: Query) -> list[ArmData]:
+    columns, rows = query(ARMS_SQL)
+    out = []
+    for values in rows:
+        r = dict(zip(columns, values))
+        out.append(
+            ArmData(
+                experiment=r["experiment"],
+                config_id=r["candidate_config_id"],
+                role=r["candidate_role"],
+                primary_config_id=r["primary_config_id"],
+                candidate_model=r["candidate_model"],
+                primary_model=r["primary_model"],
+                pairs=int(r["pairs"]),
+                judged=int(r["judged"]),
+                only_candidate_errors=int(r["only_candidate_errors"]),
+                only_primary_errors=int(r["only_primary_errors"]),
+                both_errors=int(r["both_errors"]),
+                compared=int(r["compared"]),
+                matches=int(r["matches"]),
+                token_pairs=int(r["token_pairs"]),
+                token_means={a: r[f"mean_{a}"] for a in _TOKEN_ALIASES},
+                token_cov={
+                    (x, y): r[f"cov_{x}_{y}"]
+                    for i, x in enumerate(_TOKEN_ALIASES)
+                    for y in _TOKEN_ALIASES[i:]
+                },
+                first_pair_at=_iso(r["first_pair_at"]),
+                last_pair_at=_iso(r["last_pair_at"]),
+                primary_ms=np.asarray(r["primary_ms"] or [], dtype=float),
+                candidate_ms=np.asarray(r["candidate_ms"] or [], dtype=float),
+            )
+        )
+    return out
+
+
+def read_coverage(query: Query) -> dict[str, tuple[int, int, int]]:
+    columns, rows = query(COVERAGE_SQL)
+    return {r[0]: (int(r[1] or 0), int(r[2] or 0), int(r[3] or 0)) for r in rows}
+
+
+def read_noise_floor(query: Query) -> dict[tuple[str, str], NoiseFloor]:
+    columns, rows = query(NOISE_FLOOR_SQL)
+    return {(r[0], r[1]): NoiseFloor(int(r[2]), int(r[3]), int(r[4])) for r in rows}
