@@ -57,12 +57,18 @@ def test_db_from_the_environment(db: Path) -> None:
 
 def test_report_json_for_pipelines_and_check_exit_code(db: Path) -> None:
     out = run("report", "--db", str(db), "--format", "json")
-    (candidate,) = json.loads(out.stdout)
-    assert {"experiment", "candidate_config_id", "verdict", "reasons", "metrics"} <= set(candidate)
+    report = json.loads(out.stdout)
+    assert report["schema"] == "otel-shadow.report/2" and report["verdict"] == "FAIL"
+    (candidate,) = report["candidates"]
+    assert {"experiment", "candidate_config_id", "verdict", "reasons", "metrics", "gates"} <= set(candidate)
     assert candidate["verdict"] == "FAIL"  # half the candidates take 30 ms vs 10 ms
     assert candidate["metrics"]["pairs"] == 150
+    assert run("report", "--db", str(db)).returncode == 0  # no exit code without --fail-on
     assert run("report", "--db", str(db), "--check").returncode == 1
+    assert run("report", "--db", str(db), "--fail-on", "FAIL").returncode == 1
     assert run("report", "--db", str(db), "--check", "--max-p95-ratio", "5").returncode == 0
+    # 150 error-free pairs cannot yet show the error rate within +2 points: MARGINAL, not PASS
+    assert run("report", "--db", str(db), "--fail-on", "MARGINAL", "--max-p95-ratio", "5").returncode == 1
 
 
 def test_errors_are_one_line_without_traceback(tmp_path: Path, db: Path) -> None:

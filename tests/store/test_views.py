@@ -87,3 +87,16 @@ def test_summary_metrics_match_a_direct_computation(tmp_path: Path) -> None:
     assert r["primary_p95_ms"] == pytest.approx(np.percentile(primary_ms, 95), rel=1e-6)
     assert r["candidate_p95_ms"] == pytest.approx(np.percentile(candidate_ms[ok], 95), rel=1e-6)
     assert r["primary_output_tokens_avg"] == 20 and r["candidate_output_tokens_avg"] == 30
+
+
+def test_noise_floor_counts_replicates_against_their_primary(tmp_path: Path) -> None:
+    from ..analysis.helpers import write_pairs
+
+    n = 200
+    differs = np.arange(n) % 4 == 0
+    write_pairs(tmp_path / "s.duckdb", np.full(n, 10.0), np.full(n, 12.0), replicate_differs=differs)
+    with Store.open(tmp_path / "s.duckdb", read_only=True) as store:
+        rows = store.query("SELECT experiment, primary_config_id, replicate_pairs, compared, matches, exact_match_rate, replicate_error_rate FROM shadow_noise_floor").rows
+        (summary_pairs,) = store.query("SELECT pairs FROM shadow_summary").rows[0]
+    assert rows == [("exp", "P", 200, 200, 150, 0.75, 0.0)]
+    assert summary_pairs == 200  # replicates are not counted as candidate pairs

@@ -1,0 +1,151 @@
+"""The verdict, end to end: simulated pairs written through the real writer, judged by the real report."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from otel_shadow.analysis import SCHEMA, Thresholds, render_json, render_text
+from otel_shadow.errors import ConfigError
+
+from .helpers import lognormal_pairs, report_of, write_pairs
+
+
+def gate(candidate: object, name: str) -> object:
+    return next(g for g in candidate.gates if g.name == name)  # type: ignore[attr-defined]
+
+
+def test_a_blatant_failure_on_few_pairs_is_a_fail_not_insufficient(tmp_path: Path) -> None:
+    n = 99
+    p, c = lognormal_pairs(n, seed=1)
+    errors = np.arange(n) % 2 == 0  # half the candidate's calls fail
+    write_pairs(tmp_path / "s.duckdb", p, c, candidate_error=errors)
+    report = report_of(tmp_path / "s.duckdb")
+    (candidate,) = report.candidates
+    assert candidate.verdict == "FAIL"
+    assert gate(candidate, "error_rate").status == "FAIL"
+    assert gate(candidate, "pairs").status == "INSUFFICIENT"
+    assert report.fails_on("FAIL")
+
+
+def test_few_clean_pairs_are_insufficient(tmp_path: Path) -> None:
+    p, c = lognormal_pairs(60, seed=2)
+    write_pairs(tmp_path / "s.duckdb", p, c)
+    (candidate,) = report_of(tmp_path / "s.duckdb").candidates
+    assert candidate.verdict == "INSUFFICIENT"
+    assert any("60 pairs compared, 100 needed" in r for r in candidate.reasons)
+
+
+def test_identical_configs_pass_and_a_slower_candidate_fails(tmp_path: Path) -> None:
+    p, c = lognormal_pairs(3000, seed=3)
+    write_pairs(tmp_path / "same.duckdb", p, c)
+    (same,) = report_of(tmp_path / "same.duckdb").candidates
+    assert same.verdict == "PASS", same.reasons
+    p, c = lognormal_pairs(3000, seed=4, slowdown=1.4)
+    write_pairs(tmp_path / "slow.duckdb", p, c)
+    (slow,) = report_of(tmp_path / "slow.duckdb").candidates
+    assert slow.verdict == "FAIL"
+    p95 = gate(slow, "latency_p95")
+    assert p95.status == "FAIL" and p95.interval[0] > 1.2 and p95.limit == pytest.approx(1.2)
+    # the reason is a sentence with its interval and its limit
+    assert re.fullmatch(r"p95 latency \+\d+% \[\+\d+%, \+\d+%\], limit \+20% \(.*\)", p95.reason), p95.reason
+
+
+def test_a_faster_candidate_is_worth_promoting(tmp_path: Path) -> None:
+    p, c = lognormal_pairs(3000, seed=5, slowdown=0.7)
+    write_pairs(tmp_path / "s.duckdb", p, c)
+    (candidate,) = report_of(tmp_path / "s.duckdb").candidates
+    assert candidate.verdict == "PASS" and candidate.worth_promoting
+    assert any(line.startswith("faster: p95 latency -") for line in candidate.promote), candidate.promote
+
+
+def test_agreement_is_judged_against_the_replicate_noise_floor(tmp_path: Path) -> None:
+    n = 2000
+    rng = np.random.default_rng(6)
+    p, c = lognormal_pairs(n, seed=6)
+    # the primary config disagrees with itself 40% of the time (temperature > 0): a candidate that
+    # disagrees as often has not regressed, even though 60% agreement is far from 1.0
+    write_pairs(tmp_path / "noisy.duckdb", p, c, candidate_differs=rng.random(n) < 0.4, replicate_differs=rng.random(n) < 0.4)
+    (noisy,) = report_of(tmp_path / "noisy.duckdb").candidates
+    agreement = gate(noisy, "agreement")
+    assert agreement.status == "PASS" and noisy.verdict == "PASS", noisy.reasons
+    assert agreement.details["floor_rate"] == pytest.approx(0.6, abs=0.05)
+    assert noisy.metrics["noise_floor_exact_match_rate"] == agreement.details["floor_rate"]
+    write_pairs(tmp_path / "worse.duckdb", p, c, candidate_differs=rng.random(n) < 0.7, replicate_differs=rng.random(n) < 0.4)
+    (worse,) = report_of(tmp_path / "worse.duckdb").candidates
+    assert gate(worse, "agreement").status == "FAIL" and worse.verdict == "FAIL"
+    assert "noise floor" in gate(worse, "agreement").reason
+
+
+def test_without_replicates_agreement_is_reported_not_gated(tmp_path: Path) -> None:
+    p, c = lognormal_pairs(500, seed=7)
+    write_pairs(tmp_path / "s.duckdb", p, c, candidate_differs=np.arange(500) % 2 == 0)
+    (candidate,) = report_of(tmp_path / "s.duckdb").candidates
+    assert gate(candidate, "agreement").status == "INFO"
+    assert any("replicate_rate" in note for note in candidate.notes)
+    (strict,) = report_of(tmp_path / "s.duckdb", Thresholds(min_exact_match_rate=0.9)).candidates
+    assert gate(strict, "agreement").status == "FAIL"
+
+
+def test_cancelled_executions_are_no_error(tmp_path: Path) -> None:
+    from otel_shadow.store import Store, Writer
+
+    from ..store.otlp import pair, request
+
+    spans = []
+    for i in range(300):
+        spans += pair(candidate_outcome="cancelled" if i % 2 else "ok")
+    with Store.open(tmp_path / "s.duckdb") as store:
+        Writer(store).write(request(*spans))
+    (candidate,) = report_of(tmp_path / "s.duckdb").candidates
+    assert candidate.metrics["candidate_error_rate"] == 0.0 and candidate.metrics["judged_pairs"] == 150
+
+
+def test_json_is_the_documented_schema(tmp_path: Path) -> None:
+    p, c = lognormal_pairs(400, seed=8, slowdown=2.0)
+    write_pairs(tmp_path / "s.duckdb", p, c)
+    report = report_of(tmp_path / "s.duckdb")
+    data = json.loads(render_json(report))
+    assert data == report.to_dict()
+    assert data["schema"] == SCHEMA and data["verdict"] == "FAIL"
+    (candidate,) = data["candidates"]
+    assert {"experiment", "candidate_config_id", "primary_config_id", "verdict", "reasons", "metrics", "gates",
+            "notes", "promote", "worth_promoting"} <= set(candidate)
+    p95 = next(g for g in candidate["gates"] if g["name"] == "latency_p95")
+    assert {"estimate", "interval", "limit", "pass_limit", "status", "level", "p_value", "n", "unit", "reason"} <= set(p95)
+    assert p95["unit"] == "ratio" and p95["interval"][0] <= p95["estimate"] <= p95["interval"][1]
+    assert p95["estimate"] == pytest.approx(candidate["metrics"]["p95_ratio"])
+
+
+def test_text_names_each_gate_and_the_verdict(tmp_path: Path) -> None:
+    p, c = lognormal_pairs(400, seed=9, slowdown=2.0)
+    write_pairs(tmp_path / "s.duckdb", p, c)
+    text = render_text(report_of(tmp_path / "s.duckdb"))
+    assert "verdict: FAIL" in text and "latency_p95" in text and "anytime-valid" in text
+    assert render_text(report_of(tmp_path / "s.duckdb")) == text  # the seeds make it reproducible
+
+
+def test_fail_on_levels() -> None:
+    from otel_shadow.analysis import CandidateReport, Report
+
+    def report(*verdicts: str) -> Report:
+        return Report([CandidateReport("e", str(i), "p", v, [], {}, []) for i, v in enumerate(verdicts)], Thresholds())
+
+    assert report("PASS", "FAIL").worst == "FAIL"
+    assert report("INSUFFICIENT", "MARGINAL").worst == "MARGINAL"
+    assert not report("PASS", "MARGINAL").fails_on("FAIL")
+    assert report("PASS", "MARGINAL").fails_on("MARGINAL")
+    assert report("INSUFFICIENT").fails_on("MARGINAL") and not report("PASS").fails_on("MARGINAL")
+    assert not report().fails_on("MARGINAL")
+
+
+def test_thresholds_are_checked_with_the_key_named() -> None:
+    with pytest.raises(ConfigError, match="unknown threshold"):
+        Thresholds.from_mapping({"max_p59_ratio": 1.0})
+    with pytest.raises(ConfigError, match="alpha"):
+        Thresholds.from_mapping({"alpha": 2})
+    assert Thresholds.from_mapping({"max_p95_ratio": 1.5}).max_p95_ratio == 1.5
