@@ -15,29 +15,33 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from _harness import save
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _harness import save  # noqa: E402
-
-from otel_shadow import Config, Scheduler, Shadow  # noqa: E402
-from otel_shadow.scoring import Judge, JudgeConfig, ScoreOptions, make_embedder, run_scoring  # noqa: E402
-from otel_shadow.store.exporter import DuckDBSpanExporter  # noqa: E402
-from otel_shadow.testing import LLMServer  # noqa: E402
+from otel_shadow import Config, Scheduler, Shadow
+from otel_shadow.scoring import (
+    Judge,
+    JudgeConfig,
+    ScoreOptions,
+    make_embedder,
+    run_scoring,
+)
+from otel_shadow.store.exporter import DuckDBSpanExporter
+from otel_shadow.testing import LLMServer
 
 ROUND = 100  # pairs per alternating round
 
-WORDS = (
-    "the order refund policy shipping address invoice customer account payment card delivery "
-    "warehouse return label tracking number support agent request answer week days business"
-).split()
+WORDS = [
+    "the", "order", "refund", "policy", "shipping", "address", "invoice", "customer", "account", "payment",
+    "card", "delivery", "warehouse", "return", "label", "tracking", "number", "support", "agent", "request",
+    "answer", "week", "days", "business",
+]
 
 
 def output(prompt_no: int, variant: int) -> str:

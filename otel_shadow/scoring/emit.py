@@ -30,7 +30,7 @@ from .._version import __version__
 from ..errors import StoreError
 from .pairs import Pair
 
-__all__ = ["Score", "Sink", "score_span", "collector_otlp_endpoint"]
+__all__ = ["Score", "Sink", "collector_otlp_endpoint", "score_span"]
 
 logger = logging.getLogger("otel_shadow.scoring")
 

@@ -29,7 +29,7 @@ from .judge import Judge, JudgeError, Judgement
 from .limits import Budget, RateLimiter
 from .pairs import Pair, count_sql, read_pages
 
-__all__ = ["ScoreOptions", "ScoreSummary", "run_scoring", "open_destination", "SIMILARITY"]
+__all__ = ["SIMILARITY", "ScoreOptions", "ScoreSummary", "open_destination", "run_scoring"]
 
 logger = logging.getLogger("otel_shadow.scoring")
 
@@ -73,12 +73,15 @@ class ScoreSummary:
     where: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items()}
+        return dict(self.__dict__)
 
     def lines(self) -> list[str]:
+        per_scorer = ", ".join(f"{k}: {v}" for k, v in self.scored.items()) or "nothing new"
         out = [
-            f"scored {sum(self.scored.values())} ({', '.join(f'{k}: {v}' for k, v in self.scored.items()) or 'nothing new'}) "
-            f"of {self.to_score} pairs to score, in {self.elapsed_s:.1f} s; scores written to {self.where}"
+            (
+                f"scored {sum(self.scored.values())} ({per_scorer}) of {self.to_score} pairs to score, "
+                f"in {self.elapsed_s:.1f} s; scores written to {self.where}"
+            )
         ]
         if self.no_content:
             out.append(
@@ -188,7 +191,13 @@ class _Run:
     # --- the run ------------------------------------------------------------------------------------
     def go(self, show_progress: bool) -> ScoreSummary:
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
 
         started = time.monotonic()
         ids = [scorer_id for scorer_id, _ in self.scorers.values()]

@@ -8,14 +8,22 @@ import time
 from pathlib import Path
 
 import pytest
+from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry import trace
 from opentelemetry.trace import Link
 
 from otel_shadow import attributes as A
 from otel_shadow.errors import ConfigError
-from otel_shadow.scoring import Judge, JudgeConfig, ScoreOptions, load_rubric, make_embedder, parse_verdict, run_scoring
+from otel_shadow.scoring import (
+    Judge,
+    JudgeConfig,
+    ScoreOptions,
+    load_rubric,
+    make_embedder,
+    parse_verdict,
+    run_scoring,
+)
 from otel_shadow.scoring.judge import DEFAULT_RUBRIC
 from otel_shadow.scoring.limits import Budget, RateLimiter
 from otel_shadow.scoring.pairs import Pair, text_of_messages

@@ -11,7 +11,13 @@ from pathlib import Path
 
 from otel_shadow.access import open_reader
 from otel_shadow.collector import Collector, CollectorConfig
-from otel_shadow.scoring import Judge, JudgeConfig, ScoreOptions, make_embedder, run_scoring
+from otel_shadow.scoring import (
+    Judge,
+    JudgeConfig,
+    ScoreOptions,
+    make_embedder,
+    run_scoring,
+)
 from otel_shadow.store import Store
 from otel_shadow.testing import LLMServer
 

@@ -11,7 +11,14 @@ from typing import Any
 import pytest
 
 from otel_shadow.cli import main
-from otel_shadow.scoring import Judge, JudgeConfig, JudgeError, ScoreOptions, make_embedder, run_scoring
+from otel_shadow.scoring import (
+    Judge,
+    JudgeConfig,
+    JudgeError,
+    ScoreOptions,
+    make_embedder,
+    run_scoring,
+)
 from otel_shadow.store import Store
 from otel_shadow.testing import LLMServer
 
