@@ -112,6 +112,7 @@ def open_destination(db: str, options: ScoreOptions) -> tuple[LocalReader | Remo
     (one DuckDB connection does both), else the collector that holds it (SQL to read, OTLP to write)."""
     if not Path(db).exists():
         raise StoreError(f"database '{db}' does not exist yet; nothing to score (run the app or `otel-shadow demo --db {db}` first)")
+
     def extra() -> Any:
         return otlp_exporter(options.otlp_endpoint, insecure=options.otlp_insecure) if options.otlp_endpoint else None
 
