@@ -3,8 +3,9 @@
 Everything goes through a query function (``sql -> (columns, rows)``), so the same analysis runs on
 a local file, through a running collector, or on another engine with the same views. Counts are
 aggregated in SQL; only the latencies of pairs where both sides succeeded come back one by one, as
-two aligned lists per experiment × config (one row, not one row per pair: a million pairs cost two
-lists of floats, not a million tuples).
+one list per experiment × config (one row, not one row per pair: a million pairs cost one
+list of floats, not a million tuples). The replicates' rows (role ``replicate``) are the noise
+floor; ``shadow_noise_floor`` shows the same counts to people.
 """
 
 from __future__ import annotations
@@ -16,12 +17,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ArmData", "NoiseFloor", "Query", "read_arms", "read_coverage", "read_noise_floor"]
+__all__ = ["ArmData", "NoiseFloor", "Query", "read_arms", "read_coverage"]
 
 Query = Callable[[str], tuple[list[str], list[tuple[Any, ...]]]]
 
 _JUDGED = "primary_outcome <> 'cancelled' AND candidate_outcome <> 'cancelled'"
-_BOTH_OK = "primary_outcome = 'ok' AND candidate_outcome = 'ok'"
+_BOTH_OK = (
+    "primary_outcome = 'ok' AND candidate_outcome = 'ok' "
+    "AND primary_duration_ms IS NOT NULL AND candidate_duration_ms IS NOT NULL"
+)
 _TOKENS = ("primary_input_tokens", "primary_output_tokens", "candidate_input_tokens", "candidate_output_tokens")
 _TOKEN_ALIASES = ("pi", "po", "ci", "co")
 _TOKENS_COMPLETE = " AND ".join(f"{t} IS NOT NULL" for t in _TOKENS)
@@ -55,17 +59,14 @@ SELECT
     {_COVARIANCES},
     min(start_time)                                                                 AS first_pair_at,
     max(start_time)                                                                 AS last_pair_at,
-    list(primary_duration_ms ORDER BY start_time, candidate_span_id) FILTER (WHERE {_BOTH_OK})   AS primary_ms,
-    list(candidate_duration_ms ORDER BY start_time, candidate_span_id) FILTER (WHERE {_BOTH_OK}) AS candidate_ms
+    -- one list [p1, c1, p2, c2, …]: a pair's two durations stay side by side by construction
+    flatten(list([primary_duration_ms, candidate_duration_ms]) FILTER (WHERE {_BOTH_OK}))        AS durations_ms
 FROM shadow_pairs
 GROUP BY experiment, candidate_config_id, candidate_role
 ORDER BY experiment, candidate_config_id, candidate_role
 """
 
 COVERAGE_SQL = "SELECT experiment, primary_runs, scheduled, dropped FROM shadow_coverage"
-NOISE_FLOOR_SQL = (
-    "SELECT experiment, primary_config_id, replicate_pairs, compared, matches FROM shadow_noise_floor"
-)
 
 
 @dataclass(slots=True)
@@ -118,6 +119,7 @@ def read_arms(query: Query) -> list[ArmData]:
     out = []
     for values in rows:
         r = dict(zip(columns, values))
+        durations = np.asarray(r["durations_ms"] or [], dtype=float)
         out.append(
             ArmData(
                 experiment=r["experiment"],
@@ -142,8 +144,8 @@ def read_arms(query: Query) -> list[ArmData]:
                 },
                 first_pair_at=_iso(r["first_pair_at"]),
                 last_pair_at=_iso(r["last_pair_at"]),
-                primary_ms=np.asarray(r["primary_ms"] or [], dtype=float),
-                candidate_ms=np.asarray(r["candidate_ms"] or [], dtype=float),
+                primary_ms=durations[0::2],
+                candidate_ms=durations[1::2],
             )
         )
     return out
@@ -152,8 +154,3 @@ def read_arms(query: Query) -> list[ArmData]:
 def read_coverage(query: Query) -> dict[str, tuple[int, int, int]]:
     columns, rows = query(COVERAGE_SQL)
     return {r[0]: (int(r[1] or 0), int(r[2] or 0), int(r[3] or 0)) for r in rows}
-
-
-def read_noise_floor(query: Query) -> dict[tuple[str, str], NoiseFloor]:
-    columns, rows = query(NOISE_FLOOR_SQL)
-    return {(r[0], r[1]): NoiseFloor(int(r[2]), int(r[3]), int(r[4])) for r in rows}

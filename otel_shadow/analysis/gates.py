@@ -33,7 +33,7 @@ VERDICTS = ("PASS", "MARGINAL", "FAIL", "INSUFFICIENT")
 class Thresholds:
     """Every threshold of the gates; each can be set from the CLI or a YAML file."""
 
-    alpha: float = 0.05  # the intervals are 1 − alpha anytime-valid confidence sequences (before Holm)
+    alpha: float = 0.10  # intervals are 1 − alpha two-sided: a wrong FAIL, or a wrong PASS, ≤ alpha/2 each
     max_p95_ratio: float = 1.2  # candidate p95 / primary p95 limit
     p95_margin: float = 0.0  # PASS while the interval stays below max_p95_ratio × (1 + margin)
     max_p50_ratio: float | None = None  # optional: also gate the median

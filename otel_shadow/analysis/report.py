@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..pricing import PriceTable
-from .data import ArmData, Query, read_arms, read_coverage, read_noise_floor
+from .data import ArmData, NoiseFloor, Query, read_arms, read_coverage
 from .gates import GATES, Gate, GateInput, GateResult, Thresholds
 from .verdict import SEVERITY, judge, verdict_of, worth_promoting
 
@@ -128,7 +128,9 @@ def build_report(
     gates = gates or GATES
     arms = read_arms(query)
     coverage = read_coverage(query)
-    floors = read_noise_floor(query)
+    floors = {
+        (a.experiment, a.config_id): NoiseFloor(a.pairs, a.compared, a.matches) for a in arms if a.role == "replicate"
+    }
     out = []
     for arm in arms:
         if arm.role != "candidate":

@@ -168,25 +168,27 @@ def paired_quantile_ratios(
     if n == 0 or len(candidate) != n:
         raise ValueError(f"paired arrays needed, got {len(primary)} primary and {len(candidate)} candidate values")
     rng = np.random.default_rng(seed)
-    order_p = np.argsort(primary, kind="stable")
+    # pairs in a canonical order (by primary, then candidate), so the same pairs read in any order
+    # get the same weights from the same seed: the report is reproducible
+    canonical = np.lexsort((candidate, primary))
+    primary, candidate = primary[canonical], candidate[canonical]
+    rank_p = np.arange(n)
     order_c = np.argsort(candidate, kind="stable")
-    rank_p = np.empty(n, dtype=np.int64)
-    rank_p[order_p] = np.arange(n)
     rank_c = np.empty(n, dtype=np.int64)
     rank_c[order_c] = np.arange(n)
-    sorted_p, sorted_c = primary[order_p], candidate[order_c]
+    sorted_p, sorted_c = primary, candidate[order_c]
     out = []
     for q in quantiles:
         k = _quantile_rank(n, q)
         half = int(_WINDOW_SD * math.sqrt(n * q * (1 - q))) + 20
         lo, hi = max(0, k - half), min(n, k + half + 1)
-        region_p = np.where(rank_p < lo, 0, np.where(rank_p >= hi, 2, 1))
-        region_c = np.where(rank_c < lo, 0, np.where(rank_c >= hi, 2, 1))
-        inside = (region_p == 1) | (region_c == 1)
-        idx = np.flatnonzero(inside)  # pairs weighted one by one
+        # 0 below the window, 1 in it, 2 above it
+        region_p = (rank_p >= lo).astype(np.int8) + (rank_p >= hi)
+        region_c = (rank_c >= lo).astype(np.int8) + (rank_c >= hi)
+        code = region_p * 3 + region_c
+        idx = np.flatnonzero((region_p == 1) | (region_c == 1))  # pairs weighted one by one
         # the rest, by cell: (below/above primary window) × (below/above candidate window)
-        rest_p, rest_c = region_p[~inside], region_c[~inside]
-        cells = np.array([np.count_nonzero((rest_p == a) & (rest_c == b)) for a in (0, 2) for b in (0, 2)])
+        cells = np.bincount(code, minlength=9)[[0, 2, 6, 8]]
         w_cells = rng.poisson(cells, size=(resamples, 4)).astype(np.float32)  # (0,0) (0,2) (2,0) (2,2)
         w_pairs = rng.poisson(1.0, size=(resamples, len(idx))).astype(np.float32)
         total = w_cells.sum(axis=1) + w_pairs.sum(axis=1)

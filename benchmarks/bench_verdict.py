@@ -1,0 +1,263 @@
+"""The verdict against known ground truth (issue 13's targets), and the report's speed over 1M pairs.
+
+Each run simulates 2,000 shadow calls, writes their spans as OTLP requests through the real store
+writer (the collector's and the exporter's), and judges them with the real report
+(``build_report`` over the store's views). Latency is log-normal with a per-request factor shared
+by both arms (a long prompt is slow on every model: that is what pairing exploits) and
+independent per-call noise; errors and output disagreements are independent coin flips.
+
+  * identical configs                          → FAIL ≤ 5%, PASS ≥ 80%
+  * candidate 30% slower (every quantile)      → FAIL ≥ 80%
+  * error rate 2% → 5%                         → FAIL ≥ 80%
+  * candidate disagrees as often as replicates → agreement gate FAILs in ≤ 5%
+  * identical configs, 20 looks as data grows  → FAIL at any look ≤ 5%
+  * the report over 1,000,000 pairs            → ≤ 5 s (in process and as the CLI command)
+
+Run: ``.venv/bin/python benchmarks/bench_verdict.py [--quick] [--seeds N]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _harness import save  # noqa: E402
+from _otlp_fixtures import _kv  # noqa: E402
+
+from otel_shadow.analysis import Report, Thresholds, build_report  # noqa: E402
+from otel_shadow.store import Store, Writer  # noqa: E402
+
+PAIRS = 2000
+BASE_NS = 1_700_000_000_000_000_000
+
+
+def simulate(
+    rng: np.random.Generator,
+    n: int,
+    slowdown: float = 1.0,
+    primary_error: float = 0.02,
+    candidate_error: float = 0.02,
+    disagree: float = 0.0,
+    replicate_rate: float = 0.0,
+) -> dict[str, np.ndarray]:
+    shared = rng.normal(0.0, 0.5, n)
+    return {
+        "primary_ms": np.exp(np.log(800.0) + shared + rng.normal(0.0, 0.25, n)),
+        "candidate_ms": np.exp(np.log(800.0) + shared + rng.normal(0.0, 0.25, n)) * slowdown,
+        "replicate_ms": np.exp(np.log(800.0) + shared + rng.normal(0.0, 0.25, n)),
+        "primary_error": rng.random(n) < primary_error,
+        "candidate_error": rng.random(n) < candidate_error,
+        "candidate_differs": rng.random(n) < disagree,
+        "replicate": rng.random(n) < replicate_rate,
+        "replicate_differs": rng.random(n) < disagree,
+    }
+
+
+def _span(trace_id: bytes, span_id: bytes, parent: bytes, start: int, ms: float, attrs: dict[str, Any],
+          link_to: bytes | None) -> Span:
+    s = Span(
+        trace_id=trace_id, span_id=span_id, parent_span_id=parent, name="generate", kind=Span.SPAN_KIND_INTERNAL,
+        start_time_unix_nano=start, end_time_unix_nano=start + int(ms * 1e6),
+        attributes=[_kv(k, v) for k, v in attrs.items()],
+    )
+    if link_to is not None:
+        s.links.append(Span.Link(trace_id=trace_id, span_id=link_to, attributes=[_kv("shadow.link", "primary")]))
+    return s
+
+
+def requests_for(sim: dict[str, np.ndarray], offset: int, start: int, stop: int) -> list[ExportTraceServiceRequest]:
+    """The spans the SDK would emit for calls start..stop, as OTLP requests of ≤ 3,000 spans."""
+    spans = []
+    for i in range(start, stop):
+        trace_id, primary_id = os.urandom(16), os.urandom(8)
+        t = BASE_NS + (offset + i) * 1_000_000_000
+        common = {"shadow.experiment": "generate", "gen_ai.usage.input_tokens": 50, "gen_ai.usage.output_tokens": 200}
+        spans.append(_span(trace_id, primary_id, b"", t, float(sim["primary_ms"][i]), {
+            **common, "shadow.role": "primary", "shadow.config.id": "P",
+            "shadow.outcome": "error" if sim["primary_error"][i] else "ok", "shadow.output.hash": f"h{i}",
+            "shadow.candidates.scheduled": 1, "shadow.candidates.dropped": 0}, None))
+        spans.append(_span(trace_id, os.urandom(8), primary_id, t, float(sim["candidate_ms"][i]), {
+            **common, "shadow.role": "candidate", "shadow.config.id": "C",
+            "shadow.outcome": "error" if sim["candidate_error"][i] else "ok",
+            "shadow.output.hash": f"c{i}" if sim["candidate_differs"][i] else f"h{i}"}, primary_id))
+        if sim["replicate"][i]:
+            spans.append(_span(trace_id, os.urandom(8), primary_id, t, float(sim["replicate_ms"][i]), {
+                **common, "shadow.role": "replicate", "shadow.config.id": "P", "shadow.outcome": "ok",
+                "shadow.output.hash": f"r{i}" if sim["replicate_differs"][i] else f"h{i}"}, primary_id))
+    out = []
+    for k in range(0, len(spans), 3000):
+        rs = ResourceSpans(scope_spans=[ScopeSpans(spans=spans[k : k + 3000])])
+        rs.resource.attributes.extend([_kv("service.name", "bench-verdict")])
+        out.append(ExportTraceServiceRequest(resource_spans=[rs]))
+    return out
+
+
+def judge(store: Store) -> Report:
+    return build_report(lambda sql: (lambda r: (r.columns, r.rows))(store.query(sql)), Thresholds())
+
+
+def one_run(folder: str, seed: int, scenario: dict[str, float]) -> Report:
+    rng = np.random.default_rng(seed)
+    sim = simulate(rng, PAIRS, **scenario)
+    path = os.path.join(folder, f"run-{seed}.duckdb")
+    with Store.open(path) as store:
+        writer = Writer(store)
+        for request in requests_for(sim, 0, 0, PAIRS):
+            writer.write(request)
+        report = judge(store)
+    for suffix in ("", ".wal"):
+        Path(path + suffix).unlink(missing_ok=True)
+    return report
+
+
+def looks_run(folder: str, seed: int, looks: int) -> list[str]:
+    rng = np.random.default_rng(seed)
+    sim = simulate(rng, PAIRS)
+    path = os.path.join(folder, f"looks-{seed}.duckdb")
+    edges = np.linspace(0, PAIRS, looks + 1).astype(int)
+    verdicts = []
+    with Store.open(path) as store:
+        writer = Writer(store)
+        for a, b in zip(edges[:-1], edges[1:]):
+            for request in requests_for(sim, 0, int(a), int(b)):
+                writer.write(request)
+            verdicts.append(judge(store).candidates[0].verdict)
+    for suffix in ("", ".wal"):
+        Path(path + suffix).unlink(missing_ok=True)
+    return verdicts
+
+
+SCENARIOS: dict[str, dict[str, float]] = {
+    "identical": {},
+    "p95_30pct_slower": {"slowdown": 1.3},
+    "errors_2_to_5pct": {"candidate_error": 0.05},
+    "disagrees_like_replicate": {"disagree": 0.3, "replicate_rate": 0.25},
+}
+
+
+def ground_truth(seeds: int, folder: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, scenario in SCENARIOS.items():
+        t = time.perf_counter()
+        verdicts: Counter[str] = Counter()
+        agreement_fail = 0
+        for seed in range(seeds):
+            (candidate,) = one_run(folder, 1000 * len(out) + seed, scenario).candidates
+            verdicts[candidate.verdict] += 1
+            agreement_fail += any(g.name == "agreement" and g.status == "FAIL" for g in candidate.gates)
+        out[name] = {
+            "runs": seeds,
+            "verdicts": dict(verdicts),
+            "fail_rate": verdicts["FAIL"] / seeds,
+            "pass_rate": verdicts["PASS"] / seeds,
+            "agreement_fail_rate": agreement_fail / seeds,
+            "seconds": time.perf_counter() - t,
+        }
+        print(name, json.dumps(out[name]), flush=True)
+    t = time.perf_counter()
+    any_fail = 0
+    per_look_fail = np.zeros(20)
+    for seed in range(seeds):
+        verdicts_over_time = looks_run(folder, 90_000 + seed, 20)
+        any_fail += "FAIL" in verdicts_over_time
+        per_look_fail += np.array([v == "FAIL" for v in verdicts_over_time])
+    out["identical_20_looks"] = {
+        "runs": seeds,
+        "fail_at_any_look_rate": any_fail / seeds,
+        "fail_rate_per_look": (per_look_fail / seeds).tolist(),
+        "seconds": time.perf_counter() - t,
+    }
+    print("identical_20_looks", json.dumps(out["identical_20_looks"]), flush=True)
+    return out
+
+
+def million_pairs(folder: str, pairs: int) -> dict[str, Any]:
+    """Fill a store with `pairs` pairs straight in SQL (as bench_store does), then time the report."""
+    path = os.path.join(folder, "million.duckdb")
+    store = Store.open(path)
+    store.con.execute(
+        f"""
+        INSERT INTO spans (trace_id, span_id, name, kind, start_time, end_time, duration_ms, status_code,
+            service_name, experiment, role, config_id, outcome, output_hash, candidates_scheduled,
+            candidates_dropped, gen_ai_usage_input_tokens, gen_ai_usage_output_tokens, batch_id)
+        SELECT uuid(), i * 2, 'gen', 1, make_timestamp_ns(1700000000000000000 + i * 1000000),
+               make_timestamp_ns(1700000000000000000 + i * 1000000 + 100000000), 50 + (hash(i) % 1000) / 10.0, 0,
+               'bench', 'gen', 'primary', 'P', CASE WHEN hash(i) % 50 = 0 THEN 'error' ELSE 'ok' END,
+               (i % 5)::VARCHAR, 1, 0, 100, 200, 1
+        FROM range({pairs}) t(i)
+        """
+    )
+    store.con.execute(
+        """
+        INSERT INTO spans (trace_id, span_id, parent_span_id, name, kind, start_time, end_time, duration_ms,
+            status_code, service_name, experiment, role, config_id, outcome, output_hash,
+            gen_ai_usage_input_tokens, gen_ai_usage_output_tokens, batch_id)
+        SELECT trace_id, span_id + 1, span_id, 'gen', 1, start_time, end_time,
+               duration_ms * (0.9 + (hash(span_id) % 1000) / 2500.0), 0, 'bench', 'gen', 'candidate', 'C',
+               CASE WHEN span_id % 97 = 0 THEN 'error' ELSE 'ok' END, ((span_id // 2) % 4)::VARCHAR, 100, 180, 1
+        FROM spans WHERE role = 'primary'
+        """
+    )
+    store.con.execute(
+        """
+        INSERT INTO span_links SELECT trace_id, span_id, 0, trace_id, parent_span_id, 'primary', NULL, 0, '{}', 1
+        FROM spans WHERE role = 'candidate'
+        """
+    )
+    store.con.execute("INSERT INTO ingest_batches VALUES (1, now(), 'bench', 0, 0, 0, 0, 0, 0)")
+    store.close()
+    in_process = []
+    with Store.open(path, read_only=True) as reader:
+        judge(reader)  # warm the page cache
+        for _ in range(3):
+            t = time.perf_counter()
+            report = judge(reader)
+            in_process.append(time.perf_counter() - t)
+    assert report.candidates[0].metrics["pairs"] == pairs
+    cli = [sys.executable, "-m", "otel_shadow", "report", "--db", path, "--format", "json"]
+    timings = []
+    for _ in range(3):
+        t = time.perf_counter()
+        out = subprocess.run(cli, capture_output=True, text=True, check=True)
+        timings.append(time.perf_counter() - t)
+    (candidate,) = json.loads(out.stdout)["candidates"]
+    return {
+        "pairs": pairs,
+        "build_report_s": sorted(in_process),
+        "cli_report_s": sorted(timings),
+        "verdict": candidate["verdict"],
+        "gates": {g["name"]: [g["status"], g["estimate"], g["interval"]] for g in candidate["gates"]},
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="10 seeds and 100k pairs for the speed run")
+    parser.add_argument("--seeds", type=int, default=None)
+    args = parser.parse_args()
+    seeds = args.seeds or (10 if args.quick else 50)
+    with tempfile.TemporaryDirectory() as folder:
+        result = {"pairs_per_run": PAIRS, "seeds": seeds, "thresholds": Thresholds().__repr__()}
+        result["ground_truth"] = ground_truth(seeds, folder)
+        result["report_speed"] = million_pairs(folder, 100_000 if args.quick else 1_000_000)
+    path = save("verdict" + ("-quick" if args.quick else ""), result)
+    print(json.dumps(result["report_speed"], indent=2))
+    print(f"written to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
