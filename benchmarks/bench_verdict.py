@@ -19,6 +19,7 @@ Run: ``.venv/bin/python benchmarks/bench_verdict.py [--quick] [--seeds N]``
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import subprocess
@@ -30,15 +31,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+)
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _harness import save  # noqa: E402
-from _otlp_fixtures import _kv  # noqa: E402
+from _harness import save
+from _otlp_fixtures import _kv
 
-from otel_shadow.analysis import Report, Thresholds, build_report  # noqa: E402
-from otel_shadow.store import Store, Writer  # noqa: E402
+from otel_shadow.analysis import Report, Thresholds, build_report
+from otel_shadow.store import Store, Writer
 
 PAIRS = 2000
 BASE_NS = 1_700_000_000_000_000_000
@@ -106,7 +109,11 @@ def requests_for(sim: dict[str, np.ndarray], offset: int, start: int, stop: int)
 
 
 def judge(store: Store) -> Report:
-    return build_report(lambda sql: (lambda r: (r.columns, r.rows))(store.query(sql)), Thresholds())
+    def query(sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+        result = store.query(sql)
+        return result.columns, result.rows
+
+    return build_report(query, Thresholds())
 
 
 def one_run(folder: str, seed: int, scenario: dict[str, float]) -> Report:
@@ -131,7 +138,7 @@ def looks_run(folder: str, seed: int, looks: int) -> list[str]:
     verdicts = []
     with Store.open(path) as store:
         writer = Writer(store)
-        for a, b in zip(edges[:-1], edges[1:]):
+        for a, b in itertools.pairwise(edges):
             for request in requests_for(sim, 0, int(a), int(b)):
                 writer.write(request)
             verdicts.append(judge(store).candidates[0].verdict)

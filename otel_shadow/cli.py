@@ -102,6 +102,7 @@ def sql(sql: str, db: str, fmt: str, token: str | None) -> None:
 @click.option("--min-exact-match-rate", type=float, default=None, help="Optional agreement floor, 0–1.")
 @click.option("--min-coverage", type=float, default=None, help="Optional share of calls shadowed, 0–1.")
 @click.option("--thresholds", "thresholds_file", type=click.Path(dir_okay=False), default=None, help="YAML file of thresholds.")
+@click.option("--segment-by", default=None, help="Also judge each value of this attribute of the primary execution (e.g. http.route).")
 @click.option("--fail-on", type=click.Choice(["FAIL", "MARGINAL"]), default=None, help="Exit 1 when any candidate FAILs (FAIL), or is anything but PASS (MARGINAL).")
 @click.option("--check", is_flag=True, help="Same as --fail-on FAIL.")
 @click.option("--token", envvar=OTEL_SHADOW_COLLECTOR_TOKEN, default=None, help="Collector bearer token.")
@@ -114,6 +115,7 @@ def report(
     min_exact_match_rate: float | None,
     min_coverage: float | None,
     thresholds_file: str | None,
+    segment_by: str | None,
     fail_on: str | None,
     check: bool,
     token: str | None,
@@ -136,7 +138,7 @@ def report(
     )
     reader = open_reader(db, token)
     try:
-        text, result = _render_report(reader, thresholds, fmt)
+        text, result = _render_report(reader, thresholds, fmt, segment_by)
     finally:
         reader.close()
     click.echo(text)
@@ -167,11 +169,11 @@ def _thresholds(path: str | None, **overrides: Any) -> Any:
     return Thresholds.from_mapping(values)
 
 
-def _render_report(reader: Any, thresholds: Any, fmt: str) -> tuple[str, Any]:
+def _render_report(reader: Any, thresholds: Any, fmt: str, segment_by: str | None = None) -> tuple[str, Any]:
     from .analysis import build_report, render_json, render_text
     from .pricing import load_prices
 
-    result = build_report(lambda q: _as_tuple(reader.query(q)), thresholds, prices=load_prices())
+    result = build_report(lambda q: _as_tuple(reader.query(q)), thresholds, prices=load_prices(), segment_by=segment_by)
     return (render_json(result) if fmt == "json" else render_text(result)), result
 
 

@@ -11,13 +11,14 @@ floor; ``shadow_noise_floor`` shows the same counts to people.
 from __future__ import annotations
 
 import datetime as _dt
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-__all__ = ["ArmData", "NoiseFloor", "Query", "read_arms", "read_coverage"]
+__all__ = ["ARMS_SQL", "ArmData", "NoiseFloor", "Query", "arms_sql", "read_arms", "read_coverage"]
 
 Query = Callable[[str], tuple[list[str], list[tuple[Any, ...]]]]
 
@@ -39,11 +40,12 @@ _COVARIANCES = ", ".join(
 
 # One row per experiment × config × role ('candidate' or 'replicate'). Error counts leave out
 # cancelled executions (cut short by shutdown or the user: no verdict on the config).
-ARMS_SQL = f"""
+_ARMS_TEMPLATE = f"""
 SELECT
     experiment,
     candidate_config_id,
     candidate_role,
+    {{segment}}                                                                     AS segment,
     min(primary_config_id)                                                          AS primary_config_id,
     min(candidate_model)                                                            AS candidate_model,
     min(primary_model)                                                              AS primary_model,
@@ -61,10 +63,32 @@ SELECT
     max(start_time)                                                                 AS last_pair_at,
     -- one list [p1, c1, p2, c2, …]: a pair's two durations stay side by side by construction
     flatten(list([primary_duration_ms, candidate_duration_ms]) FILTER (WHERE {_BOTH_OK}))        AS durations_ms
-FROM shadow_pairs
-GROUP BY experiment, candidate_config_id, candidate_role
-ORDER BY experiment, candidate_config_id, candidate_role
+FROM {{source}}
+GROUP BY ALL
+ORDER BY experiment, candidate_config_id, candidate_role, segment NULLS FIRST
 """
+ARMS_SQL = _ARMS_TEMPLATE.format(segment="CAST(NULL AS VARCHAR)", source="shadow_pairs")
+
+# a segment is an attribute of the primary execution (shadow_runs.attributes), e.g. http.route
+_SEGMENT_KEY = re.compile(r"^[A-Za-z0-9_.:/-]{1,128}$")
+
+
+def arms_sql(segment_by: str | None = None) -> str:
+    """ARMS_SQL, or the same per value of the primary execution's attribute ``segment_by``."""
+    if segment_by is None:
+        return ARMS_SQL
+    if not _SEGMENT_KEY.match(segment_by):
+        from ..errors import ConfigError
+
+        raise ConfigError(
+            f"segment attribute {segment_by!r} is not an attribute name: use letters, digits and . _ - : / "
+            "(at most 128), e.g. http.route"
+        )
+    source = (
+        "(SELECT p.*, r.attributes ->> '$.\"" + segment_by + "\"' AS segment_value FROM shadow_pairs p "
+        "JOIN shadow_runs r ON r.trace_id = p.trace_id AND r.span_id = p.primary_span_id AND r.role = 'primary')"
+    )
+    return _ARMS_TEMPLATE.format(segment="coalesce(segment_value, '(none)')", source=source)
 
 COVERAGE_SQL = "SELECT experiment, primary_runs, scheduled, dropped FROM shadow_coverage"
 
@@ -76,6 +100,7 @@ class ArmData:
     experiment: str
     config_id: str
     role: str
+    segment: str | None
     primary_config_id: str | None
     candidate_model: str | None
     primary_model: str | None
@@ -114,8 +139,8 @@ def _iso(value: Any) -> Any:
     return value.isoformat() if isinstance(value, _dt.datetime | _dt.date) else value
 
 
-def read_arms(query: Query) -> list[ArmData]:
-    columns, rows = query(ARMS_SQL)
+def read_arms(query: Query, segment_by: str | None = None) -> list[ArmData]:
+    columns, rows = query(arms_sql(segment_by))
     out = []
     for values in rows:
         r = dict(zip(columns, values))
@@ -125,6 +150,7 @@ def read_arms(query: Query) -> list[ArmData]:
                 experiment=r["experiment"],
                 config_id=r["candidate_config_id"],
                 role=r["candidate_role"],
+                segment=r["segment"],
                 primary_config_id=r["primary_config_id"],
                 candidate_model=r["candidate_model"],
                 primary_model=r["primary_model"],
@@ -152,5 +178,5 @@ def read_arms(query: Query) -> list[ArmData]:
 
 
 def read_coverage(query: Query) -> dict[str, tuple[int, int, int]]:
-    columns, rows = query(COVERAGE_SQL)
+    _, rows = query(COVERAGE_SQL)
     return {r[0]: (int(r[1] or 0), int(r[2] or 0), int(r[3] or 0)) for r in rows}

@@ -22,9 +22,13 @@ from typing import Any
 
 from ..pricing import PriceTable
 from .data import ArmData, NoiseFloor
-from .stats import paired_proportion_difference, paired_quantile_ratios, two_sample_proportion_difference
+from .stats import (
+    paired_proportion_difference,
+    paired_quantile_ratios,
+    two_sample_proportion_difference,
+)
 
-__all__ = ["GATES", "Evidence", "Gate", "GateInput", "GateResult", "Thresholds", "VERDICTS"]
+__all__ = ["GATES", "VERDICTS", "Evidence", "Gate", "GateInput", "GateResult", "Thresholds"]
 
 VERDICTS = ("PASS", "MARGINAL", "FAIL", "INSUFFICIENT")
 
@@ -46,6 +50,7 @@ class Thresholds:
     min_pairs: int = 100  # fewer compared pairs: INSUFFICIENT (unless a gate already FAILs)
     recommended_pairs: int = 10_000  # fewer: a note, not a gate (the seeds' "> 10k requests")
     tuning_pairs: int = 5000  # where the confidence sequence is tightest (valid at every count)
+    critical_segments: tuple[str, ...] = ()  # with segments: each of these must PASS on its own
 
     def __post_init__(self) -> None:
         from ..errors import ConfigError
@@ -67,8 +72,14 @@ class Thresholds:
         unknown = set(data) - known
         if unknown:
             raise ConfigError(f"unknown threshold(s) {sorted(unknown)}; known thresholds are {sorted(known)}")
+        values = dict(data)
+        critical = values.get("critical_segments")
+        if critical is not None:
+            if not isinstance(critical, list | tuple) or not all(isinstance(v, str) for v in critical):
+                raise ConfigError(f"threshold critical_segments={critical!r} must be a list of segment values")
+            values["critical_segments"] = tuple(critical)
         try:
-            return cls(**dict(data))
+            return cls(**values)
         except TypeError as exc:
             raise ConfigError(f"thresholds: {exc}") from exc
 

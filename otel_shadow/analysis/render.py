@@ -48,8 +48,15 @@ def render_text(report: Report, width: int = 120, color: bool = False) -> str:
         for g in c.gates:
             table.add_row(Text("  " + g.status, style=_STYLE.get(g.status, "")), g.name, g.reason)
         console.print(table)
-        for line in c.promote:
-            console.print(f"  promote: {line}", highlight=False)
+        for seg in c.segments:
+            line = Text(f"  segment {report.segment_by}={seg.segment}{' (critical)' if seg.critical else ''}: ")
+            line.append(seg.verdict, style=_STYLE.get(seg.verdict, ""))
+            line.append(f"  ({seg.pairs:,} pairs)")
+            console.print(line)
+            for reason in seg.reasons:
+                console.print(f"    {reason}", highlight=False)
+        for promote_line in c.promote:
+            console.print(f"  promote: {promote_line}", highlight=False)
         for note in c.notes:
             console.print(f"  note: {note}", highlight=False)
         console.print(

@@ -16,9 +16,9 @@ from typing import Any
 from ..pricing import PriceTable
 from .data import ArmData, NoiseFloor, Query, read_arms, read_coverage
 from .gates import GATES, Gate, GateInput, GateResult, Thresholds
-from .verdict import SEVERITY, judge, verdict_of, worth_promoting
+from .verdict import SEVERITY, judge_family, verdict_of, worth_promoting
 
-__all__ = ["SCHEMA", "CandidateReport", "Report", "build_report"]
+__all__ = ["SCHEMA", "CandidateReport", "Report", "SegmentReport", "build_report"]
 
 SCHEMA = "otel-shadow.report/2"
 
@@ -35,6 +35,18 @@ def _clean(value: Any) -> Any:
 
 
 @dataclass(frozen=True, slots=True)
+class SegmentReport:
+    """One segment (a value of the ``segment_by`` attribute) of one candidate."""
+
+    segment: str
+    critical: bool
+    verdict: str
+    pairs: int
+    reasons: list[str]
+    gates: list[GateResult]
+
+
+@dataclass(frozen=True, slots=True)
 class CandidateReport:
     """The verdict on one candidate config of one experiment."""
 
@@ -47,6 +59,7 @@ class CandidateReport:
     gates: list[GateResult]
     notes: list[str] = field(default_factory=list)
     promote: list[str] = field(default_factory=list)  # why a PASS is also worth promoting
+    segments: list[SegmentReport] = field(default_factory=list)
 
     @property
     def worth_promoting(self) -> bool:
@@ -62,12 +75,14 @@ class CandidateReport:
 class Report:
     candidates: list[CandidateReport]
     thresholds: Thresholds
+    segment_by: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "schema": SCHEMA,
             "verdict": self.worst,
-            "thresholds": asdict(self.thresholds),
+            "segment_by": self.segment_by,
+            "thresholds": _clean(asdict(self.thresholds)),
             "candidates": [c.to_dict() for c in self.candidates],
         }
 
@@ -117,35 +132,83 @@ def _metrics(arm: ArmData, coverage: tuple[int, int, int] | None, gates: list[Ga
     return m
 
 
+_REASONS_FOR = {"FAIL": ("FAIL",), "INSUFFICIENT": ("INSUFFICIENT", "FAIL"), "MARGINAL": ("MARGINAL",), "PASS": ("PASS",)}
+
+
+def _reasons(verdict: str, gates: list[GateResult]) -> list[str]:
+    return [g.reason for g in gates if g.status in _REASONS_FOR[verdict]]
+
+
+def _findings(arm: ArmData, floor: NoiseFloor | None, coverage: tuple[int, int, int] | None,
+              prices: PriceTable | None, gates: Mapping[str, Gate], t: Thresholds) -> list[Any]:
+    given = GateInput(arm, floor, coverage, prices)
+    return [f for gate in gates.values() for f in gate(given, t)]
+
+
 def build_report(
     query: Query,
     thresholds: Thresholds | None = None,
     gates: Mapping[str, Gate] | None = None,
     prices: PriceTable | None = None,
+    segment_by: str | None = None,
 ) -> Report:
-    """Read every candidate's pairs through ``query`` and judge it (replicates are its noise floor)."""
-    thresholds = thresholds or Thresholds()
+    """Read every candidate's pairs through ``query`` and judge it (replicates are its noise floor).
+
+    With ``segment_by`` (an attribute of the primary execution, e.g. ``http.route``), each value
+    is judged too, in the same Holm family as the whole: a FAIL in any segment fails the
+    candidate, and each of ``thresholds.critical_segments`` must PASS on its own.
+    """
+    t = thresholds or Thresholds()
     gates = gates or GATES
     arms = read_arms(query)
     coverage = read_coverage(query)
-    floors = {
-        (a.experiment, a.config_id): NoiseFloor(a.pairs, a.compared, a.matches) for a in arms if a.role == "replicate"
-    }
+    floors = {(a.experiment, a.config_id): NoiseFloor(a.pairs, a.compared, a.matches) for a in arms if a.role == "replicate"}
+    by_segment: dict[tuple[str, str], list[ArmData]] = {}
+    segment_floors: dict[tuple[str, str, str | None], NoiseFloor] = {}
+    if segment_by is not None:
+        for a in read_arms(query, segment_by):
+            if a.role == "candidate":
+                by_segment.setdefault((a.experiment, a.config_id), []).append(a)
+            else:
+                segment_floors[(a.experiment, a.config_id, a.segment)] = NoiseFloor(a.pairs, a.compared, a.matches)
+    segment_gates = {k: g for k, g in gates.items() if k != "coverage"}  # coverage is per experiment
     out = []
     for arm in arms:
         if arm.role != "candidate":
-            continue  # replicates are the floor, read through shadow_noise_floor
-        floor = floors.get((arm.experiment, arm.primary_config_id or ""))
-        given = GateInput(arm, floor, coverage.get(arm.experiment), prices)
-        findings = [f for gate in gates.values() for f in gate(given, thresholds)]
-        results = judge(findings, thresholds)
+            continue  # replicates are the floor
+        key = (arm.experiment, arm.primary_config_id or "")
+        floor = floors.get(key)
+        segments = by_segment.get((arm.experiment, arm.config_id), [])
+        groups = [_findings(arm, floor, coverage.get(arm.experiment), prices, gates, t)]
+        groups += [
+            _findings(s, segment_floors.get((s.experiment, s.primary_config_id or "", s.segment)), None, prices, segment_gates, t)
+            for s in segments
+        ]
+        judged = judge_family(groups, t)
+        results = judged[0]
         verdict = verdict_of(results)
-        wanted = {"FAIL": ("FAIL",), "INSUFFICIENT": ("INSUFFICIENT", "FAIL"), "MARGINAL": ("MARGINAL",)}.get(verdict, ("PASS",))
-        reasons = [g.reason for g in results if g.status in wanted]
+        reasons = _reasons(verdict, results)
+        segment_reports = []
+        for s, seg_results in zip(segments, judged[1:]):
+            critical = s.segment in t.critical_segments
+            seg_verdict = verdict_of(seg_results)
+            segment_reports.append(SegmentReport(str(s.segment), critical, seg_verdict, s.pairs, _reasons(seg_verdict, seg_results), seg_results))
+            # any segment's FAIL fails the candidate; a critical segment's verdict counts in full
+            if seg_verdict == "FAIL" or (critical and SEVERITY[seg_verdict] < SEVERITY[verdict]):
+                if SEVERITY[seg_verdict] < SEVERITY[verdict]:
+                    verdict, reasons = seg_verdict, []
+                if seg_verdict == verdict:
+                    reasons += [f"{segment_by}={s.segment}: {r}" for r in _reasons(seg_verdict, seg_results)]
+        for name in t.critical_segments if segment_by is not None else ():
+            if not any(s.segment == name for s in segments):
+                if SEVERITY["INSUFFICIENT"] < SEVERITY[verdict]:
+                    verdict, reasons = "INSUFFICIENT", []
+                if verdict == "INSUFFICIENT":
+                    reasons.append(f"critical segment {segment_by}={name} has no pairs")
         notes = []
-        if arm.pairs < thresholds.recommended_pairs:
+        if arm.pairs < t.recommended_pairs:
             notes.append(
-                f"{arm.pairs:,} pairs so far; {thresholds.recommended_pairs:,} are recommended before a rollout "
+                f"{arm.pairs:,} pairs so far; {t.recommended_pairs:,} are recommended before a rollout "
                 "(the intervals already account for the smaller sample)"
             )
         if floor is None:
@@ -161,6 +224,7 @@ def build_report(
                 gates=results,
                 notes=notes,
                 promote=worth_promoting(verdict, results),
+                segments=segment_reports,
             )
         )
-    return Report(out, thresholds)
+    return Report(out, t, segment_by)

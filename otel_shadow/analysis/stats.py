@@ -192,7 +192,6 @@ def paired_quantile_ratios(
         w_cells = rng.poisson(cells, size=(resamples, 4)).astype(np.float32)  # (0,0) (0,2) (2,0) (2,2)
         w_pairs = rng.poisson(1.0, size=(resamples, len(idx))).astype(np.float32)
         total = w_cells.sum(axis=1) + w_pairs.sum(axis=1)
-        ratios = []
         values = []
         for rank, region, sorted_values, below_cells in (
             (rank_p, region_p, sorted_p, w_cells[:, 0] + w_cells[:, 1]),

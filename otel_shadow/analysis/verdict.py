@@ -21,7 +21,7 @@ import math
 from .gates import Evidence, GateResult, Thresholds
 from .stats import cs_half_width, cs_p_value, cs_rho2, holm_levels
 
-__all__ = ["SEVERITY", "judge", "verdict_of", "worth_promoting"]
+__all__ = ["SEVERITY", "judge", "judge_family", "verdict_of", "worth_promoting"]
 
 # worst first: --fail-on and Report.worst read this order
 SEVERITY = {"FAIL": 0, "MARGINAL": 1, "INSUFFICIENT": 2, "PASS": 3}
@@ -63,9 +63,14 @@ def _status(e: Evidence, lo: float, hi: float) -> str:
 
 def judge(findings: list[Evidence | GateResult], t: Thresholds) -> list[GateResult]:
     """Turn every gate's evidence into a GateResult with its interval, level and status."""
+    return judge_family([findings], t)[0]
+
+
+def judge_family(groups: list[list[Evidence | GateResult]], t: Thresholds) -> list[list[GateResult]]:
+    """Judge several groups (the whole candidate and each segment) as one Holm family."""
     rho2 = cs_rho2(t.alpha, t.tuning_pairs)
     gated = [
-        f for f in findings
+        f for group in groups for f in group
         if isinstance(f, Evidence) and f.limit is not None and f.n >= f.min_n and math.isfinite(f.se)
     ]
     p_values = []
@@ -75,6 +80,12 @@ def judge(findings: list[Evidence | GateResult], t: Thresholds) -> list[GateResu
         p_values.append(cs_p_value(distance, e.se, e.n, rho2))
     levels = dict(zip((id(e) for e in gated), holm_levels(p_values, t.alpha)))
     p_of = dict(zip((id(e) for e in gated), p_values))
+    return [_results(group, levels, p_of, rho2, t) for group in groups]
+
+
+def _results(
+    findings: list[Evidence | GateResult], levels: dict[int, float], p_of: dict[int, float], rho2: float, t: Thresholds
+) -> list[GateResult]:
     out = []
     for f in findings:
         if isinstance(f, GateResult):

@@ -44,8 +44,12 @@ def write_pairs(
     candidate_differs: np.ndarray | None = None,
     replicate_differs: np.ndarray | None = None,
     experiment: str = "exp",
+    routes: list[str] | None = None,
 ) -> None:
-    """One primary and one candidate span per element (and a replicate where replicate_differs is given)."""
+    """One primary and one candidate span per element (and a replicate where replicate_differs is given).
+
+    ``routes``: an ``http.route`` attribute on each primary execution (a segment).
+    """
     n = len(primary_ms)
     none = np.zeros(n, dtype=bool)
     pe = none if primary_error is None else primary_error
@@ -66,6 +70,7 @@ def write_pairs(
                 "shadow.candidates.dropped": 0,
                 "gen_ai.usage.input_tokens": 10,
                 "gen_ai.usage.output_tokens": 20,
+                **({"http.route": routes[i]} if routes is not None else {}),
             },
             trace_id=trace_id,
             duration_ms=float(primary_ms[i]),
@@ -87,9 +92,14 @@ def write_pairs(
             writer.write(request(*spans[start : start + 3000]))
 
 
-def report_of(path: Path, thresholds: Thresholds | None = None) -> Report:
+def report_of(path: Path, thresholds: Thresholds | None = None, segment_by: str | None = None) -> Report:
     with Store.open(path, read_only=True) as store:
-        return build_report(lambda sql: (lambda r: (r.columns, r.rows))(store.query(sql)), thresholds)
+        return build_report(lambda sql: _rows(store, sql), thresholds, segment_by=segment_by)
+
+
+def _rows(store: Store, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    result = store.query(sql)
+    return result.columns, result.rows
 
 
 def lognormal_pairs(n: int, seed: int, slowdown: float = 1.0) -> tuple[np.ndarray, np.ndarray]:

@@ -149,3 +149,38 @@ def test_thresholds_are_checked_with_the_key_named() -> None:
     with pytest.raises(ConfigError, match="alpha"):
         Thresholds.from_mapping({"alpha": 2})
     assert Thresholds.from_mapping({"max_p95_ratio": 1.5}).max_p95_ratio == 1.5
+
+
+def test_a_failing_segment_fails_the_candidate_and_critical_segments_must_pass(tmp_path: Path) -> None:
+    rng = np.random.default_rng(10)
+    n_chat, n_checkout = 2000, 150
+    p, c = lognormal_pairs(n_chat + n_checkout, seed=10)
+    routes = ["/chat"] * n_chat + ["/checkout"] * n_checkout
+    errors = np.concatenate([rng.random(n_chat) < 0.0, rng.random(n_checkout) < 0.3])  # only /checkout breaks
+    write_pairs(tmp_path / "s.duckdb", p, c, candidate_error=errors, routes=routes)
+    whole = report_of(tmp_path / "s.duckdb").candidates[0]
+    assert whole.segments == []
+    (candidate,) = report_of(tmp_path / "s.duckdb", segment_by="http.route").candidates
+    by = {s.segment: s for s in candidate.segments}
+    assert set(by) == {"/chat", "/checkout"} and by["/checkout"].pairs == n_checkout
+    assert by["/checkout"].verdict == "FAIL" and by["/chat"].verdict != "FAIL"
+    assert candidate.verdict == "FAIL"
+    assert any(r.startswith("http.route=/checkout: error rate +") for r in candidate.reasons), candidate.reasons
+    segmented = report_of(tmp_path / "s.duckdb", segment_by="http.route")
+    assert "segment http.route=/checkout: FAIL  (150 pairs)" in render_text(segmented)
+    assert json.loads(render_json(segmented))["candidates"][0]["segments"][1]["segment"] == "/checkout"
+    # a critical segment with no pairs yet cannot PASS
+    (strict,) = report_of(
+        tmp_path / "s.duckdb", Thresholds(critical_segments=("/refund",)), segment_by="http.route"
+    ).candidates
+    assert strict.verdict == "FAIL"  # FAIL still ranks first
+    write_pairs(tmp_path / "ok.duckdb", p[:n_chat], c[:n_chat], routes=routes[:n_chat])
+    (ok,) = report_of(tmp_path / "ok.duckdb", Thresholds(critical_segments=("/refund",)), segment_by="http.route").candidates
+    assert ok.verdict == "INSUFFICIENT" and "critical segment http.route=/refund has no pairs" in ok.reasons
+
+
+def test_a_segment_name_that_is_not_an_attribute_is_refused(tmp_path: Path) -> None:
+    p, c = lognormal_pairs(10, seed=11)
+    write_pairs(tmp_path / "s.duckdb", p, c)
+    with pytest.raises(ConfigError, match="not an attribute name"):
+        report_of(tmp_path / "s.duckdb", segment_by="x'; DROP TABLE spans; --")
