@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 __all__ = ["Budget", "RateLimiter"]
 
@@ -11,13 +12,18 @@ __all__ = ["Budget", "RateLimiter"]
 class RateLimiter:
     """At most ``rate`` requests per second on average, bursts of ``burst``; ``acquire`` blocks."""
 
-    def __init__(self, rate: float | None, burst: int = 1) -> None:
+    def __init__(
+        self, rate: float | None, burst: int = 1, *,
+        clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         if rate is not None and rate <= 0:
             raise ValueError(f"rate must be positive requests per second; got {rate!r}")
         self.rate = rate
         self.capacity = float(max(1, burst))
         self._tokens = self.capacity
-        self._last = time.monotonic()
+        self._clock = clock
+        self._sleep = sleep
+        self._last = clock()
         self._lock = threading.Lock()
 
     def acquire(self) -> None:
@@ -25,14 +31,14 @@ class RateLimiter:
             return
         while True:
             with self._lock:
-                now = time.monotonic()
+                now = self._clock()
                 self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
                 self._last = now
                 if self._tokens >= 1.0:
                     self._tokens -= 1.0
                     return
                 wait = (1.0 - self._tokens) / self.rate
-            time.sleep(wait)
+            self._sleep(wait)
 
 
 class Budget:

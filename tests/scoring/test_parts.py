@@ -4,7 +4,6 @@ local embedding model, the token bucket and the budget."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -177,11 +176,17 @@ def test_the_budget_refuses_a_call_that_would_pass_it() -> None:
 
 
 def test_the_rate_limiter_spaces_calls_after_the_burst() -> None:
-    limiter = RateLimiter(50.0, burst=1)
-    started = time.monotonic()
-    for _ in range(6):
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:  # a clock that moves only when the limiter waits
+        slept.append(seconds)
+        now[0] += seconds
+
+    limiter = RateLimiter(50.0, burst=2, clock=lambda: now[0], sleep=sleep)
+    for _ in range(7):
         limiter.acquire()
-    assert time.monotonic() - started >= 5 / 50 * 0.9
+    assert len(slept) == 5 and sum(slept) == pytest.approx(5 / 50)  # the burst of 2 went at once
     with pytest.raises(ValueError, match="positive"):
         RateLimiter(0.0)
 
