@@ -90,3 +90,12 @@ def test_paired_difference_uses_discordant_pairs_only() -> None:
 def test_wilson_interval_is_sound_at_zero() -> None:
     lo, hi = wilson(0, 100)
     assert lo == 0.0 and 0.03 < hi < 0.045
+
+
+def test_bootstrap_does_not_depend_on_the_order_pairs_are_read_in() -> None:
+    rng = np.random.default_rng(12)
+    n = 5000
+    primary = rng.lognormal(5, 0.5, n)
+    candidate = primary * rng.lognormal(0, 0.2, n)
+    order = rng.permutation(n)
+    assert paired_quantile_ratios(primary, candidate, seed=3) == paired_quantile_ratios(primary[order], candidate[order], seed=3)
