@@ -95,7 +95,7 @@ def sql(sql: str, db: str, fmt: str, token: str | None) -> None:
 
 @cli.command()
 @db_option
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "html"]), default="table", show_default=True, help="html: one self-contained page (redirect it to a file).")
 @click.option("--max-p95-ratio", type=float, default=None, help="Candidate/primary p95 latency limit (1.2).")
 @click.option("--max-error-rate-increase", type=float, default=None, help="Allowed error-rate increase (0.0).")
 @click.option("--min-pairs", type=int, default=None, help="Pairs needed for a verdict (100).")
@@ -170,11 +170,12 @@ def _thresholds(path: str | None, **overrides: Any) -> Any:
 
 
 def _render_report(reader: Any, thresholds: Any, fmt: str, segment_by: str | None = None) -> tuple[str, Any]:
-    from .analysis import build_report, render_json, render_text
+    from .analysis import build_report, render_html, render_json, render_text
     from .pricing import load_prices
 
     result = build_report(lambda q: _as_tuple(reader.query(q)), thresholds, prices=load_prices(), segment_by=segment_by)
-    return (render_json(result) if fmt == "json" else render_text(result)), result
+    render = {"json": render_json, "html": render_html}.get(fmt, render_text)
+    return render(result), result
 
 
 @cli.command()

@@ -67,6 +67,8 @@ def test_report_json_for_pipelines_and_check_exit_code(db: Path) -> None:
     assert run("report", "--db", str(db), "--check").returncode == 1
     assert run("report", "--db", str(db), "--fail-on", "FAIL").returncode == 1
     assert run("report", "--db", str(db), "--check", "--max-p95-ratio", "5").returncode == 0
+    page = run("report", "--db", str(db), "--format", "html").stdout
+    assert page.startswith("<!DOCTYPE html>") and "FAIL" in page and "<script" not in page
     # 150 error-free pairs cannot yet show the error rate within +2 points: MARGINAL, not PASS
     assert run("report", "--db", str(db), "--fail-on", "MARGINAL", "--max-p95-ratio", "5").returncode == 1
 

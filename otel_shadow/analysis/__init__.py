@@ -7,6 +7,7 @@ too: the CLI only calls it.
 """
 
 from .gates import GATES, Evidence, Gate, GateInput, GateResult, Thresholds
+from .html import render_html
 from .render import render_json, render_text
 from .report import SCHEMA, CandidateReport, Report, build_report
 
@@ -21,6 +22,7 @@ __all__ = [
     "Report",
     "Thresholds",
     "build_report",
+    "render_html",
     "render_json",
     "render_text",
 ]

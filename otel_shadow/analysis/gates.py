@@ -20,6 +20,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from ..pricing import PriceTable
 from .data import ArmData, NoiseFloor
 from .stats import (
@@ -142,6 +144,12 @@ def latency_gate(g: GateInput, t: Thresholds) -> list[Evidence | GateResult]:
     if n == 0:
         return [GateResult("latency_p95", "SKIP", "no pair where both sides succeeded: latency not compared")]
     out: list[Evidence | GateResult] = []
+    probs = np.linspace(0.02, 0.98, 49)
+    distribution = {
+        "q": probs.round(2).tolist(),
+        "primary_ms": np.quantile(arm.primary_ms, probs).tolist(),
+        "candidate_ms": np.quantile(arm.candidate_ms, probs).tolist(),
+    }
     limits = {0.5: (t.max_p50_ratio, 0.0), 0.95: (t.max_p95_ratio, t.p95_margin), 0.99: (t.max_p99_ratio, 0.0)}
     for r in paired_quantile_ratios(arm.primary_ms, arm.candidate_ms, seed=n):
         name = f"p{round(r.q * 100)}"
@@ -159,7 +167,12 @@ def latency_gate(g: GateInput, t: Thresholds) -> list[Evidence | GateResult]:
                 worse=+1,
                 detail=f"candidate {r.candidate:.1f} ms vs primary {r.primary:.1f} ms, {n:,} pairs where both succeeded",
                 min_n=_quantile_guard(r.q),
-                details={"primary_ms": r.primary, "candidate_ms": r.candidate, "bootstrap_95": list(r.interval)},
+                details={
+                    "primary_ms": r.primary,
+                    "candidate_ms": r.candidate,
+                    "bootstrap_95": list(r.interval),
+                    **({"distribution": distribution} if r.q == 0.5 else {}),
+                },
             )
         )
     return out

@@ -184,3 +184,36 @@ def test_a_segment_name_that_is_not_an_attribute_is_refused(tmp_path: Path) -> N
     write_pairs(tmp_path / "s.duckdb", p, c)
     with pytest.raises(ConfigError, match="not an attribute name"):
         report_of(tmp_path / "s.duckdb", segment_by="x'; DROP TABLE spans; --")
+
+
+def test_html_report_is_self_contained_and_shows_the_verdicts(tmp_path: Path) -> None:
+    from html.parser import HTMLParser
+
+    from otel_shadow.analysis import render_html
+
+    p, c = lognormal_pairs(400, seed=13, slowdown=2.0)
+    routes = ["/chat<script>alert(1)</script>" if i % 2 else "/faq" for i in range(400)]
+    write_pairs(tmp_path / "s.duckdb", p, c, routes=routes)
+    page = render_html(report_of(tmp_path / "s.duckdb", segment_by="http.route"))
+
+    class Collect(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.tags: list[tuple[str, dict[str, str | None]]] = []
+            self.text: list[str] = []
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            self.tags.append((tag, dict(attrs)))
+
+        def handle_data(self, data: str) -> None:
+            self.text.append(data)
+
+    parsed = Collect()
+    parsed.feed(page)
+    tags = {t for t, _ in parsed.tags}
+    assert "script" not in tags and "link" not in tags and "img" not in tags  # nothing to fetch or run
+    assert not [a for _, attrs in parsed.tags for k, a in attrs.items() if k in ("src", "href")]
+    assert "svg" in tags and "polyline" in tags  # the interval and latency plots
+    text = " ".join(parsed.text)
+    assert "FAIL" in text and "p95 latency +" in text and "/chat<script>alert(1)</script>" in text  # escaped, shown as text
+    (tmp_path / "report.html").write_text(page)

@@ -1,0 +1,140 @@
+"""The report as one self-contained HTML page: inline CSS and SVG, no script, nothing fetched.
+
+It opens offline (no CDN, no network), from a file or an email attachment. Every text that comes
+from the store (experiment names, config ids, segment values, reasons) is escaped: spans are
+written by any client, so their strings are untrusted.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from typing import Any
+
+from .report import CandidateReport, Report
+
+__all__ = ["render_html"]
+
+_COLOR = {"PASS": "#1a7f37", "MARGINAL": "#9a6700", "FAIL": "#cf222e", "INSUFFICIENT": "#8250df", "INFO": "#57606a", "SKIP": "#57606a"}
+_CSS = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#1f2328;padding:0 1rem}
+h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2.5rem;border-bottom:1px solid #d0d7de;padding-bottom:.3rem}
+.badge{display:inline-block;padding:.1rem .6rem;border-radius:1rem;color:#fff;font-weight:600;font-size:.85rem}
+table{border-collapse:collapse;width:100%;margin:.6rem 0}td,th{border-bottom:1px solid #eaeef2;padding:.3rem .5rem;text-align:left;vertical-align:top}
+th{font-weight:600;color:#57606a;font-size:.8rem;text-transform:uppercase}.note{color:#57606a}.plots{display:flex;flex-wrap:wrap;gap:1.5rem}
+figure{margin:0}figcaption{color:#57606a;font-size:.8rem}
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _badge(status: str) -> str:
+    return f'<span class="badge" style="background:{_COLOR.get(status, "#57606a")}">{_e(status)}</span>'
+
+
+def _interval_plot(c: CandidateReport) -> str:
+    """One row per gate with an interval: the interval, the estimate, the FAIL and PASS lines."""
+    rows = [g for g in c.gates if g.interval is not None and g.estimate is not None]
+    if not rows:
+        return ""
+    width, row_h, left = 640, 34, 150
+    height = row_h * len(rows) + 24
+    parts = [f'<svg width="{width}" height="{height}" role="img" aria-label="intervals against limits">']
+    for i, g in enumerate(rows):
+        assert g.interval is not None and g.estimate is not None
+        points = [g.interval[0], g.interval[1], g.estimate] + [v for v in (g.limit, g.pass_limit) if v is not None]
+        points = [v for v in points if math.isfinite(v)]
+        lo, hi = min(points), max(points)
+        pad = (hi - lo) * 0.1 or abs(hi) * 0.1 or 1.0
+        lo, hi = lo - pad, hi + pad
+
+        def x(v: float, lo: float = lo, hi: float = hi) -> float:
+            return left + (v - lo) / (hi - lo) * (width - left - 20)
+
+        y = 16 + i * row_h
+        color = _COLOR.get(g.status, "#57606a")
+        parts.append(f'<text x="4" y="{y + 4}" font-size="12">{_e(g.name)}</text>')
+        parts.append(f'<line x1="{left}" x2="{width - 20}" y1="{y}" y2="{y}" stroke="#eaeef2"/>')
+        if g.limit is not None and math.isfinite(g.limit):
+            parts.append(f'<line x1="{x(g.limit):.1f}" x2="{x(g.limit):.1f}" y1="{y - 12}" y2="{y + 12}" stroke="#cf222e" stroke-dasharray="3,2"><title>limit {g.limit:.4g}</title></line>')
+        if g.pass_limit is not None and g.pass_limit != g.limit and math.isfinite(g.pass_limit):
+            parts.append(f'<line x1="{x(g.pass_limit):.1f}" x2="{x(g.pass_limit):.1f}" y1="{y - 12}" y2="{y + 12}" stroke="#1a7f37" stroke-dasharray="3,2"><title>PASS line {g.pass_limit:.4g}</title></line>')
+        parts.append(f'<line x1="{x(g.interval[0]):.1f}" x2="{x(g.interval[1]):.1f}" y1="{y}" y2="{y}" stroke="{color}" stroke-width="4"/>')
+        parts.append(f'<circle cx="{x(g.estimate):.1f}" cy="{y}" r="5" fill="{color}"><title>{_e(g.reason)}</title></circle>')
+    parts.append("</svg>")
+    return "<figure>" + "".join(parts) + "<figcaption>each gate's interval (bar), estimate (dot), FAIL line (red dashes) and PASS line (green dashes)</figcaption></figure>"
+
+
+def _latency_plot(c: CandidateReport) -> str:
+    """The two arms' latency quantile functions (successful pairs), on a log scale."""
+    dist = next((g.details.get("distribution") for g in c.gates if g.name == "latency_p50" and g.details), None)
+    if not dist:
+        return ""
+    width, height, left, bottom = 420, 240, 50, 30
+    values = [v for v in dist["primary_ms"] + dist["candidate_ms"] if v > 0]
+    if not values:
+        return ""
+    lo, hi = math.log(min(values)), math.log(max(values))
+    span = (hi - lo) or 1.0
+
+    def x(q: float) -> float:
+        return left + q * (width - left - 10)
+
+    def y(v: float) -> float:
+        return height - bottom - (math.log(max(v, min(values))) - lo) / span * (height - bottom - 10)
+
+    parts = [f'<svg width="{width}" height="{height}" role="img" aria-label="latency per arm">']
+    for arm, color in (("primary_ms", "#0969da"), ("candidate_ms", "#bf3989")):
+        path = " ".join(f"{x(q):.1f},{y(v):.1f}" for q, v in zip(dist["q"], dist[arm]))
+        parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{path}"/>')
+    parts.append(f'<text x="{left}" y="{height - 8}" font-size="11">quantile 0 → 1</text>')
+    parts.append(f'<text x="2" y="14" font-size="11">{math.exp(hi):.0f} ms</text><text x="2" y="{height - bottom}" font-size="11">{math.exp(lo):.0f} ms</text>')
+    parts.append(f'<text x="{width - 150}" y="{height - 8}" font-size="11" fill="#0969da">primary</text><text x="{width - 90}" y="{height - 8}" font-size="11" fill="#bf3989">candidate</text>')
+    parts.append("</svg>")
+    return "<figure>" + "".join(parts) + "<figcaption>latency quantiles per arm (pairs where both succeeded, log scale)</figcaption></figure>"
+
+
+def _gate_table(gates: list[Any]) -> str:
+    rows = "".join(f"<tr><td>{_badge(g.status)}</td><td>{_e(g.name)}</td><td>{_e(g.reason)}</td></tr>" for g in gates)
+    return f"<table><tr><th>status</th><th>gate</th><th>finding</th></tr>{rows}</table>"
+
+
+def render_html(report: Report) -> str:
+    """The whole report as one HTML document (no external resource of any kind)."""
+    level = f"{1 - report.thresholds.alpha:.0%}"
+    body = [f"<h1>otel-shadow report {_badge(report.worst) if report.worst else ''}</h1>"]
+    if not report.candidates:
+        body.append("<p>No shadow pairs yet: run an experiment (otel-shadow demo) or send spans to the collector.</p>")
+    for c in report.candidates:
+        m = c.metrics
+        body.append(
+            f"<h2>{_e(c.experiment)} · candidate {_e(c.candidate_config_id)} ({_e(m.get('candidate_model') or '?')}) "
+            f"vs primary {_e(c.primary_config_id)} ({_e(m.get('primary_model') or '?')}) {_badge(c.verdict)}</h2>"
+        )
+        if c.worth_promoting:
+            body.append("<p><strong>Worth promoting:</strong> " + "; ".join(_e(p) for p in c.promote) + "</p>")
+        body.append("<ul>" + "".join(f"<li>{_e(r)}</li>" for r in c.reasons) + "</ul>")
+        body.append(f'<div class="plots">{_interval_plot(c)}{_latency_plot(c)}</div>')
+        body.append(_gate_table(c.gates))
+        if c.segments:
+            rows = "".join(
+                f"<tr><td>{_e(s.segment)}{' (critical)' if s.critical else ''}</td><td>{_badge(s.verdict)}</td>"
+                f"<td>{s.pairs:,}</td><td>{'<br>'.join(_e(r) for r in s.reasons)}</td></tr>"
+                for s in c.segments
+            )
+            body.append(f"<h3>Per {_e(report.segment_by)}</h3><table><tr><th>segment</th><th>verdict</th><th>pairs</th><th>why</th></tr>{rows}</table>")
+        body.extend(f'<p class="note">note: {_e(n)}</p>' for n in c.notes)
+    body.append(
+        f'<p class="note">Intervals: {level} anytime-valid confidence sequences (valid however often you look), '
+        "Holm-adjusted across each candidate's gates. See docs/report.md.</p>"
+    )
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">"
+        f"<title>otel-shadow report: {_e(report.worst or 'no pairs')}</title><style>{_CSS}</style></head><body>"
+        + "".join(body)
+        + "</body></html>\n"
+    )
