@@ -34,7 +34,7 @@ def _show(scale: str, x: float) -> str:
         return f"{x * 100:+.1f} pp"
     if scale == "rate":
         return f"{x:.1%}"
-    return f"{x:+.4g}"
+    return f"{x:+.3g}"
 
 
 def _natural(scale: str, x: float) -> float:
