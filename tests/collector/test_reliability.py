@@ -226,7 +226,7 @@ def test_sigterm_drains_commits_and_cli_reads_while_running(tmp_path: Path) -> N
             [sys.executable, "-m", "otel_shadow", "report", "--db", str(db), "--format", "json"],
             capture_output=True, text=True, timeout=60,
         )
-        assert json.loads(report.stdout)[0]["verdict"] == "INSUFFICIENT"
+        assert json.loads(report.stdout)["candidates"][0]["verdict"] == "INSUFFICIENT"
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(30)
