@@ -18,7 +18,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ARMS_SQL", "ArmData", "NoiseFloor", "Query", "arms_sql", "read_arms", "read_coverage"]
+__all__ = [
+    "ARMS_SQL", "METRICS_SQL", "ArmData", "MetricStats", "NoiseFloor", "Query", "arms_sql", "read_arms",
+    "read_coverage", "read_metrics",
+]
 
 Query = Callable[[str], tuple[list[str], list[tuple[Any, ...]]]]
 
@@ -180,3 +183,40 @@ def read_arms(query: Query, segment_by: str | None = None) -> list[ArmData]:
 def read_coverage(query: Query) -> dict[str, tuple[int, int, int]]:
     _, rows = query(COVERAGE_SQL)
     return {r[0]: (int(r[1] or 0), int(r[2] or 0), int(r[3] or 0)) for r in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class MetricStats:
+    """One comparison metric (``shadow.metric.*``) over an arm's ok pairs: count, mean, variance."""
+
+    n: int
+    mean: float
+    var: float
+
+
+# One row per experiment × config × role × comparison metric (the edge's shadow.metric.* values)
+METRICS_SQL = """
+SELECT experiment, candidate_config_id, candidate_role, metric,
+       count(value) AS n, avg(value) AS mean, coalesce(var_samp(value), 0.0) AS var
+FROM shadow_metrics
+WHERE value IS NOT NULL
+GROUP BY ALL
+"""
+
+MetricsByArm = dict[tuple[str, str, str], dict[str, MetricStats]]
+
+
+def read_metrics(query: Query) -> MetricsByArm:
+    """``(experiment, config id, role) → {metric: stats}``; empty for a store without the view."""
+    from ..errors import StoreError
+
+    try:
+        columns, rows = query(METRICS_SQL)
+    except StoreError:  # a store written before comparison metrics existed
+        return {}
+    out: MetricsByArm = {}
+    for values in rows:
+        r = dict(zip(columns, values))
+        key = (r["experiment"], r["candidate_config_id"], r["candidate_role"])
+        out.setdefault(key, {})[r["metric"]] = MetricStats(int(r["n"]), float(r["mean"]), float(r["var"]))
+    return out

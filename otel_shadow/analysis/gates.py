@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..pricing import PriceTable
-from .data import ArmData, NoiseFloor
+from .data import ArmData, MetricStats, NoiseFloor
 from .stats import (
     paired_proportion_difference,
     paired_quantile_ratios,
@@ -46,7 +46,9 @@ class Thresholds:
     max_p99_ratio: float | None = None  # optional: also gate p99
     max_error_rate_increase: float = 0.0  # candidate − primary error rate: a certain excess FAILs
     error_rate_margin: float = 0.02  # PASS while the interval stays below the limit + this
-    max_agreement_drop: float = 0.05  # exact-match rate may be this far below the replicate floor
+    max_agreement_drop: float = 0.05  # exact-match rate (and each agreement metric) may be this far below the replicate floor
+    max_validity_drop: float = 0.0  # JSON validity: a certain drop below the primary's FAILs
+    validity_margin: float = 0.02  # PASS while the interval stays above −(max_validity_drop + this)
     min_exact_match_rate: float | None = None  # optional absolute floor (used when no replicates ran)
     min_coverage: float | None = None  # optional: share of calls whose candidates ran
     min_pairs: int = 100  # fewer compared pairs: INSUFFICIENT (unless a gate already FAILs)
@@ -128,6 +130,8 @@ class GateInput:
     floor: NoiseFloor | None
     coverage: tuple[int, int, int] | None  # primary runs, scheduled, dropped
     prices: PriceTable | None
+    metrics: Mapping[str, MetricStats] = field(default_factory=dict)  # the candidate's shadow.metric.* stats
+    metric_floor: Mapping[str, MetricStats] = field(default_factory=dict)  # the replicates' (noise floor)
 
 
 Gate = Callable[[GateInput, Thresholds], list["Evidence | GateResult"]]
@@ -256,6 +260,59 @@ def agreement_gate(g: GateInput, t: Thresholds) -> list[Evidence | GateResult]:
     ]
 
 
+# comparison metrics (core.comparison) read against the noise floor: a share or a score, higher agrees more
+AGREEMENT_METRICS = ("normalized_match", "similarity", "key_fields_match")
+
+
+def comparison_gate(g: GateInput, t: Thresholds) -> list[Evidence | GateResult]:
+    """The edge's comparison metrics: each agreement metric against the replicates' (the primary
+    config against itself), and JSON validity against the primary's own on the same pairs."""
+    out: list[Evidence | GateResult] = []
+    for name in AGREEMENT_METRICS:
+        c = g.metrics.get(name)
+        if c is None or c.n == 0:
+            continue
+        f = g.metric_floor.get(name)
+        if f is None or f.n == 0:
+            out.append(GateResult(
+                f"metric_{name}", "INFO",
+                f"{name} {c.mean:.3g} over {c.n:,} pairs; no replicates ran, so no noise floor to read it against",
+                c.mean, n=c.n, unit="mean",
+            ))
+            continue
+        out.append(Evidence(
+            name=f"metric_{name}",
+            label=f"{name} vs the noise floor",
+            scale="difference",
+            estimate=c.mean - f.mean,
+            se=math.sqrt(c.var / c.n + f.var / f.n),
+            n=min(c.n, f.n),
+            limit=-t.max_agreement_drop,
+            pass_limit=-t.max_agreement_drop,
+            worse=-1,
+            detail=f"candidate–primary {c.mean:.3g} over {c.n:,} vs replicate–primary {f.mean:.3g} over {f.n:,}",
+            details={"candidate_mean": c.mean, "floor_mean": f.mean, "floor_n": f.n},
+        ))
+    valid, primary_valid = g.metrics.get("json_valid"), g.metrics.get("primary_json_valid")
+    if valid is not None and primary_valid is not None and valid.n and primary_valid.mean > 0:
+        # the two rates are on the same pairs and positively correlated: ignoring the covariance
+        # overstates the standard error (a wider, safer interval)
+        out.append(Evidence(
+            name="json_valid",
+            label="JSON validity",
+            scale="difference",
+            estimate=valid.mean - primary_valid.mean,
+            se=math.sqrt(valid.var / valid.n + primary_valid.var / primary_valid.n),
+            n=valid.n,
+            limit=-t.max_validity_drop,
+            pass_limit=-(t.max_validity_drop + t.validity_margin),
+            worse=-1,
+            detail=f"candidate {valid.mean:.1%} vs primary {primary_valid.mean:.1%} valid JSON over {valid.n:,} pairs",
+            details={"candidate_rate": valid.mean, "primary_rate": primary_valid.mean},
+        ))
+    return out
+
+
 def _cost_or_tokens(g: GateInput) -> tuple[str, dict[str, float]] | None:
     """Weights of (pi, po, ci, co) for the cost difference, or for total tokens without prices."""
     arm = g.arm
@@ -323,6 +380,7 @@ GATES: dict[str, Gate] = {
     "latency": latency_gate,
     "error_rate": error_rate_gate,
     "agreement": agreement_gate,
+    "comparison": comparison_gate,
     "cost": cost_gate,
     "coverage": coverage_gate,
 }
