@@ -15,7 +15,11 @@ from typing import Any
 import click
 
 from . import __version__
-from .environment_variables import DEFAULT_DB, OTEL_SHADOW_COLLECTOR_TOKEN, OTEL_SHADOW_DB
+from .environment_variables import (
+    DEFAULT_DB,
+    OTEL_SHADOW_COLLECTOR_TOKEN,
+    OTEL_SHADOW_DB,
+)
 from .errors import ShadowError
 from .store.database import json_value
 
@@ -156,12 +160,10 @@ def _thresholds(path: str | None, **overrides: Any) -> Any:
 
     values: dict[str, Any] = {}
     if path:
-        import yaml
+        from .safe_yaml import load_yaml, read_text_file
 
-        try:
-            loaded = yaml.safe_load(open(path, encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"thresholds file '{path}' cannot be read: {exc}") from exc
+        _, loaded = load_yaml(read_text_file(path, 1 << 20, "thresholds file"), path, "a thresholds file")
+        loaded = loaded or {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"thresholds file '{path}' must hold a mapping of threshold: value")
         values.update(loaded)
@@ -348,7 +350,14 @@ def score(
 
         otel-shadow score --embeddings local --judge-model gpt-4o-mini --budget-tokens 200000
     """
-    from .scoring import Judge, JudgeConfig, ScoreOptions, load_rubric, make_embedder, run_scoring
+    from .scoring import (
+        Judge,
+        JudgeConfig,
+        ScoreOptions,
+        load_rubric,
+        make_embedder,
+        run_scoring,
+    )
 
     embedder = make_embedder(embeddings, embedding_model) if embeddings else None
     judge = None

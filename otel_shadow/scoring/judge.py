@@ -20,9 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..errors import ConfigError, ShadowError
+from ..safe_yaml import load_yaml, read_text_file
 from .pairs import Pair
 
 __all__ = ["Judge", "JudgeConfig", "JudgeError", "Judgement", "load_rubric", "parse_verdict"]
@@ -89,11 +88,9 @@ def load_rubric(value: str | None) -> str:
         return DEFAULT_RUBRIC
     path = Path(value)
     if len(value) < 4096 and "\n" not in value and path.suffix.lower() in {".yaml", ".yml", ".txt", ".md"}:
-        if not path.is_file():
+        if not path.exists():
             raise ConfigError(f"rubric file '{value}' does not exist; pass an existing file or the rubric text itself")
-        if path.stat().st_size > MAX_RUBRIC_BYTES:
-            raise ConfigError(f"rubric file '{value}' is over {MAX_RUBRIC_BYTES // 1024} KiB; shorten it")
-        text = path.read_text(encoding="utf-8")
+        text = read_text_file(path, MAX_RUBRIC_BYTES, "rubric file")
         if path.suffix.lower() in {".yaml", ".yml"}:
             return _rubric_of_yaml(text, value)
         return text.strip() or DEFAULT_RUBRIC
@@ -103,10 +100,7 @@ def load_rubric(value: str | None) -> str:
 
 
 def _rubric_of_yaml(text: str, where: str) -> str:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"rubric file '{where}' is not valid YAML: {exc}") from exc
+    _, data = load_yaml(text, where, "a rubric file")
     if isinstance(data, str):
         return data.strip()
     if isinstance(data, dict):
