@@ -194,11 +194,30 @@ class MetricStats:
     var: float
 
 
-# One row per experiment × config × role × comparison metric (the edge's shadow.metric.* values)
+# One row per experiment × config × role × comparison metric (the edge's shadow.metric.* values).
+# Read from the candidate and replicate spans themselves: the metrics need no pair join, and a
+# text filter skips every span without one before its JSON is parsed.
 METRICS_SQL = """
-SELECT experiment, candidate_config_id, candidate_role, metric,
+WITH runs AS (
+    SELECT experiment, config_id, role, attributes
+    FROM spans
+    WHERE role IN ('candidate', 'replicate') AND outcome = 'ok'
+      AND contains(CAST(attributes AS VARCHAR), '"shadow.metric.')
+    QUALIFY row_number() OVER (PARTITION BY trace_id, span_id) = 1  -- re-sent copies are identical
+),
+metric_values AS (
+    SELECT r.experiment, r.config_id, r.role, k.key,
+           CASE json_type(r.attributes, '$."' || k.key || '"')
+                WHEN 'BOOLEAN' THEN CASE WHEN r.attributes ->> ('$."' || k.key || '"') = 'true' THEN 1.0 ELSE 0.0 END
+                ELSE TRY_CAST(r.attributes ->> ('$."' || k.key || '"') AS DOUBLE)
+           END AS value
+    FROM runs r
+    CROSS JOIN LATERAL (SELECT unnest(json_keys(r.attributes)) AS key) k
+    WHERE k.key LIKE 'shadow.metric.%'
+)
+SELECT experiment, config_id AS candidate_config_id, role AS candidate_role, substr(key, 15) AS metric,
        count(value) AS n, avg(value) AS mean, coalesce(var_samp(value), 0.0) AS var
-FROM shadow_metrics
+FROM metric_values
 WHERE value IS NOT NULL
 GROUP BY ALL
 """
