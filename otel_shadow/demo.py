@@ -77,6 +77,7 @@ def run_demo(db: str, requests: int, fresh: bool, echo: Any = print) -> None:
         ],
         tracer_provider=provider,
         scheduler=Scheduler(workers=4),
+        replicate_rate=0.25,  # a quarter of the calls also re-run the primary: the noise floor
     )
 
     @shadow.experiment(name="generate")
