@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from .. import attributes as A
+
 __all__ = [
     "ARMS_SQL", "METRICS_SQL", "ArmData", "MetricStats", "NoiseFloor", "Query", "arms_sql", "read_arms",
     "read_coverage", "read_metrics",
@@ -197,12 +199,13 @@ class MetricStats:
 # One row per experiment × config × role × comparison metric (the edge's shadow.metric.* values).
 # Read from the candidate and replicate spans themselves: the metrics need no pair join, and a
 # text filter skips every span without one before its JSON is parsed.
-METRICS_SQL = """
+_PREFIX = A.SHADOW_METRIC_PREFIX
+METRICS_SQL = f"""
 WITH runs AS (
     SELECT experiment, config_id, role, attributes
     FROM spans
     WHERE role IN ('candidate', 'replicate') AND outcome = 'ok'
-      AND contains(CAST(attributes AS VARCHAR), '"shadow.metric.')
+      AND contains(CAST(attributes AS VARCHAR), '"{_PREFIX}')
     QUALIFY row_number() OVER (PARTITION BY trace_id, span_id) = 1  -- re-sent copies are identical
 ),
 metric_values AS (
@@ -213,9 +216,9 @@ metric_values AS (
            END AS value
     FROM runs r
     CROSS JOIN LATERAL (SELECT unnest(json_keys(r.attributes)) AS key) k
-    WHERE k.key LIKE 'shadow.metric.%'
+    WHERE k.key LIKE '{_PREFIX}%'
 )
-SELECT experiment, config_id AS candidate_config_id, role AS candidate_role, substr(key, 15) AS metric,
+SELECT experiment, config_id AS candidate_config_id, role AS candidate_role, substr(key, {len(_PREFIX) + 1}) AS metric,
        count(value) AS n, avg(value) AS mean, coalesce(var_samp(value), 0.0) AS var
 FROM metric_values
 WHERE value IS NOT NULL
