@@ -22,7 +22,7 @@ from .. import attributes as A
 
 __all__ = [
     "ARMS_SQL", "METRICS_SQL", "ArmData", "MetricStats", "NoiseFloor", "Query", "arms_sql", "read_arms",
-    "read_coverage", "read_metrics",
+    "read_coverage", "read_metrics", "read_scores",
 ]
 
 Query = Callable[[str], tuple[list[str], list[tuple[Any, ...]]]]
@@ -241,4 +241,48 @@ def read_metrics(query: Query) -> MetricsByArm:
         r = dict(zip(columns, values))
         key = (r["experiment"], r["candidate_config_id"], r["candidate_role"])
         out.setdefault(key, {})[r["metric"]] = MetricStats(int(r["n"]), float(r["mean"]), float(r["var"]))
+    return out
+
+
+# One row per experiment × config × role × batch scorer (otel-shadow score): the judge's verdicts
+# and the embedding similarity, as ``MetricStats`` plus the judge's win / tie / loss counts.
+SCORES_SQL = """
+SELECT experiment, candidate_config_id, candidate_role, scorer,
+       count(score) AS n, avg(score) AS mean, coalesce(var_samp(score), 0.0) AS var,
+       count(*) FILTER (WHERE label = 'win') AS wins,
+       count(*) FILTER (WHERE label = 'tie') AS ties,
+       count(*) FILTER (WHERE label = 'loss') AS losses
+FROM shadow_scores
+WHERE experiment IS NOT NULL
+GROUP BY ALL
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreStats:
+    """A batch scorer's results over an arm's pairs."""
+
+    n: int
+    mean: float
+    var: float
+    wins: int
+    ties: int
+    losses: int
+
+
+def read_scores(query: Query) -> dict[tuple[str, str, str], dict[str, ScoreStats]]:
+    """``(experiment, config id, role) → {scorer: stats}``; empty when nothing was scored."""
+    from ..errors import StoreError
+
+    try:
+        columns, rows = query(SCORES_SQL)
+    except StoreError:  # a store written before scores existed
+        return {}
+    out: dict[tuple[str, str, str], dict[str, ScoreStats]] = {}
+    for values in rows:
+        r = dict(zip(columns, values))
+        key = (r["experiment"], r["candidate_config_id"], r["candidate_role"])
+        out.setdefault(key, {})[r["scorer"]] = ScoreStats(
+            int(r["n"]), float(r["mean"] or 0.0), float(r["var"]), int(r["wins"]), int(r["ties"]), int(r["losses"])
+        )
     return out

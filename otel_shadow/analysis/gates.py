@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..pricing import PriceTable
-from .data import ArmData, MetricStats, NoiseFloor
+from .data import ArmData, MetricStats, NoiseFloor, ScoreStats
 from .stats import (
     paired_proportion_difference,
     paired_quantile_ratios,
@@ -49,6 +49,8 @@ class Thresholds:
     max_agreement_drop: float = 0.05  # exact-match rate (and each agreement metric) may be this far below the replicate floor
     max_validity_drop: float = 0.0  # JSON validity: a certain drop below the primary's FAILs
     validity_margin: float = 0.02  # PASS while the interval stays above −(max_validity_drop + this)
+    min_win_rate: float = 0.45  # the judge's win rate (ties count half): the seeds' "> 50%" as non-inferiority
+    min_semantic_similarity: float = 0.95  # embedding similarity when no replicate was scored (the seeds' criterion)
     min_exact_match_rate: float | None = None  # optional absolute floor (used when no replicates ran)
     min_coverage: float | None = None  # optional: share of calls whose candidates ran
     min_pairs: int = 100  # fewer compared pairs: INSUFFICIENT (unless a gate already FAILs)
@@ -132,6 +134,8 @@ class GateInput:
     prices: PriceTable | None
     metrics: Mapping[str, MetricStats] = field(default_factory=dict)  # the candidate's shadow.metric.* stats
     metric_floor: Mapping[str, MetricStats] = field(default_factory=dict)  # the replicates' (noise floor)
+    scores: Mapping[str, ScoreStats] = field(default_factory=dict)  # otel-shadow score, candidate's pairs
+    score_floor: Mapping[str, ScoreStats] = field(default_factory=dict)  # ... and the replicates'
 
 
 Gate = Callable[[GateInput, Thresholds], list["Evidence | GateResult"]]
@@ -313,6 +317,59 @@ def comparison_gate(g: GateInput, t: Thresholds) -> list[Evidence | GateResult]:
     return out
 
 
+def score_gate(g: GateInput, t: Thresholds) -> list[Evidence | GateResult]:
+    """The batch scores (``otel-shadow score``): the judge's win rate, and embedding similarity
+    against the replicates' (or, when no replicate was scored, against ``min_semantic_similarity``)."""
+    out: list[Evidence | GateResult] = []
+    judge = g.scores.get("judge")
+    if judge is not None and judge.wins + judge.ties + judge.losses:
+        n = judge.wins + judge.ties + judge.losses
+        rate = (judge.wins + 0.5 * judge.ties) / n
+        smoothed = (judge.wins + 0.5 * judge.ties + 0.5) / (n + 1)
+        out.append(Evidence(
+            name="judge_win_rate",
+            label="judge win rate",
+            scale="rate",
+            estimate=rate,
+            se=math.sqrt(smoothed * (1 - smoothed) / n),
+            n=n,
+            limit=t.min_win_rate,
+            pass_limit=t.min_win_rate,
+            worse=-1,
+            detail=f"{judge.wins:,} wins, {judge.ties:,} ties, {judge.losses:,} losses against the primary (ties count half)",
+            details={"wins": judge.wins, "ties": judge.ties, "losses": judge.losses},
+        ))
+    similar, floor = g.scores.get("semantic_similarity"), g.score_floor.get("semantic_similarity")
+    if similar is not None and similar.n:
+        if floor is not None and floor.n:
+            out.append(Evidence(
+                name="semantic_similarity",
+                label="semantic similarity vs the noise floor",
+                scale="difference",
+                estimate=similar.mean - floor.mean,
+                se=math.sqrt(similar.var / similar.n + floor.var / floor.n),
+                n=min(similar.n, floor.n),
+                limit=-t.max_agreement_drop,
+                pass_limit=-t.max_agreement_drop,
+                worse=-1,
+                detail=f"candidate–primary {similar.mean:.3f} over {similar.n:,} vs replicate–primary {floor.mean:.3f} over {floor.n:,}",
+            ))
+        else:
+            out.append(Evidence(
+                name="semantic_similarity",
+                label="semantic similarity",
+                scale="rate",
+                estimate=similar.mean,
+                se=math.sqrt(max(similar.var, 1e-12) / similar.n),
+                n=similar.n,
+                limit=t.min_semantic_similarity,
+                pass_limit=t.min_semantic_similarity,
+                worse=-1,
+                detail=f"mean embedding similarity over {similar.n:,} pairs; no replicate was scored, so the limit is absolute",
+            ))
+    return out
+
+
 def _cost_or_tokens(g: GateInput) -> tuple[str, dict[str, float]] | None:
     """Weights of (pi, po, ci, co) for the cost difference, or for total tokens without prices."""
     arm = g.arm
@@ -381,6 +438,7 @@ GATES: dict[str, Gate] = {
     "error_rate": error_rate_gate,
     "agreement": agreement_gate,
     "comparison": comparison_gate,
+    "scores": score_gate,
     "cost": cost_gate,
     "coverage": coverage_gate,
 }

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..pricing import PriceTable
-from .data import ArmData, MetricStats, NoiseFloor, Query, read_arms, read_coverage, read_metrics
+from .data import ArmData, MetricStats, NoiseFloor, Query, ScoreStats, read_arms, read_coverage, read_metrics, read_scores
 from .gates import GATES, Gate, GateInput, GateResult, Thresholds
 from .verdict import SEVERITY, judge_family, verdict_of, worth_promoting
 
@@ -141,8 +141,9 @@ def _reasons(verdict: str, gates: list[GateResult]) -> list[str]:
 
 def _findings(arm: ArmData, floor: NoiseFloor | None, coverage: tuple[int, int, int] | None,
               prices: PriceTable | None, gates: Mapping[str, Gate], t: Thresholds,
-              metrics: Mapping[str, MetricStats] | None = None, metric_floor: Mapping[str, MetricStats] | None = None) -> list[Any]:
-    given = GateInput(arm, floor, coverage, prices, metrics or {}, metric_floor or {})
+              metrics: Mapping[str, MetricStats] | None = None, metric_floor: Mapping[str, MetricStats] | None = None,
+              scores: Mapping[str, ScoreStats] | None = None, score_floor: Mapping[str, ScoreStats] | None = None) -> list[Any]:
+    given = GateInput(arm, floor, coverage, prices, metrics or {}, metric_floor or {}, scores or {}, score_floor or {})
     return [f for gate in gates.values() for f in gate(given, t)]
 
 
@@ -164,6 +165,7 @@ def build_report(
     arms = read_arms(query)
     coverage = read_coverage(query)
     metrics = read_metrics(query)
+    scores = read_scores(query)
     floors = {(a.experiment, a.config_id): NoiseFloor(a.pairs, a.compared, a.matches) for a in arms if a.role == "replicate"}
     by_segment: dict[tuple[str, str], list[ArmData]] = {}
     segment_floors: dict[tuple[str, str, str | None], NoiseFloor] = {}
@@ -174,7 +176,7 @@ def build_report(
             else:
                 segment_floors[(a.experiment, a.config_id, a.segment)] = NoiseFloor(a.pairs, a.compared, a.matches)
     # coverage is per experiment; comparison metrics are read for the whole candidate
-    segment_gates = {k: g for k, g in gates.items() if k not in ("coverage", "comparison")}
+    segment_gates = {k: g for k, g in gates.items() if k not in ("coverage", "comparison", "scores")}
     out = []
     for arm in arms:
         if arm.role != "candidate":
@@ -186,6 +188,8 @@ def build_report(
             arm, floor, coverage.get(arm.experiment), prices, gates, t,
             metrics.get((arm.experiment, arm.config_id, "candidate")),
             metrics.get((arm.experiment, arm.primary_config_id or "", "replicate")),
+            scores.get((arm.experiment, arm.config_id, "candidate")),
+            scores.get((arm.experiment, arm.primary_config_id or "", "replicate")),
         )]
         groups += [
             _findings(s, segment_floors.get((s.experiment, s.primary_config_id or "", s.segment)), None, prices, segment_gates, t)
