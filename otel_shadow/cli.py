@@ -175,8 +175,16 @@ def _render_report(reader: Any, thresholds: Any, fmt: str, segment_by: str | Non
     from .analysis import build_report, render_html, render_json, render_text
     from .pricing import load_prices
 
-    result = build_report(lambda q: _as_tuple(reader.query(q)), thresholds, prices=load_prices(), segment_by=segment_by)
-    render = {"json": render_json, "html": render_html}.get(fmt, render_text)
+    def query(sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+        return _as_tuple(reader.query(sql))
+
+    prices = load_prices()
+    result = build_report(query, thresholds, prices=prices, segment_by=segment_by)
+    if fmt == "html":
+        from .analysis.timeline import verdict_timeline
+
+        return render_html(result, verdict_timeline(query, result, thresholds, prices=prices, segment_by=segment_by)), result
+    render = {"json": render_json}.get(fmt, render_text)
     return render(result), result
 
 

@@ -7,11 +7,14 @@ written by any client, so their strings are untrusted.
 
 from __future__ import annotations
 
+import datetime as _dt
 import html
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from .report import CandidateReport, Report
+from .timeline import TimelinePoint
 
 __all__ = ["render_html"]
 
@@ -30,16 +33,25 @@ def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
+def _model(name: Any) -> str:
+    return f" ({_e(name)})" if name else ""
+
+
 def _badge(status: str) -> str:
     return f'<span class="badge" style="background:{_COLOR.get(status, "#57606a")}">{_e(status)}</span>'
 
 
 def _interval_plot(c: CandidateReport) -> str:
-    """One row per gate with an interval: the interval, the estimate, the FAIL and PASS lines."""
-    rows = [g for g in c.gates if g.interval is not None and g.estimate is not None]
+    """One row per gate with an interval and a limit: the interval, the estimate, the FAIL and PASS lines.
+
+    Each row has its own scale, so a gate without a limit (INFO) would be a bar filling its row and
+    say nothing: those are in the table only. The interval's ends are written at the right.
+    """
+    rows = [g for g in c.gates if g.interval is not None and g.estimate is not None
+            and any(v is not None and math.isfinite(v) for v in (g.limit, g.pass_limit))]
     if not rows:
         return ""
-    width, row_h, left = 640, 34, 150
+    width, row_h, left, right = 640, 34, 150, 150
     height = row_h * len(rows) + 24
     parts = [f'<svg width="{width}" height="{height}" role="img" aria-label="intervals against limits">']
     for i, g in enumerate(rows):
@@ -51,12 +63,13 @@ def _interval_plot(c: CandidateReport) -> str:
         lo, hi = lo - pad, hi + pad
 
         def x(v: float, lo: float = lo, hi: float = hi) -> float:
-            return left + (v - lo) / (hi - lo) * (width - left - 20)
+            return left + (v - lo) / (hi - lo) * (width - left - right)
 
         y = 16 + i * row_h
         color = _COLOR.get(g.status, "#57606a")
         parts.append(f'<text x="4" y="{y + 4}" font-size="12">{_e(g.name)}</text>')
-        parts.append(f'<line x1="{left}" x2="{width - 20}" y1="{y}" y2="{y}" stroke="#eaeef2"/>')
+        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y}" y2="{y}" stroke="#eaeef2"/>')
+        parts.append(f'<text x="{width - right + 10}" y="{y + 4}" font-size="11" fill="#57606a">[{g.interval[0]:.3g}, {g.interval[1]:.3g}]</text>')
         if g.limit is not None and math.isfinite(g.limit):
             parts.append(f'<line x1="{x(g.limit):.1f}" x2="{x(g.limit):.1f}" y1="{y - 12}" y2="{y + 12}" stroke="#cf222e" stroke-dasharray="3,2"><title>limit {g.limit:.4g}</title></line>')
         if g.pass_limit is not None and g.pass_limit != g.limit and math.isfinite(g.pass_limit):
@@ -96,13 +109,55 @@ def _latency_plot(c: CandidateReport) -> str:
     return "<figure>" + "".join(parts) + "<figcaption>latency quantiles per arm (pairs where both succeeded, log scale)</figcaption></figure>"
 
 
+def _elapsed(us: int) -> str:
+    s = us / 1e6
+    if s < 120:
+        return f"+{s:.1f} s"
+    if s < 7200:
+        return f"+{s / 60:.0f} min"
+    if s < 172800:
+        return f"+{s / 3600:.1f} h"
+    return f"+{s / 86400:.1f} d"
+
+
+def _timeline_plot(c: CandidateReport, timeline: Sequence[TimelinePoint]) -> str:
+    """One cell per cut-off: the verdict on the pairs that had arrived by then, and how many."""
+    if len(timeline) < 2:
+        return ""
+    key = (c.experiment, c.candidate_config_id)
+    width, left, top, cell_h = 640, 150, 8, 24
+    cell_w = (width - left - 20) / len(timeline)
+    first = timeline[0].cutoff_us
+    parts = [f'<svg width="{width}" height="{top + cell_h + 40}" role="img" aria-label="verdict over time">',
+             f'<text x="4" y="{top + 16}" font-size="12">verdict over time</text>']
+    for i, point in enumerate(timeline):
+        verdict, pairs = point.verdicts.get(key, ("no pairs", 0))
+        x = left + i * cell_w
+        at = _dt.datetime.fromtimestamp(point.cutoff_us / 1e6, _dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        parts.append(
+            f'<rect x="{x + 1:.1f}" y="{top}" width="{cell_w - 2:.1f}" height="{cell_h}" rx="4" fill="{_COLOR.get(verdict, "#d0d7de")}">'
+            f"<title>{_e(verdict)} on the {pairs:,} pairs started by {at}</title></rect>"
+        )
+        parts.append(f'<text x="{x + cell_w / 2:.1f}" y="{top + 16}" font-size="11" font-weight="600" fill="#fff" text-anchor="middle">{_e(verdict)}</text>')
+        parts.append(f'<text x="{x + cell_w / 2:.1f}" y="{top + cell_h + 15}" font-size="10" fill="#57606a" text-anchor="middle">{pairs:,} pairs</text>')
+        parts.append(f'<text x="{x + cell_w / 2:.1f}" y="{top + cell_h + 29}" font-size="10" fill="#57606a" text-anchor="middle">{_elapsed(point.cutoff_us - first)}</text>')
+    parts.append("</svg>")
+    return (
+        "<figure>" + "".join(parts) + "<figcaption>the verdict recomputed on the pairs that had arrived by each cut-off "
+        "(time since the first pair; anytime-valid, so every look counts)</figcaption></figure>"
+    )
+
+
 def _gate_table(gates: list[Any]) -> str:
     rows = "".join(f"<tr><td>{_badge(g.status)}</td><td>{_e(g.name)}</td><td>{_e(g.reason)}</td></tr>" for g in gates)
     return f"<table><tr><th>status</th><th>gate</th><th>finding</th></tr>{rows}</table>"
 
 
-def render_html(report: Report) -> str:
-    """The whole report as one HTML document (no external resource of any kind)."""
+def render_html(report: Report, timeline: Sequence[TimelinePoint] = ()) -> str:
+    """The whole report as one HTML document (no external resource of any kind).
+
+    ``timeline``: ``verdict_timeline(...)`` of the same report, drawn as each candidate's verdict over time.
+    """
     level = f"{1 - report.thresholds.alpha:.0%}"
     body = [f"<h1>otel-shadow report {_badge(report.worst) if report.worst else ''}</h1>"]
     if not report.candidates:
@@ -110,13 +165,13 @@ def render_html(report: Report) -> str:
     for c in report.candidates:
         m = c.metrics
         body.append(
-            f"<h2>{_e(c.experiment)} · candidate {_e(c.candidate_config_id)} ({_e(m.get('candidate_model') or '?')}) "
-            f"vs primary {_e(c.primary_config_id)} ({_e(m.get('primary_model') or '?')}) {_badge(c.verdict)}</h2>"
+            f"<h2>{_e(c.experiment)} · candidate {_e(c.candidate_config_id)}{_model(m.get('candidate_model'))} "
+            f"vs primary {_e(c.primary_config_id)}{_model(m.get('primary_model'))} {_badge(c.verdict)}</h2>"
         )
         if c.worth_promoting:
             body.append("<p><strong>Worth promoting:</strong> " + "; ".join(_e(p) for p in c.promote) + "</p>")
         body.append("<ul>" + "".join(f"<li>{_e(r)}</li>" for r in c.reasons) + "</ul>")
-        body.append(f'<div class="plots">{_interval_plot(c)}{_latency_plot(c)}</div>')
+        body.append(f'<div class="plots">{_timeline_plot(c, timeline)}{_interval_plot(c)}{_latency_plot(c)}</div>')
         body.append(_gate_table(c.gates))
         if c.segments:
             rows = "".join(
