@@ -264,6 +264,24 @@ def agreement_gate(g: GateInput, t: Thresholds) -> list[Evidence | GateResult]:
     ]
 
 
+def _against_floor(name: str, what: str, c: MetricStats | ScoreStats, f: MetricStats | ScoreStats, t: Thresholds) -> Evidence:
+    """A mean that measures agreement (higher agrees more), the candidate's against the replicates'
+    (the primary config against itself): a two-sample difference within ``max_agreement_drop``."""
+    return Evidence(
+        name=name,
+        label=f"{what} vs the noise floor",
+        scale="difference",
+        estimate=c.mean - f.mean,
+        se=math.sqrt(c.var / c.n + f.var / f.n),
+        n=min(c.n, f.n),
+        limit=-t.max_agreement_drop,
+        pass_limit=-t.max_agreement_drop,
+        worse=-1,
+        detail=f"candidate–primary {c.mean:.3g} over {c.n:,} vs replicate–primary {f.mean:.3g} over {f.n:,}",
+        details={"candidate_mean": c.mean, "floor_mean": f.mean, "floor_n": f.n},
+    )
+
+
 # comparison metrics (core.comparison) read against the noise floor: a share or a score, higher agrees more
 AGREEMENT_METRICS = ("normalized_match", "similarity", "key_fields_match")
 
@@ -284,19 +302,7 @@ def comparison_gate(g: GateInput, t: Thresholds) -> list[Evidence | GateResult]:
                 c.mean, n=c.n, unit="mean",
             ))
             continue
-        out.append(Evidence(
-            name=f"metric_{name}",
-            label=f"{name} vs the noise floor",
-            scale="difference",
-            estimate=c.mean - f.mean,
-            se=math.sqrt(c.var / c.n + f.var / f.n),
-            n=min(c.n, f.n),
-            limit=-t.max_agreement_drop,
-            pass_limit=-t.max_agreement_drop,
-            worse=-1,
-            detail=f"candidate–primary {c.mean:.3g} over {c.n:,} vs replicate–primary {f.mean:.3g} over {f.n:,}",
-            details={"candidate_mean": c.mean, "floor_mean": f.mean, "floor_n": f.n},
-        ))
+        out.append(_against_floor(f"metric_{name}", name, c, f, t))
     valid, primary_valid = g.metrics.get("json_valid"), g.metrics.get("primary_json_valid")
     if valid is not None and primary_valid is not None and valid.n and primary_valid.mean > 0:
         # the two rates are on the same pairs and positively correlated: ignoring the covariance
@@ -342,18 +348,7 @@ def score_gate(g: GateInput, t: Thresholds) -> list[Evidence | GateResult]:
     similar, floor = g.scores.get("semantic_similarity"), g.score_floor.get("semantic_similarity")
     if similar is not None and similar.n:
         if floor is not None and floor.n:
-            out.append(Evidence(
-                name="semantic_similarity",
-                label="semantic similarity vs the noise floor",
-                scale="difference",
-                estimate=similar.mean - floor.mean,
-                se=math.sqrt(similar.var / similar.n + floor.var / floor.n),
-                n=min(similar.n, floor.n),
-                limit=-t.max_agreement_drop,
-                pass_limit=-t.max_agreement_drop,
-                worse=-1,
-                detail=f"candidate–primary {similar.mean:.3f} over {similar.n:,} vs replicate–primary {floor.mean:.3f} over {floor.n:,}",
-            ))
+            out.append(_against_floor("semantic_similarity", "semantic similarity", similar, floor, t))
         else:
             out.append(Evidence(
                 name="semantic_similarity",
