@@ -133,7 +133,7 @@ class Browser:
             self.events.append(message)
 
     def open(self, url: str) -> None:
-        self.send("Emulation.setDeviceMetricsOverride", {"width": WIDTH, "height": 2000, "deviceScaleFactor": 1, "mobile": False}, session=True)
+        self.send("Emulation.setDeviceMetricsOverride", {"width": WIDTH, "height": 900, "deviceScaleFactor": 1, "mobile": False}, session=True)
         self.send("Page.navigate", {"url": url}, session=True)
         self.wait_for("Page.loadEventFired")
         self.evaluate("0")  # a round trip: what the page logged while loading has arrived by now
