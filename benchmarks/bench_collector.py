@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from _harness import save
 
 HERE = Path(__file__).parent

@@ -25,14 +25,13 @@ import json
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import openai
+from _harness import save
 from opentelemetry.instrumentation.genai.openai import OpenAIInstrumentor
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 
-from _harness import save
 from otel_shadow import Scheduler
 from otel_shadow.instrumentation import OpenAIShadowInstrumentor
 

@@ -33,7 +33,6 @@ from pathlib import Path
 
 import httpx
 import psutil
-
 from _harness import save
 
 sys.path.insert(0, str(Path(__file__).parent.parent))

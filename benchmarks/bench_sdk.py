@@ -15,12 +15,12 @@ import sys
 import threading
 import time
 
+from _harness import interleaved, paired_ratio, pct, rss_mib, save
 from opentelemetry import context, trace
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from _harness import interleaved, paired_ratio, pct, rss_mib, save
 from otel_shadow import Config, Scheduler, Shadow
 
 

@@ -17,14 +17,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
-
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from _harness import save
 from _otlp_fixtures import make_request
-from otel_shadow.store import Store, Writer
-from otel_shadow.store import wire
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from otel_shadow.store import Store, Writer, wire
 from otel_shadow.store.rows import attributes_dict, request_to_rows
 
 
@@ -132,7 +130,7 @@ def report_speed(pairs: int, folder: str) -> dict[str, float]:
         """
     )
     store.con.execute(
-        f"""
+        """
         INSERT INTO spans (trace_id, span_id, parent_span_id, name, kind, start_time, end_time, duration_ms,
             status_code, service_name, experiment, role, config_id, outcome, output_hash,
             gen_ai_usage_input_tokens, gen_ai_usage_output_tokens, batch_id)

@@ -17,13 +17,13 @@ With no code at all, `OTEL_TRACES_EXPORTER=otlp,duckdb opentelemetry-instrument 
 builds the same two exporters.
 """
 
+from my_llm import llm_call
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from my_llm import llm_call
 from otel_shadow import Config, Shadow
 from otel_shadow.store.exporter import DuckDBSpanExporter
 

@@ -14,7 +14,17 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..pricing import PriceTable
-from .data import ArmData, MetricStats, NoiseFloor, Query, ScoreStats, read_arms, read_coverage, read_metrics, read_scores
+from .data import (
+    ArmData,
+    MetricStats,
+    NoiseFloor,
+    Query,
+    ScoreStats,
+    read_arms,
+    read_coverage,
+    read_metrics,
+    read_scores,
+)
 from .gates import GATES, Gate, GateInput, GateResult, Thresholds
 from .verdict import SEVERITY, judge_family, verdict_of, worth_promoting
 

@@ -17,6 +17,7 @@ from concurrent import futures
 from typing import Any
 
 import grpc
+
 from .pipeline import Pipeline
 from .status import Outcome, Refusal, export_response, grpc_trailers, refusal_of
 

@@ -25,8 +25,8 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
-from opentelemetry import metrics, trace
 from opentelemetry import context as otel_context
+from opentelemetry import metrics, trace
 from opentelemetry.trace import Span, SpanContext, Status, StatusCode
 
 from .. import attributes as A

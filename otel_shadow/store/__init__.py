@@ -13,7 +13,7 @@ from .database import SCHEMA_VERSION, QueryResult, Store, check_read_only, json_
 
 if TYPE_CHECKING:
     from .rows import Rows, request_to_rows
-    from .writer import Prepared, WriteResult, Writer, batch_id_of
+    from .writer import Prepared, Writer, WriteResult, batch_id_of
 
 _LAZY = {
     "Rows": "rows",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import json
 import os
 from typing import Any
 
@@ -11,10 +10,11 @@ import grpc
 import httpx
 import pytest
 from google.rpc import status_pb2
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest, ExportTraceServiceResponse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceResponse,
+)
 
 from otel_shadow.collector import Collector
-from otel_shadow.store import Store
 
 from ..store.otlp import pair, request, span
 
