@@ -97,9 +97,6 @@ class PriceTable:
     def merged(self, overrides: Mapping[str, Price]) -> PriceTable:
         return PriceTable({**self._prices, **overrides})
 
-    def as_dict(self) -> dict[str, dict[str, float]]:
-        return {name: {"input": p.input, "output": p.output} for name, p in sorted(self._prices.items())}
-
 
 def parse_prices(data: Any, source: str) -> dict[str, Price]:
     """``{model: {input: x, output: y}}`` → prices; errors name the source, the model and the fix."""

@@ -121,10 +121,6 @@ class Telemetry:
         with self._lock:
             self._metric_errors[(experiment, metric)] += 1
 
-    def metric_errors(self) -> dict[tuple[str, str], int]:
-        with self._lock:
-            return dict(self._metric_errors)
-
     def tallies(self) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str, str], int]]:
         """Copies of the drop and run tallies (for tests and the self-report)."""
         self._fold_drops()

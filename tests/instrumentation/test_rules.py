@@ -152,3 +152,19 @@ def test_a_cost_budget_falls_back_to_the_shared_price_table() -> None:
     assert budget.cost("gpt-4o-mini", 1_000_000, 0) == 1.0  # the rule's own price first
     assert budget.cost("gpt-4o-2024-08-06", 1_000_000, 1_000_000) == pytest.approx(2.50 + 10.00)  # shipped list price
     assert budget.cost("no-such-model", 1_000_000, 0) == 0.0
+
+
+def test_a_bad_prices_file_leaves_budgets_on_the_shipped_prices_with_one_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from otel_shadow.instrumentation import rules as R
+
+    bad = tmp_path / "prices.yaml"
+    bad.write_text("gpt-4o: 2.5\n")
+    monkeypatch.setenv("OTEL_SHADOW_PRICES", str(bad))
+    monkeypatch.setattr(R, "_PRICES", [])  # the table is read once per process: read it again here
+    budget = R.Budget(cost_per_hour=1.0)
+    assert budget.cost("gpt-4o", 1_000_000, 0) == pytest.approx(2.50)  # the shipped list price
+    assert budget.cost("gpt-4o", 1_000_000, 0) == pytest.approx(2.50)
+    warnings = [r.getMessage() for r in caplog.records if "using the shipped prices" in r.getMessage()]
+    assert len(warnings) == 1 and "prices.yaml" in warnings[0]
