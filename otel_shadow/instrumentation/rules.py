@@ -29,6 +29,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 import os
+import re
 import reprlib
 import threading
 import time
@@ -46,7 +47,7 @@ from ..pricing import DEFAULT_PRICES, PriceTable, load_prices
 from ..safe_yaml import MAX_DEPTH, bounded, load_yaml, read_text_file
 
 __all__ = [
-    "MAX_DEPTH", "MAX_RULES_BYTES", "Budget", "CandidateRule", "Match", "Rule", "RuleState", "Rules", "RulesSource",
+    "MAX_DEPTH", "MAX_RULES_BYTES", "Budget", "CandidateRule", "Canary", "Match", "Rule", "RuleState", "Rules", "RulesSource",
     "load_rules", "parse_rules", "shared_source", "validate_rules",
 ]
 
@@ -119,6 +120,27 @@ def price_table() -> PriceTable:
 
 MetricSpec = str | dict[str, list[str]]
 
+_CANARY_KEY = re.compile(r"^(user|baggage:[A-Za-z0-9_.-]{1,128}|request:[A-Za-z0-9_.-]{1,128})$")
+
+
+class Canary(_Strict):
+    """A sticky fraction of users served the candidate's answer (docs/rollout.md).
+
+    Parsed and validated only: serving it is the SDK's part, not built yet. A rule without this
+    block never serves a candidate's answer, whatever a plan says.
+    """
+
+    fraction: float = Field(ge=0, le=1)
+    # what makes a user sticky: "user" (the request's user field), "baggage:<name>", "request:<dotted.field>"
+    key: str
+
+    @field_validator("key")
+    @classmethod
+    def _known_key(cls, value: str) -> str:
+        if not _CANARY_KEY.match(value):
+            raise ValueError('must be "user", "baggage:<name>" or "request:<field>" (letters, digits, _ . -)')
+        return value
+
 
 class Rule(_Strict):
     name: str
@@ -131,6 +153,7 @@ class Rule(_Strict):
     budget: Budget | None = None
     replicate_rate: float = Field(default=0.0, ge=0, le=1)  # sampled calls that also re-run the primary's request
     metrics: list[MetricSpec] | None = None  # comparison metrics (core.comparison); None: the defaults
+    canary: Canary | None = None  # opt-in: serve the candidate's answer to a sticky fraction of users
 
     @field_validator("metrics")
     @classmethod
