@@ -106,6 +106,7 @@ def sql(sql: str, db: str, fmt: str, token: str | None) -> None:
 @click.option("--min-exact-match-rate", type=float, default=None, help="Optional agreement floor, 0–1.")
 @click.option("--min-coverage", type=float, default=None, help="Optional share of calls shadowed, 0–1.")
 @click.option("--thresholds", "thresholds_file", type=click.Path(dir_okay=False), default=None, help="YAML file of thresholds.")
+@click.option("--inference", type=click.Choice(["anytime", "fixed"]), default=None, help="anytime (default): valid however often you look; fixed: narrower, valid only for one read at a pre-registered size.")
 @click.option("--segment-by", default=None, help="Also judge each value of this attribute of the primary execution (e.g. http.route).")
 @click.option("--fail-on", type=click.Choice(["FAIL", "MARGINAL"]), default=None, help="Exit 1 when any candidate FAILs (FAIL), or is anything but PASS (MARGINAL).")
 @click.option("--check", is_flag=True, help="Same as --fail-on FAIL.")
@@ -119,6 +120,7 @@ def report(
     min_exact_match_rate: float | None,
     min_coverage: float | None,
     thresholds_file: str | None,
+    inference: str | None,
     segment_by: str | None,
     fail_on: str | None,
     check: bool,
@@ -139,6 +141,7 @@ def report(
         min_pairs=min_pairs,
         min_exact_match_rate=min_exact_match_rate,
         min_coverage=min_coverage,
+        inference=inference,
     )
     reader = open_reader(db, token)
     try:

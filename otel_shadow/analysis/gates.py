@@ -30,9 +30,10 @@ from .stats import (
     two_sample_proportion_difference,
 )
 
-__all__ = ["GATES", "VERDICTS", "Evidence", "Gate", "GateInput", "GateResult", "Thresholds"]
+__all__ = ["GATES", "INFERENCE", "VERDICTS", "Evidence", "Gate", "GateInput", "GateResult", "Thresholds"]
 
 VERDICTS = ("PASS", "MARGINAL", "FAIL", "INSUFFICIENT")
+INFERENCE = ("anytime", "fixed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +57,10 @@ class Thresholds:
     min_pairs: int = 100  # fewer compared pairs: INSUFFICIENT (unless a gate already FAILs)
     recommended_pairs: int = 10_000  # fewer: a note, not a gate (the seeds' "> 10k requests")
     tuning_pairs: int = 5000  # where the confidence sequence is tightest (valid at every count)
+    # "anytime": confidence sequences, valid however often the report is read. "fixed": fixed-sample
+    # normal intervals, narrower, valid only when the report is read once, at a sample size chosen
+    # before the experiment started (docs/report.md, "Inference").
+    inference: str = "anytime"
     critical_segments: tuple[str, ...] = ()  # with segments: each of these must PASS on its own
 
     def __post_init__(self) -> None:
@@ -67,6 +72,11 @@ class Thresholds:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ConfigError(f"threshold {name}={value} must be a positive ratio (e.g. 1.2)")
+        if self.inference not in INFERENCE:
+            raise ConfigError(
+                f"threshold inference={self.inference!r} must be one of {list(INFERENCE)} "
+                "(anytime: read the report as often as you like; fixed: read it once, at a pre-registered size)"
+            )
         if self.tuning_pairs < 1 or self.min_pairs < 0:
             raise ConfigError("thresholds tuning_pairs must be ≥ 1 and min_pairs ≥ 0")
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from .report import CandidateReport, Report
 from .timeline import TimelinePoint
+from .verdict import intervals_note
 
 __all__ = ["render_html"]
 
@@ -158,7 +159,6 @@ def render_html(report: Report, timeline: Sequence[TimelinePoint] = ()) -> str:
 
     ``timeline``: ``verdict_timeline(...)`` of the same report, drawn as each candidate's verdict over time.
     """
-    level = f"{1 - report.thresholds.alpha:.0%}"
     body = [f"<h1>otel-shadow report {_badge(report.worst) if report.worst else ''}</h1>"]
     if not report.candidates:
         body.append("<p>No shadow pairs yet: run an experiment (otel-shadow demo) or send spans to the collector.</p>")
@@ -182,8 +182,7 @@ def render_html(report: Report, timeline: Sequence[TimelinePoint] = ()) -> str:
             body.append(f"<h3>Per {_e(report.segment_by)}</h3><table><tr><th>segment</th><th>verdict</th><th>pairs</th><th>why</th></tr>{rows}</table>")
         body.extend(f'<p class="note">note: {_e(n)}</p>' for n in c.notes)
     body.append(
-        f'<p class="note">Intervals: {level} anytime-valid confidence sequences (valid however often you look), '
-        "Holm-adjusted across each candidate's gates. See docs/report.md.</p>"
+        f'<p class="note">{_e(intervals_note(report.thresholds))} See docs/report.md.</p>'
     )
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'

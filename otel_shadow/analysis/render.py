@@ -6,6 +6,7 @@ import io
 import json
 
 from .report import Report
+from .verdict import intervals_note
 
 __all__ = ["render_json", "render_text"]
 
@@ -28,7 +29,6 @@ def render_text(report: Report, width: int = 120, color: bool = False) -> str:
 
     buffer = io.StringIO()
     console = Console(file=buffer, width=width, force_terminal=color, color_system="standard" if color else None)
-    level = f"{1 - report.thresholds.alpha:.0%}"
     for c in report.candidates:
         m = c.metrics
         console.print(
@@ -64,9 +64,5 @@ def render_text(report: Report, width: int = 120, color: bool = False) -> str:
             + ("n/a" if m.get("exact_match_rate") is None else f"{m['exact_match_rate']:.1%}"),
             highlight=False,
         )
-    console.print(
-        f"Intervals: {level} anytime-valid confidence sequences (valid however often you look), "
-        "Holm-adjusted across each candidate's gates.",
-        highlight=False,
-    )
+    console.print(intervals_note(report.thresholds), highlight=False)
     return "\n".join(line.rstrip() for line in buffer.getvalue().rstrip("\n").splitlines())

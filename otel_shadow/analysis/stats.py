@@ -7,6 +7,8 @@ Every gate is reduced to an estimate and a standard error on a scale where it is
   "Time-uniform central limit theory and asymptotic confidence sequences", the two-sided normal
   mixture boundary). It covers the true value at every sample size at once, so an experiment
   looked at every hour keeps its error rate: that is what "anytime-valid" buys.
+* ``fixed_half_width`` / ``fixed_p_value``: the fixed-sample normal interval, for ``inference:
+  fixed`` (narrower; valid only when the report is read once, at a pre-registered sample size).
 * ``holm_levels``: the level each gate of a family is judged at (Holm's step-down), so a FAIL
   among many gates and segments is a false alarm in at most ``alpha`` of experiments.
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 
@@ -25,12 +28,16 @@ __all__ = [
     "cs_half_width",
     "cs_p_value",
     "cs_rho2",
+    "fixed_half_width",
+    "fixed_p_value",
     "holm_levels",
     "paired_proportion_difference",
     "paired_quantile_ratios",
     "two_sample_proportion_difference",
     "wilson",
 ]
+
+_NORMAL = NormalDist()
 
 # How far (in standard deviations of the rank) a resampled quantile is looked for.
 _WINDOW_SD = 6
@@ -71,6 +78,28 @@ def cs_p_value(distance: float, se: float, n: float, rho2: float) -> float:
     x = n * rho2
     z2 = (distance / se) ** 2
     return float(min(1.0, math.sqrt(x + 1.0) * math.exp(-z2 * x / (2.0 * (x + 1.0)))))
+
+
+def fixed_half_width(se: float | np.ndarray, alpha: float | np.ndarray) -> np.ndarray:
+    """Half-width of the fixed-sample (1 − alpha) two-sided normal interval: se · z(1 − alpha/2).
+
+    Valid only when read once, at a sample size fixed in advance; looked at repeatedly it excludes
+    the truth far more often than alpha (``inference: fixed`` in docs/report.md).
+    """
+    alpha_ = np.atleast_1d(np.asarray(alpha, dtype=float))
+    z = np.array([_NORMAL.inv_cdf(1.0 - a / 2.0) for a in alpha_.ravel()]).reshape(alpha_.shape)
+    out = np.asarray(se, dtype=float) * z
+    return out if np.ndim(alpha) else out.reshape(np.shape(se))
+
+
+def fixed_p_value(distance: float, se: float) -> float:
+    """Fixed-sample two-sided p-value for "the true value is on the other side of ``distance``":
+    the smallest alpha whose ``fixed_half_width`` interval excludes it. 1.0 when not beyond."""
+    if distance <= 0:
+        return 1.0
+    if se <= 0:
+        return 0.0
+    return float(min(1.0, 2.0 * (1.0 - _NORMAL.cdf(distance / se))))
 
 
 def holm_levels(p_values: list[float], alpha: float) -> list[float]:

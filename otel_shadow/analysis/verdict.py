@@ -3,7 +3,8 @@
 Rules (docs/report.md explains them with examples):
 
 * Every gated interval is an anytime-valid confidence sequence, so the verdict may be read every
-  hour without inflating false alarms.
+  hour without inflating false alarms. With ``inference: fixed`` it is a fixed-sample normal
+  interval instead: narrower, and valid only for one read at a sample size chosen in advance.
 * The gates of one candidate are one family: the levels come from Holm's procedure on each gate's
   anytime p-value of "beyond the limit", so a FAIL is a false alarm in at most alpha of
   experiments. PASS needs every gate within its limit, an intersection-union test, which needs no
@@ -19,12 +20,26 @@ from __future__ import annotations
 import math
 
 from .gates import Evidence, GateResult, Thresholds
-from .stats import cs_half_width, cs_p_value, cs_rho2, holm_levels
+from .stats import cs_half_width, cs_p_value, cs_rho2, fixed_half_width, fixed_p_value, holm_levels
 
-__all__ = ["SEVERITY", "judge", "judge_family", "verdict_of", "worth_promoting"]
+__all__ = ["SEVERITY", "intervals_note", "judge", "judge_family", "verdict_of", "worth_promoting"]
 
 # worst first: --fail-on and Report.worst read this order
 SEVERITY = {"FAIL": 0, "MARGINAL": 1, "INSUFFICIENT": 2, "PASS": 3}
+
+
+def intervals_note(t: Thresholds) -> str:
+    """What the report's intervals are, in one sentence (the text and HTML reports end with it)."""
+    level = f"{1 - t.alpha:.0%}"
+    if t.inference == "fixed":
+        return (
+            f"Intervals: {level} fixed-sample intervals (inference: fixed), valid only when this report is read once, "
+            "at a sample size chosen in advance; Holm-adjusted across each candidate's gates."
+        )
+    return (
+        f"Intervals: {level} anytime-valid confidence sequences (valid however often you look), "
+        "Holm-adjusted across each candidate's gates."
+    )
 
 
 def _show(scale: str, x: float) -> str:
@@ -77,7 +92,8 @@ def judge_family(groups: list[list[Evidence | GateResult]], t: Thresholds) -> li
     for e in gated:
         assert e.limit is not None
         distance = (e.estimate - e.limit) * e.worse
-        p_values.append(cs_p_value(distance, e.se, e.n, rho2))
+        fixed = t.inference == "fixed"
+        p_values.append(fixed_p_value(distance, e.se) if fixed else cs_p_value(distance, e.se, e.n, rho2))
     levels = dict(zip((id(e) for e in gated), holm_levels(p_values, t.alpha)))
     p_of = dict(zip((id(e) for e in gated), p_values))
     return [_results(group, levels, p_of, rho2, t) for group in groups]
@@ -100,7 +116,10 @@ def _results(
             out.append(GateResult(f.name, status, reason, _natural(f.scale, f.estimate), None, natural_limit, natural_pass, None, None, f.n, unit, f.details))
             continue
         level = levels.get(id(f), t.alpha)
-        half = float(cs_half_width(f.se, f.n, level, rho2))
+        if t.inference == "fixed":
+            half = float(fixed_half_width(f.se, level))
+        else:
+            half = float(cs_half_width(f.se, f.n, level, rho2))
         lo, hi = f.estimate - half, f.estimate + half
         if f.scale in ("rate",):
             lo, hi = max(lo, 0.0), min(hi, 1.0)

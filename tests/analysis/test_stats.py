@@ -11,6 +11,8 @@ from otel_shadow.analysis.stats import (
     cs_half_width,
     cs_p_value,
     cs_rho2,
+    fixed_half_width,
+    fixed_p_value,
     holm_levels,
     paired_proportion_difference,
     paired_quantile_ratios,
@@ -58,6 +60,17 @@ def test_confidence_sequence_is_wider_than_a_fixed_sample_interval_and_inverts_t
     assert cs_p_value(-1.0, 1.0, 100, rho2) == 1.0
 
 
+def test_fixed_interval_is_the_normal_interval_and_inverts_to_its_p_value() -> None:
+    assert float(fixed_half_width(1.0, 0.05)) == pytest.approx(1.959964, abs=1e-6)
+    assert float(fixed_half_width(2.0, 0.10)) == pytest.approx(2 * 1.644854, abs=1e-6)
+    assert fixed_half_width(np.array([1.0, 3.0]), 0.05) == pytest.approx([1.959964, 3 * 1.959964], abs=1e-5)
+    assert fixed_p_value(1.959964, 1.0) == pytest.approx(0.05, rel=1e-5)
+    assert fixed_p_value(-1.0, 1.0) == 1.0
+    # a fixed interval is narrower than the confidence sequence at every count
+    rho2 = cs_rho2(0.05, 5000)
+    assert all(float(fixed_half_width(1.0, 0.05)) < float(cs_half_width(1.0, n, 0.05, rho2)) for n in (100, 2000, 10**6))
+
+
 def test_confidence_sequence_keeps_its_level_over_twenty_looks() -> None:
     # 2,000 simulated A/A streams of N(0,1), looked at 20 times each: the fixed 95% interval
     # excludes 0 at some look far more often than 5%; the confidence sequence does not
@@ -68,7 +81,7 @@ def test_confidence_sequence_keeps_its_level_over_twenty_looks() -> None:
     means = cums / looks
     se = 1 / np.sqrt(looks)
     rho2 = cs_rho2(0.05, 5000)
-    fixed = (np.abs(means) > 1.96 * se).any(axis=1).mean()
+    fixed = (np.abs(means) > fixed_half_width(se, 0.05)).any(axis=1).mean()
     anytime = (np.abs(means) > cs_half_width(se, looks, 0.05, rho2)).any(axis=1).mean()
     assert fixed > 0.12 and anytime < 0.05
 

@@ -55,6 +55,24 @@ def test_identical_configs_pass_and_a_slower_candidate_fails(tmp_path: Path) -> 
     assert re.fullmatch(r"p95 latency \+\d+% \[\+\d+%, \+\d+%\], limit \+20% \(.*\)", p95.reason), p95.reason
 
 
+def test_fixed_inference_is_narrower_and_says_it_holds_for_one_read_only(tmp_path: Path) -> None:
+    # 30% slower at 2,000 pairs: the confidence sequence cannot yet exclude the 1.2 limit, the
+    # fixed-sample interval (one read at a pre-registered size) can
+    p, c = lognormal_pairs(2000, seed=22, slowdown=1.3)
+    write_pairs(tmp_path / "s.duckdb", p, c)
+    (anytime,) = report_of(tmp_path / "s.duckdb").candidates
+    fixed_report = report_of(tmp_path / "s.duckdb", Thresholds.from_mapping({"inference": "fixed"}))
+    (fixed,) = fixed_report.candidates
+    a, f = gate(anytime, "latency_p95"), gate(fixed, "latency_p95")
+    assert a.estimate == f.estimate and a.level == f.level
+    assert a.interval[0] < f.interval[0] and f.interval[1] < a.interval[1]
+    assert (anytime.verdict, fixed.verdict) == ("MARGINAL", "FAIL")
+    assert "fixed-sample intervals (inference: fixed), valid only when this report is read once" in render_text(fixed_report)
+    assert json.loads(render_json(fixed_report))["thresholds"]["inference"] == "fixed"
+    with pytest.raises(ConfigError, match=r"inference='sometimes' must be one of \['anytime', 'fixed'\]"):
+        Thresholds.from_mapping({"inference": "sometimes"})
+
+
 def test_a_faster_candidate_is_worth_promoting(tmp_path: Path) -> None:
     p, c = lognormal_pairs(3000, seed=5, slowdown=0.7)
     write_pairs(tmp_path / "s.duckdb", p, c)
