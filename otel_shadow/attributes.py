@@ -111,3 +111,8 @@ METRIC_CANDIDATE_DROPS: Final = "shadow.candidate.drops"
 METRIC_ATTR_DROP_REASON: Final = "shadow.drop.reason"
 METRIC_COMPARISON_ERRORS: Final = "shadow.metric.errors"
 METRIC_ATTR_METRIC: Final = "shadow.metric.name"
+# alerts (otel_shadow.rollout.watch): one point per alert raised, with shadow.experiment and
+# shadow.config.id (the candidate's) beside these
+METRIC_ALERTS: Final = "shadow.alerts"
+METRIC_ATTR_ALERT_KIND: Final = "shadow.alert.kind"  # verdict, error_rate, p95_ms
+METRIC_ATTR_ALERT_STATE: Final = "shadow.alert.state"  # the new state: a verdict, or above / below
