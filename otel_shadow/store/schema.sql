@@ -90,3 +90,54 @@ CREATE TABLE IF NOT EXISTS ingest_batches (
     skipped     INTEGER     NOT NULL,     -- spans without shadow.* attributes, counted not stored
     bytes       BIGINT      NOT NULL
 );
+
+-- Rollout plans (otel_shadow.rollout, docs/rollout.md): one row per move of a rule's plan, never
+-- updated; the newest row of a rule is its state. Holds are not recorded (a --watch loop would
+-- write one per check); a move names who made it and the verdict it was made on.
+CREATE TABLE IF NOT EXISTS rollout_history (
+    rule        VARCHAR   NOT NULL,  -- the rule's name in the rules file (= shadow.experiment)
+    seq         INTEGER   NOT NULL,  -- 1, 2, … per rule
+    moved_at    TIMESTAMP NOT NULL,  -- UTC
+    action      VARCHAR   NOT NULL,  -- start, advance, complete, rollback, promote
+    step        INTEGER   NOT NULL,  -- index (from 0) of the plan step applied after this move
+    phase       VARCHAR   NOT NULL,  -- shadow | canary
+    fraction    DOUBLE    NOT NULL,  -- the step's sample_rate (shadow) or canary fraction (canary)
+    status      VARCHAR   NOT NULL,  -- active, complete, rolled_back
+    actor       VARCHAR   NOT NULL,  -- user@host, or "rollout" for the automatic loop
+    verdict     VARCHAR,             -- the verdict at the step it left (NULL: none read)
+    pairs       BIGINT,              -- pairs (shadow) or canary calls the verdict rested on
+    reason      VARCHAR,
+    rules_file  VARCHAR,
+    plan        VARCHAR              -- the plan's steps as JSON, as applied
+);
+
+-- Alerts (otel_shadow.rollout.watch, docs/alerts.md). shadow_alert_state: the last state seen per
+-- candidate and kind, so a change raises one alert, however often the check runs and across
+-- restarts. shadow_alert_log: every alert raised, with its webhook body and how delivery went
+-- (pending until delivered or failed; pending ones are sent again after a crash).
+CREATE TABLE IF NOT EXISTS shadow_alert_state (
+    experiment          VARCHAR     NOT NULL,
+    candidate_config_id VARCHAR     NOT NULL,
+    kind                VARCHAR     NOT NULL,  -- verdict, error_rate, p95_ms
+    state               VARCHAR     NOT NULL,  -- a verdict, or above / below
+    since               TIMESTAMPTZ NOT NULL,
+    value               DOUBLE,                -- the raw number behind above / below
+    PRIMARY KEY (experiment, candidate_config_id, kind)
+);
+
+CREATE TABLE IF NOT EXISTS shadow_alert_log (
+    alert_id            UUID        PRIMARY KEY,
+    raised_at           TIMESTAMPTZ NOT NULL,
+    experiment          VARCHAR     NOT NULL,
+    candidate_config_id VARCHAR     NOT NULL,
+    kind                VARCHAR     NOT NULL,
+    previous_state      VARCHAR,               -- NULL: the candidate was first seen in this state
+    state               VARCHAR     NOT NULL,
+    value               DOUBLE,
+    threshold           DOUBLE,
+    message             VARCHAR     NOT NULL,
+    payload             JSON        NOT NULL,  -- the webhook body
+    webhook             VARCHAR     NOT NULL,  -- none, pending, delivered, failed
+    webhook_attempts    INTEGER,
+    webhook_error       VARCHAR
+);
