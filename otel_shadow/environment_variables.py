@@ -79,6 +79,9 @@ OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT: Final = "OTEL_INSTRUMENTATIO
 OTEL_SHADOW_PRICES: Final = "OTEL_SHADOW_PRICES"
 """YAML file of model prices (USD per million input/output tokens) over the shipped defaults (otel_shadow.pricing)."""
 
+OTEL_SHADOW_REDACT_RULES: Final = "OTEL_SHADOW_REDACT_RULES"
+"""YAML file of redaction rules for captured content, applied by the app side and by the collector at ingest (otel_shadow.redaction)."""
+
 DEFAULT_DB: Final = "otel-shadow.duckdb"
 
 _TRUE = frozenset({"1", "true", "yes", "on"})

@@ -14,6 +14,8 @@ from typing import Any
 
 import xxhash
 
+from ..redaction import default_redactor
+
 __all__ = ["Redactor", "canonical_text", "fingerprint", "render_content"]
 
 Redactor = Callable[[str], str]
@@ -55,8 +57,13 @@ def fingerprint(value: Any) -> tuple[str, int]:
 
 
 def render_content(value: Any, redact: Redactor | None) -> str:
-    """The text put on a span when capture is on: redacted, then truncated."""
+    """The text put on a span when capture is on: redacted, then truncated.
+
+    Without a ``redact`` hook, the rules file named by ``OTEL_SHADOW_REDACT_RULES`` applies
+    (``otel_shadow.redaction``: the same rules the collector applies at ingest)."""
     text = canonical_text(value)
+    if redact is None:
+        redact = default_redactor()
     if redact is not None:
         text = redact(text)
     if len(text) > MAX_CONTENT_CHARS:
