@@ -13,7 +13,8 @@ independent per-call noise; errors and output disagreements are independent coin
   * identical configs, 20 looks as data grows  → FAIL at any look ≤ 5%
   * the report over 1,000,000 pairs            → ≤ 5 s (in process and as the CLI command)
 
-Run: ``.venv/bin/python benchmarks/bench_verdict.py [--quick] [--seeds N]``
+Run: ``.venv/bin/python benchmarks/bench_verdict.py [--quick] [--seeds N] [--inference fixed]
+[--scenarios identical,p95_30pct_slower] [--power-study]``
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import os
 import subprocess
 import sys
@@ -108,12 +110,15 @@ def requests_for(sim: dict[str, np.ndarray], offset: int, start: int, stop: int)
     return out
 
 
+THRESHOLDS = Thresholds()
+
+
 def judge(store: Store) -> Report:
     def query(sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
         result = store.query(sql)
         return result.columns, result.rows
 
-    return build_report(query, Thresholds())
+    return build_report(query, THRESHOLDS)
 
 
 def one_run(folder: str, seed: int, scenario: dict[str, float]) -> Report:
@@ -155,14 +160,16 @@ SCENARIOS: dict[str, dict[str, float]] = {
 }
 
 
-def ground_truth(seeds: int, folder: str) -> dict[str, Any]:
+def ground_truth(seeds: int, folder: str, only: list[str] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for name, scenario in SCENARIOS.items():
+    for index, (name, scenario) in enumerate(SCENARIOS.items()):
+        if only is not None and name not in only:
+            continue
         t = time.perf_counter()
         verdicts: Counter[str] = Counter()
         agreement_fail = 0
         for seed in range(seeds):
-            (candidate,) = one_run(folder, 1000 * len(out) + seed, scenario).candidates
+            (candidate,) = one_run(folder, 1000 * index + seed, scenario).candidates
             verdicts[candidate.verdict] += 1
             agreement_fail += any(g.name == "agreement" and g.status == "FAIL" for g in candidate.gates)
         out[name] = {
@@ -174,6 +181,8 @@ def ground_truth(seeds: int, folder: str) -> dict[str, Any]:
             "seconds": time.perf_counter() - t,
         }
         print(name, json.dumps(out[name]), flush=True)
+    if only is not None and "identical_20_looks" not in only:
+        return out
     t = time.perf_counter()
     any_fail = 0
     per_look_fail = np.zeros(20)
@@ -188,6 +197,82 @@ def ground_truth(seeds: int, folder: str) -> dict[str, Any]:
         "seconds": time.perf_counter() - t,
     }
     print("identical_20_looks", json.dumps(out["identical_20_looks"]), flush=True)
+    return out
+
+
+def _binomial_ranks(n: int, q: float, alpha: float) -> tuple[int, int]:
+    """0-based ranks (l, u) of the exact order-statistic interval [x_(l), x_(u)] for the q-quantile:
+    P(x_(l) ≤ ξ_q ≤ x_(u)) ≥ 1 − alpha, from the Binomial(n, q) distribution (no assumption on the data)."""
+    k = np.arange(n + 1)
+    log_pmf = (np.array([math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) for i in k])
+               + k * math.log(q) + (n - k) * math.log1p(-q))
+    cdf = np.cumsum(np.exp(log_pmf))
+    lower = int(np.searchsorted(cdf, alpha / 2))  # P(B ≤ lower − 1) ≤ alpha/2
+    upper = int(np.searchsorted(cdf, 1 - alpha / 2))
+    return max(0, lower - 1), min(n - 1, upper)
+
+
+def power_study(seeds: int, pairs: int = PAIRS, slowdown: float = 1.3) -> dict[str, Any]:
+    """The p95 gate alone, in numpy (no store): how often each kind of interval lies above the 1.2 limit.
+
+    Same simulation as the runs through the store (2% errors on each side, so the gate sees the
+    pairs where both succeeded), the same paired bootstrap as the report, the level the report
+    judges latency at (two gated gates, Holm: alpha/2 = 0.05, a 95% two-sided interval). Compared:
+    the asymptotic confidence sequence (the report's default) tuned at 5,000 and at 2,000 pairs,
+    the fixed-sample interval (``inference: fixed``), and the exact order-statistic (binomial)
+    interval of each arm's p95, combined by Bonferroni into an interval of the ratio: exact and
+    assumption-free, but it cannot use the pairing.
+    """
+    from statistics import NormalDist
+
+    from otel_shadow.analysis.stats import cs_half_width, cs_rho2, fixed_half_width, paired_quantile_ratios
+
+    level, limit = 0.05, math.log(1.2)
+    estimates, ses, exact_lower = [], [], []
+    ranks: dict[int, tuple[int, int]] = {}
+    for seed in range(seeds):
+        sim = simulate(np.random.default_rng(500_000 + seed), pairs, slowdown=slowdown)
+        ok = ~(sim["primary_error"] | sim["candidate_error"])
+        p, c = sim["primary_ms"][ok], sim["candidate_ms"][ok]
+        (r,) = paired_quantile_ratios(p, c, quantiles=(0.95,), seed=len(p))
+        estimates.append(math.log(r.ratio))
+        ses.append(r.log_se)
+        if len(p) not in ranks:
+            ranks[len(p)] = _binomial_ranks(len(p), 0.95, level / 2)
+        lo_rank, hi_rank = ranks[len(p)]
+        ps, cs = np.sort(p), np.sort(c)
+        exact_lower.append(math.log(cs[lo_rank]) - math.log(ps[hi_rank]))
+    est, se = np.array(estimates), np.array(ses)
+    n = int(pairs * 0.98 * 0.98)
+    # theory: log-latency is normal (σ² = 0.5² + 0.25²), arms correlated ρ = 0.8; the sample
+    # quantiles' asymptotic covariance (Bahadur) gives the paired standard error of the log ratio
+    normal = NormalDist()
+    sigma, rho, q = math.hypot(0.5, 0.25), 0.25 / (0.25 + 0.0625), 0.95
+    z_q = normal.inv_cdf(q)
+    se_arm = sigma * math.sqrt(q * (1 - q)) / normal.pdf(z_q)
+    draws = np.random.default_rng(0).normal(size=(2, 2_000_000))
+    joint = np.mean((draws[0] <= z_q) & (rho * draws[0] + math.sqrt(1 - rho * rho) * draws[1] <= z_q))
+    indicator_corr = (joint - q * q) / (q * (1 - q))
+    se_theory = se_arm * math.sqrt(2 * (1 - indicator_corr)) / math.sqrt(n)
+    distance = (math.log(slowdown) - limit) / se_theory
+    boundaries = {
+        "fixed": float(fixed_half_width(1.0, level)),
+        "anytime_tuned_5000": float(cs_half_width(1.0, n, level, cs_rho2(level, 5000))),
+        "anytime_tuned_2000": float(cs_half_width(1.0, n, level, cs_rho2(level, 2000))),
+        # the best any Ville-type (test-martingale) bound can do at one pre-chosen n, one-sided at level/2
+        "anytime_best_possible_at_this_n": math.sqrt(2 * math.log(2 / level)),
+    }
+    out: dict[str, Any] = {
+        "seeds": seeds, "pairs": pairs, "pairs_both_ok_expected": n, "slowdown": slowdown, "level": 1 - level,
+        "log_ratio_sd_over_seeds": float(est.std(ddof=1)), "bootstrap_se_mean": float(se.mean()),
+        "asymptotic_se": se_theory, "unpaired_asymptotic_se": se_arm * math.sqrt(2) / math.sqrt(n),
+        "boundary_in_se": boundaries, "power": {}, "theoretical_power": {},
+    }
+    for name, z in boundaries.items():
+        if name != "anytime_best_possible_at_this_n":
+            out["power"][name] = float(np.mean(est - z * se > limit))
+        out["theoretical_power"][name] = normal.cdf(distance - z)
+    out["power"]["exact_order_statistic_unpaired_fixed"] = float(np.mean(np.array(exact_lower) > limit))
     return out
 
 
@@ -262,15 +347,29 @@ def main() -> int:
     parser.add_argument("--pairs", type=int, default=PAIRS, help="pairs per ground-truth run")
     parser.add_argument("--speed-only", action="store_true", help="only the report over 1M pairs")
     parser.add_argument("--no-speed", action="store_true", help="only the ground truth")
+    parser.add_argument("--inference", choices=["anytime", "fixed"], default="anytime", help="the thresholds' inference")
+    parser.add_argument("--scenarios", default=None,
+                        help=f"comma-separated subset of {[*SCENARIOS, 'identical_20_looks']} (default: all)")
+    parser.add_argument("--power-study", action="store_true",
+                        help="only the p95 gate in numpy (no store), every kind of interval, 400 seeds by default")
     args = parser.parse_args()
-    seeds = args.seeds or (10 if args.quick else 50)
     globals()["PAIRS"] = args.pairs
+    globals()["THRESHOLDS"] = Thresholds(inference=args.inference)
+    if args.power_study:
+        study = power_study(args.seeds or 400, args.pairs)
+        print(json.dumps(study, indent=2))
+        print(f"written to {save('verdict-power-study', study)}")
+        return 0
+    seeds = args.seeds or (10 if args.quick else 50)
+    only = args.scenarios.split(",") if args.scenarios else None
     name = "verdict" + ("-quick" if args.quick else "") + ("-speed" if args.speed_only else "")
     name += "" if args.pairs == 2000 else f"-{args.pairs}pairs"
+    name += "" if args.inference == "anytime" else f"-{args.inference}"
+    name += "" if only is None else "-" + "-".join(only)
     with tempfile.TemporaryDirectory() as folder:
-        result: dict[str, Any] = {"pairs_per_run": PAIRS, "seeds": seeds, "thresholds": repr(Thresholds())}
+        result: dict[str, Any] = {"pairs_per_run": PAIRS, "seeds": seeds, "thresholds": repr(THRESHOLDS)}
         if not args.speed_only:
-            result["ground_truth"] = ground_truth(seeds, folder)
+            result["ground_truth"] = ground_truth(seeds, folder, only)
         if not args.no_speed:
             result["report_speed"] = million_pairs(folder, 100_000 if args.quick else 1_000_000)
     path = save(name, result)
