@@ -106,6 +106,17 @@ class Collector:
         self.sql_token = config.token or secrets.token_urlsafe(32)
 
     @property
+    def store(self) -> Store:
+        """The open store, for in-process work beside ingest (the alert watch, wired by cli.py): it
+        reads through ``Store.query`` and writes only tables of its own, on cursors of its own, since
+        no other process can open the file while the collector holds it."""
+        if self._store is None:
+            from ..errors import StoreError
+
+            raise StoreError("the collector's store is not open (not started, or stopped)")
+        return self._store
+
+    @property
     def info_path(self) -> Path:
         return Path(f"{self.config.db}.collector.json")
 
