@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -91,11 +92,14 @@ def run_demo(db: str, requests: int, fresh: bool, echo: Any = print) -> None:
         for variant in result.variant_results:
             echo(f"Candidate saw:  {variant.result}  [{variant.status}, {variant.execution_time_ms:.1f} ms]")
     echo(f"\nServing {requests} requests; candidates run in the background…")
+    # the caller never passes `config` (the experiment injects it), which the decorator's
+    # declared type (the function's own signature) does not say
+    serve: Callable[..., str] = generate
     tracer = provider.get_tracer("demo.app")
     for i in range(1, requests + 1):
         with tracer.start_as_current_span("POST /generate"):
             try:
-                generate(PROMPTS[i % len(PROMPTS)], i)
+                serve(PROMPTS[i % len(PROMPTS)], i)
             except RuntimeError:
                 pass
     shadow.flush(60)
@@ -157,9 +161,12 @@ def run_llm_demo(
                     )
                     answer = "".join((c.choices[0].delta.content or "") for c in stream if c.choices)
                 else:
-                    answer = client.chat.completions.create(
-                        model=primary_model, messages=[{"role": "user", "content": prompt}]
-                    ).choices[0].message.content
+                    answer = (
+                        client.chat.completions.create(
+                            model=primary_model, messages=[{"role": "user", "content": prompt}]
+                        ).choices[0].message.content
+                        or ""
+                    )
             if i == 1:
                 echo(f"User sees:      {answer}")
         scheduler.flush(120)

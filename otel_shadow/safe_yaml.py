@@ -41,7 +41,7 @@ class _Loader(yaml.SafeLoader):
     _depth = 0
     what = "this file"
 
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:  # type: ignore[override]
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
             raise _Refused(event.start_mark, f"YAML aliases (*{event.anchor}) are not allowed in {self.what}; write the value out")
@@ -49,7 +49,7 @@ class _Loader(yaml.SafeLoader):
             raise _Refused(self.peek_event().start_mark, f"nested deeper than {MAX_DEPTH} levels")
         self._depth += 1
         try:
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+            return super().compose_node(parent, index)
         finally:
             self._depth -= 1
 

@@ -78,7 +78,7 @@ class CandidateReport:
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["worth_promoting"] = self.worth_promoting
-        return _clean(out)  # type: ignore[no-any-return]
+        return _clean(out)
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,7 +64,7 @@ def verdict_timeline(
     _, rows = query("SELECT epoch_us(min(start_time)), epoch_us(max(start_time)) FROM shadow_pairs")
     if not rows or rows[0][0] is None:
         return []
-    first, last = int(rows[0][0]), int(rows[0][1])  # type: ignore[call-overload]
+    first, last = int(rows[0][0]), int(rows[0][1])
     steps = cutoffs if last > first else 1
     out = []
     for i in range(1, steps):

@@ -52,7 +52,7 @@ class GrpcReceiver:
             options=options,
             maximum_concurrent_rpcs=workers * 2,
         )
-        handler = grpc.unary_unary_rpc_method_handler(
+        handler: grpc.RpcMethodHandler[bytes, Any] = grpc.unary_unary_rpc_method_handler(
             self._export, request_deserializer=None, response_serializer=lambda r: r.SerializeToString()
         )
         self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {"Export": handler}),))

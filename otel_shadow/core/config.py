@@ -26,7 +26,7 @@ _SCALARS = (str, int, float, bool, type(None))
 _YAML_SUFFIXES = (".yaml", ".yml")
 
 
-class Config(dict):  # type: ignore[type-arg]
+class Config(dict):
     """One configuration, as received by an experiment: a plain dict with an ``id``.
 
     ``config["model"]`` reads a value; ``config.id`` is the stable config id. The dict is a private
@@ -34,6 +34,7 @@ class Config(dict):  # type: ignore[type-arg]
     """
 
     __slots__ = ("_id",)
+    _id: str
 
     @property
     def id(self) -> str:

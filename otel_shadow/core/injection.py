@@ -177,14 +177,13 @@ class InjectionPlan:
                 failures.append((spec, exc))
         if not failures:
             return None
+        first_spec, first_error = failures[0]
         if len(failures) == len(specs):
-            spec, exc = failures[0]
-            return f"config {spec.source}: {_describe_validation_error(exc)}"
-        spec, exc = failures[0]
+            return f"config {first_spec.source}: {_describe_validation_error(first_error)}"
         raise ConfigError(
-            f"config {spec.source} does not fit {slot.target.__name__} (parameter '{slot.name}' of "
-            f"{fn.__qualname__}), though other configs do: {_describe_validation_error(exc)}"
-        ) from exc
+            f"config {first_spec.source} does not fit {slot.target.__name__} (parameter '{slot.name}' of "
+            f"{fn.__qualname__}), though other configs do: {_describe_validation_error(first_error)}"
+        ) from first_error
 
     def apply(self, spec: ConfigSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         """The keyword arguments for one call under ``spec``: the caller's plus the injected ones."""
