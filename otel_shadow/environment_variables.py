@@ -82,6 +82,9 @@ OTEL_SHADOW_PRICES: Final = "OTEL_SHADOW_PRICES"
 OTEL_SHADOW_REDACT_RULES: Final = "OTEL_SHADOW_REDACT_RULES"
 """YAML file of redaction rules for captured content, applied by the app side and by the collector at ingest (otel_shadow.redaction)."""
 
+OTEL_SHADOW_WEBHOOK_SECRET: Final = "OTEL_SHADOW_WEBHOOK_SECRET"
+"""Shared secret the alert webhook sends in ``X-Otel-Shadow-Secret`` (``otel-shadow watch``; never logged)."""
+
 DEFAULT_DB: Final = "otel-shadow.duckdb"
 
 _TRUE = frozenset({"1", "true", "yes", "on"})

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..environment_variables import OTEL_SHADOW_WEBHOOK_SECRET
 from ..errors import ConfigError
 
 __all__ = ["SECRET_ENV", "SECRET_HEADER", "Delivery", "Webhook", "read_secret", "validate_url"]
@@ -35,7 +36,7 @@ __all__ = ["SECRET_ENV", "SECRET_HEADER", "Delivery", "Webhook", "read_secret", 
 logger = logging.getLogger("otel_shadow.rollout.webhook")
 
 SECRET_HEADER = "X-Otel-Shadow-Secret"
-SECRET_ENV = "OTEL_SHADOW_WEBHOOK_SECRET"
+SECRET_ENV = OTEL_SHADOW_WEBHOOK_SECRET
 _MAX_SECRET_BYTES = 4096
 _RETRYABLE = frozenset({408, 425, 429, 500, 502, 503, 504})
 
