@@ -17,6 +17,10 @@ FORBIDDEN = {
     "analysis": {"core", "instrumentation", "collector", "store", "cli", "demo"},
     # batch scoring reads through the CLI's access and writes through the store's exporter
     "scoring": {"core", "instrumentation", "collector", "analysis", "cli", "demo", "testing"},
+    # rollout (alerts, ramps) reads the store through the analysis and writes its own state; it runs
+    # inside the collector's process only through what cli.py hands it, never by importing the SDK
+    # or the collector
+    "rollout": {"core", "instrumentation", "collector", "cli", "demo", "scoring", "testing"},
 }
 
 
