@@ -95,8 +95,13 @@ def _error_text(exc: urllib.error.HTTPError) -> str:
         return str(exc)
 
 
-def open_reader(db: str, token: str | None = None) -> LocalReader | RemoteReader:
-    """The file read-only when free; the collector holding it otherwise."""
+def open_reader(db: str, token: str | None = None, *, segments: str | None = None) -> LocalReader | RemoteReader:
+    """The file read-only when free; the collector holding it otherwise. With ``segments``, the
+    Parquet segments in that folder instead, as one store (``store.segments``)."""
+    if segments is not None:
+        from .store.segments import open_segments
+
+        return LocalReader(open_segments(segments))
     try:
         return LocalReader(Store.open(db, read_only=True))
     except DatabaseLocked as locked:

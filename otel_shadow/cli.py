@@ -32,6 +32,13 @@ db_option = click.option(
     show_default=True,
     help=f"DuckDB database path (or set {OTEL_SHADOW_DB}).",
 )
+segments_option = click.option(
+    "--segments",
+    "segments",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Read a folder of Parquet segments (written by collectors with --segments) as one store, instead of --db.",
+)
 format_option = click.option(
     "--format",
     "fmt",
@@ -74,9 +81,10 @@ def cli() -> None:
 @cli.command()
 @click.argument("sql")
 @db_option
+@segments_option
 @format_option
 @click.option("--token", envvar=OTEL_SHADOW_COLLECTOR_TOKEN, default=None, help="Collector bearer token.")
-def sql(sql: str, db: str, fmt: str, token: str | None) -> None:
+def sql(sql: str, db: str, segments: str | None, fmt: str, token: str | None) -> None:
     """Run read-only SQL against the store (statements that write are refused).
 
     Reads the file directly, or asks the collector that holds it. Use - to read SQL from stdin.
@@ -84,12 +92,13 @@ def sql(sql: str, db: str, fmt: str, token: str | None) -> None:
     Example:
 
         otel-shadow sql "SELECT * FROM shadow_summary" --format csv
+        otel-shadow sql --segments /data/segments "SELECT * FROM shadow_summary"
     """
     from .access import open_reader
 
     if sql == "-":
         sql = sys.stdin.read()
-    reader = open_reader(db, token)
+    reader = open_reader(db, token, segments=segments)
     try:
         result = reader.query(sql)
     finally:
@@ -99,6 +108,7 @@ def sql(sql: str, db: str, fmt: str, token: str | None) -> None:
 
 @cli.command()
 @db_option
+@segments_option
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "html"]), default="table", show_default=True, help="html: one self-contained page (redirect it to a file).")
 @click.option("--max-p95-ratio", type=float, default=None, help="Candidate/primary p95 latency limit (1.2).")
 @click.option("--max-error-rate-increase", type=float, default=None, help="Allowed error-rate increase (0.0).")
@@ -113,6 +123,7 @@ def sql(sql: str, db: str, fmt: str, token: str | None) -> None:
 @click.option("--token", envvar=OTEL_SHADOW_COLLECTOR_TOKEN, default=None, help="Collector bearer token.")
 def report(
     db: str,
+    segments: str | None,
     fmt: str,
     max_p95_ratio: float | None,
     max_error_rate_increase: float | None,
@@ -143,7 +154,7 @@ def report(
         min_coverage=min_coverage,
         inference=inference,
     )
-    reader = open_reader(db, token)
+    reader = open_reader(db, token, segments=segments)
     try:
         text, result = _render_report(reader, thresholds, fmt, segment_by)
     finally:
@@ -252,6 +263,9 @@ def demo(db: str, n: int, fresh: bool, llm: str | None, primary_model: str, cand
 @click.option("--drain-timeout", envvar="OTEL_SHADOW_COLLECTOR_DRAIN_TIMEOUT", default=10.0, show_default=True, type=float, help="Seconds SIGTERM may take; the process exits within them, whatever is running.")
 @click.option("--unhealthy-after", envvar="OTEL_SHADOW_COLLECTOR_UNHEALTHY_AFTER", default=300.0, show_default=True, type=float, help="/healthz answers 503 once the store has not been able to commit for this many seconds.")
 @click.option("--log-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
+@click.option("--segments", "segments", envvar="OTEL_SHADOW_COLLECTOR_SEGMENTS", type=click.Path(file_okay=False), default=None, help="Also close the committed rows into Parquet segments in this folder (docs/scaling.md); the DuckDB file keeps only what is not in one yet.")
+@click.option("--segment-seconds", envvar="OTEL_SHADOW_COLLECTOR_SEGMENT_SECONDS", default=60.0, show_default=True, type=click.FloatRange(min=0.0, min_open=True), help="With --segments: seconds between segments.")
+@click.option("--collector-id", envvar="OTEL_SHADOW_COLLECTOR_ID", default=None, help="With --segments: the name of this collector's segment files (default: made once, kept in the DuckDB file).")
 def collector(
     db: str,
     host: str,
@@ -270,12 +284,16 @@ def collector(
     drain_timeout: float,
     unhealthy_after: float,
     log_level: str,
+    segments: str | None = None,
+    segment_seconds: float = 60.0,
+    collector_id: str | None = None,
 ) -> None:
     """Receive OTLP traces (gRPC :4317, HTTP :4318) and write them to DuckDB; SIGTERM stops it cleanly.
 
     Example:
 
         otel-shadow collector --db traces.duckdb --grpc-port 4317 --http-port 4318
+        otel-shadow collector --db c1.duckdb --segments /data/segments --segment-seconds 60
     """
     import signal
 
@@ -300,6 +318,9 @@ def collector(
             sql_limits=SqlLimits(timeout_s=sql_timeout, max_result_bytes=sql_max_result_bytes),
             drain_timeout_s=drain_timeout,
             unhealthy_after_s=unhealthy_after,
+            segments=segments,
+            segment_seconds=segment_seconds,
+            collector_id=collector_id,
         )
     )
     service.start()

@@ -28,6 +28,7 @@ from .decode import DecodePool, default_workers
 from .pipeline import Pipeline
 from .receiver_grpc import GrpcReceiver
 from .receiver_http import build_app
+from .segment_sink import SegmentSink
 from .sql_endpoint import SqlEndpoint, SqlLimits
 
 __all__ = ["Collector", "CollectorConfig", "configure_logging"]
@@ -60,6 +61,9 @@ class CollectorConfig:
     unhealthy_after_s: float = 300.0  # /healthz says 503 once the store has not committed for this long
     sql: bool = True  # /v1/sql, always behind a token (--token, or one made per run: see sql_endpoint)
     sql_limits: SqlLimits = field(default_factory=SqlLimits)
+    segments: str | None = None  # also close the committed rows into Parquet segments in this folder
+    segment_seconds: float = 60.0
+    collector_id: str | None = None  # names this collector's segment files (default: kept in the store)
 
 
 class _JsonFormatter(logging.Formatter):
@@ -102,6 +106,7 @@ class Collector:
         self._http_thread: threading.Thread | None = None
         self.http_port: int | None = None
         self.sql: SqlEndpoint | None = None
+        self.segments: SegmentSink | None = None
         # the SQL endpoint's token when the operator set none: known only to this OS user (info file)
         self.sql_token = config.token or secrets.token_urlsafe(32)
 
@@ -132,6 +137,16 @@ class Collector:
             tls = (Path(c.tls_key).read_bytes(), Path(c.tls_cert).read_bytes())
         self._store = Store.open(c.db, lock_wait_s=10.0)
         writer = Writer(self._store, shadow_only=not c.store_all, checkpoint_interval_s=c.checkpoint_interval_s)
+        if c.segments is not None:
+            try:
+                self.segments = SegmentSink(
+                    self._store, c.segments, interval_s=c.segment_seconds, collector_id=c.collector_id,
+                    unhealthy_after_s=c.unhealthy_after_s,
+                )
+                self.segments.start()  # first writes again what a kill left claimed
+            except BaseException:
+                self._shutdown_store()
+                raise
         workers = default_workers() if c.decode_workers is None else c.decode_workers
         self.pipeline = Pipeline(
             writer,
@@ -158,6 +173,8 @@ class Collector:
             self.grpc.start()
             self._start_http()
         except BaseException:
+            if self.segments is not None:
+                self.segments.stop(0.0, final=False)
             self._shutdown_store()
             raise
         scheme = "https" if tls else "http"
@@ -237,6 +254,8 @@ class Collector:
             uptime_s=time.time() - self.started_at,
             rss_bytes=_rss_bytes(),
         )
+        if self.segments is not None:
+            snapshot.update(self.segments.stats.snapshot())
         return snapshot
 
     def _report_stats(self) -> None:
@@ -293,6 +312,10 @@ class Collector:
                 logger.error("OTLP/HTTP requests still running at the drain timeout; abandoned")
                 self.forced = True
         if not self.pipeline.close(left(0.8)):
+            self.forced = True
+        segments = self.segments
+        if segments is not None and not _within(segments.stop, left(0.5)):
+            logger.error("the last segment was not closed within the drain timeout (its rows stay in the DuckDB file)")
             self.forced = True
         if not _within(self._shutdown_store, left()):
             logger.error("the store did not close within the drain timeout (its WAL holds every committed batch); exiting anyway")

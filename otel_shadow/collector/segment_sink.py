@@ -1,0 +1,153 @@
+"""The collector's segment tier: every ``interval_s`` the committed rows become a Parquet segment.
+
+Runs beside the pipeline, never in its way: a request is acknowledged after its DuckDB commit,
+whatever happens here, and a segment is made only from committed rows (``store.segments``). A
+failure to write a segment (a full disk) is logged and retried at the next tick; the rows wait
+in the DuckDB file meanwhile, so nothing acknowledged is lost, and ``health`` reports it once it
+has lasted ``unhealthy_after_s``.
+
+Start: segments a kill left claimed are written again (``SegmentWriter.recover``). Stop: one
+last segment holds whatever was committed until then.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import StoreError
+from ..store import Store
+from ..store.segments import SegmentInfo, SegmentWriter
+
+__all__ = ["SegmentSink", "SegmentStats"]
+
+logger = logging.getLogger("otel_shadow.collector")
+
+
+@dataclass
+class SegmentStats:
+    """Self-metrics of the segment tier (in the collector's /metrics and stats logs)."""
+
+    segments_closed: int = 0
+    segments_recovered: int = 0
+    segment_spans: int = 0
+    segment_failures: int = 0
+    last_segment_error: str | None = None
+    last_segment_at: float | None = None
+
+    def snapshot(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class SegmentSink:
+    """A thread that closes a segment every ``interval_s`` seconds (when anything new committed)."""
+
+    def __init__(
+        self,
+        store: Store,
+        root: str,
+        *,
+        interval_s: float = 60.0,
+        collector_id: str | None = None,
+        unhealthy_after_s: float = 300.0,
+    ) -> None:
+        if interval_s <= 0:
+            from ..errors import ConfigError
+
+            raise ConfigError(f"--segment-seconds must be more than 0 (got {interval_s:g})")
+        self.writer = SegmentWriter(store, root, collector_id)
+        self.interval_s = interval_s
+        self.unhealthy_after_s = unhealthy_after_s
+        self.stats = SegmentStats()
+        self._lock = threading.Lock()  # one segment at a time (the thread, and the final one at stop)
+        self._stop = threading.Event()
+        self._failing_since: float | None = None
+        self._thread = threading.Thread(target=self._run, name="otel-shadow-segments", daemon=True)
+
+    @property
+    def collector_id(self) -> str:
+        return self.writer.collector_id
+
+    def start(self) -> None:
+        """Write again what a kill left claimed, then start closing segments on schedule."""
+        with self._lock:
+            recovered = self.writer.recover()
+        for info in recovered:
+            self._closed(info)
+        self.stats.segments_recovered += len(recovered)
+        self._thread.start()
+
+    def close_now(self) -> SegmentInfo | None:
+        """Close a segment of whatever committed since the last one; None when nothing did."""
+        with self._lock:
+            try:
+                info = self.writer.close_segment()
+            except (StoreError, OSError) as exc:
+                self._failed(exc)
+                raise
+        if info is not None:
+            self._closed(info)
+        with self._lock:
+            self._failing_since = None
+            self.stats.last_segment_error = None
+        return info
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.close_now()
+            except (StoreError, OSError) as exc:
+                logger.error(
+                    "could not close a segment (its rows wait in the DuckDB file; retried in %g s): %s",
+                    self.interval_s,
+                    exc,
+                )
+            except Exception:  # a bug: the thread must outlive it, or no segment is closed again
+                logger.exception("unexpected error while closing a segment")
+
+    def _closed(self, info: SegmentInfo) -> None:
+        with self._lock:
+            self.stats.segments_closed += 1
+            self.stats.segment_spans += info.spans
+            self.stats.last_segment_at = time.time()
+        logger.info(
+            "segment closed",
+            extra={
+                "fields": {"segment": f"{info.partition}/{info.name}", "spans": info.spans, "batches": info.batches}
+            },
+        )
+
+    def _failed(self, exc: BaseException) -> None:
+        self.stats.segment_failures += 1
+        self.stats.last_segment_error = str(exc)
+        if self._failing_since is None:
+            self._failing_since = time.monotonic()
+
+    def health(self) -> str | None:
+        """Why the process needs attention (None: fine): segments have failed for too long."""
+        since = self._failing_since
+        if since is not None and time.monotonic() - since > self.unhealthy_after_s:
+            return f"no segment could be closed for {time.monotonic() - since:.0f} s: {self.stats.last_segment_error}"
+        return None
+
+    def stop(self, timeout: float = 10.0, *, final: bool = True) -> bool:
+        """Stop the schedule, then (``final``) close one last segment (call after the pipeline
+        committed its queue). False if it could not be closed: its rows stay in the DuckDB file,
+        and the next start closes them."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        if not final:
+            return True
+        try:
+            self.close_now()
+        except (StoreError, OSError) as exc:
+            logger.error(
+                "the last segment could not be closed (its rows stay in the DuckDB file; the next start closes them): %s",
+                exc,
+            )
+            return False
+        return True
