@@ -266,6 +266,10 @@ def demo(db: str, n: int, fresh: bool, llm: str | None, primary_model: str, cand
 @click.option("--segments", "segments", envvar="OTEL_SHADOW_COLLECTOR_SEGMENTS", type=click.Path(file_okay=False), default=None, help="Also close the committed rows into Parquet segments in this folder (docs/scaling.md); the DuckDB file keeps only what is not in one yet.")
 @click.option("--segment-seconds", envvar="OTEL_SHADOW_COLLECTOR_SEGMENT_SECONDS", default=60.0, show_default=True, type=click.FloatRange(min=0.0, min_open=True), help="With --segments: seconds between segments.")
 @click.option("--collector-id", envvar="OTEL_SHADOW_COLLECTOR_ID", default=None, help="With --segments: the name of this collector's segment files (default: made once, kept in the DuckDB file).")
+@click.option("--retention", "retention_period", default=None, help="Delete traces older than this (30d, 12h), in small steps between commits (docs/retention.md).")
+@click.option("--retention-export", type=click.Path(file_okay=False), default=None, help="With --retention: export them to Parquet in this folder first.")
+@click.option("--retention-interval", default="10m", show_default=True, help="With --retention: time between retention passes.")
+@click.option("--redact-rules", envvar="OTEL_SHADOW_REDACT_RULES", type=click.Path(dir_okay=False), default=None, help="Redact content attributes of incoming spans with these rules (the app side's OTEL_SHADOW_REDACT_RULES).")
 def collector(
     db: str,
     host: str,
@@ -287,6 +291,10 @@ def collector(
     segments: str | None = None,
     segment_seconds: float = 60.0,
     collector_id: str | None = None,
+    retention_period: str | None = None,
+    retention_export: str | None = None,
+    retention_interval: str = "10m",
+    redact_rules: str | None = None,
 ) -> None:
     """Receive OTLP traces (gRPC :4317, HTTP :4318) and write them to DuckDB; SIGTERM stops it cleanly.
 
@@ -321,6 +329,8 @@ def collector(
             segments=segments,
             segment_seconds=segment_seconds,
             collector_id=collector_id,
+            **_retention_settings(retention_period, retention_export, retention_interval),
+            redact_rules=redact_rules,
         )
     )
     service.start()
@@ -409,6 +419,94 @@ def score(
     else:
         for line in summary.lines():
             click.echo(line)
+
+
+def _retention_settings(period: str | None, export: str | None, interval: str) -> dict[str, Any]:
+    """The collector's retention settings from its flags (a bad duration: ConfigError naming it)."""
+    from .store.retention import parse_duration
+
+    if period is None:
+        if export is not None:
+            raise click.UsageError("--retention-export needs --retention PERIOD (30d)")
+        return {}
+    return {
+        "retention_s": parse_duration(period).total_seconds(),
+        "retention_export": export,
+        "retention_interval_s": parse_duration(interval).total_seconds(),
+    }
+
+
+def _open_to_write(db: str, fix: str) -> Any:
+    """The store opened for writing; when a process holds it, an error naming it and ``fix``."""
+    from pathlib import Path
+
+    from .errors import DatabaseLocked
+    from .store import Store
+
+    if not Path(db).exists():
+        raise ShadowError(f"database '{db}' does not exist; check --db or {OTEL_SHADOW_DB}")
+    try:
+        return Store.open(db)
+    except DatabaseLocked as exc:
+        if Path(f"{db}.collector.json").exists():
+            raise DatabaseLocked(f"'{db}' is held by a running collector: {fix}") from None
+        raise DatabaseLocked(f"{exc} ({fix})") from None
+
+
+@cli.command()
+@db_option
+@click.option("--older-than", "older_than", required=True, help="Remove traces that began longer ago than this: 30d, 12h, 90m, 2w.")
+@click.option("--export", "export_dir", type=click.Path(file_okay=False), default=None, help="Write them to Parquet here first (hive-partitioned by day).")
+@click.option("--dry-run", is_flag=True, help="Only count what would be removed.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="Summary format.")
+def retention(db: str, older_than: str, export_dir: str | None, dry_run: bool, fmt: str) -> None:
+    """Delete traces older than a period (spans, links, events: their pairs and scores), optionally exported first.
+
+    For a store no collector holds; a collector runs retention itself (collector --retention 30d).
+
+    Example:
+
+        otel-shadow retention --db traces.duckdb --older-than 30d --export archive/ --dry-run
+    """
+    from .store.retention import Retention, parse_duration
+
+    period = parse_duration(older_than)
+    store = _open_to_write(
+        db, f"run retention in it instead: restart it with `otel-shadow collector --db {db} --retention {older_than}`"
+    )
+    try:
+        report = Retention(store, period, export_dir=None if dry_run else export_dir).run(dry_run=dry_run)
+    finally:
+        store.close()
+    click.echo(json.dumps(report.as_dict(), indent=2) if fmt == "json" else "\n".join(report.lines()))
+
+
+@cli.command()
+@db_option
+@click.option("--trace-id", default=None, help="Erase this trace (32 hex digits).")
+@click.option("--key", default=None, help="Erase every trace in which a span (or its resource) has ATTR=VALUE, e.g. enduser.id=alice.")
+@click.option("--dry-run", is_flag=True, help="Only show what would be erased.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="Summary format.")
+def erase(db: str, trace_id: str | None, key: str | None, dry_run: bool, fmt: str) -> None:
+    """Erase one user's data for a deletion request: whole traces (spans, pairs, scores) by trace id or key.
+
+    Example:
+
+        otel-shadow erase --db traces.duckdb --key enduser.id=alice
+    """
+    from .store.erase import erase as erase_traces
+
+    if (trace_id is None) == (key is None):
+        raise click.UsageError("give exactly one of --trace-id ID or --key ATTR=VALUE")
+    store = _open_to_write(
+        db,
+        "stop it (SIGTERM: OTLP clients retry meanwhile, nothing acknowledged is lost), run erase, start it again",
+    )
+    try:
+        report = erase_traces(store, trace_id=trace_id, key=key, dry_run=dry_run)
+    finally:
+        store.close()
+    click.echo(json.dumps(report.as_dict(), indent=2) if fmt == "json" else "\n".join(report.lines()))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -28,15 +28,25 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from ..errors import PermanentError, RetryableError, StoreError
 from ..store import Prepared, Writer, WriteResult
 from .decode import DecodePool, decode_payload
 
-__all__ = ["Pipeline", "PipelineStats"]
+__all__ = ["Maintenance", "Pipeline", "PipelineStats"]
+
+
+class Maintenance(Protocol):
+    """Work the writer thread runs in small steps between commits (retention): ``due`` says
+    whether a step should run now, ``step`` runs one (short: it delays the next commit)."""
+
+    def due(self) -> bool: ...
+
+    def step(self) -> bool: ...
 
 logger = logging.getLogger("otel_shadow.collector")
 
@@ -66,6 +76,7 @@ class PipelineStats:
     last_commit_error: str | None = None
     last_commit_ok_at: float | None = None
     commit_ms: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=2048))
+    maintenance_ms: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=2048))
 
     def snapshot(self) -> dict[str, Any]:
         latencies = sorted(self.commit_ms)
@@ -73,8 +84,9 @@ class PipelineStats:
         def q(p: float) -> float | None:
             return latencies[min(len(latencies) - 1, int(p * len(latencies)))] if latencies else None
 
-        data = {k: v for k, v in self.__dict__.items() if k != "commit_ms"}
+        data = {k: v for k, v in self.__dict__.items() if k not in ("commit_ms", "maintenance_ms")}
         data.update(commit_ms_p50=q(0.5), commit_ms_p99=q(0.99))
+        data.update(maintenance_steps=len(self.maintenance_ms), maintenance_ms_max=max(self.maintenance_ms, default=None))
         return data
 
 
@@ -101,9 +113,13 @@ class Pipeline:
         decode_pool: DecodePool | None = None,
         unhealthy_after_s: float = 300.0,
         heal_max_interval_s: float = 15.0,
+        maintenance: Maintenance | None = None,
+        processor: Callable[[Prepared], Prepared] | None = None,
     ) -> None:
         self.writer = writer
         self.decode_pool = decode_pool
+        self.maintenance = maintenance
+        self.processor = processor  # applied to every decoded request before it is queued (redaction)
         self.max_inflight_bytes = max_inflight_bytes
         self.max_group = max_group
         self.max_wait_s = max_wait_ms / 1000
@@ -126,8 +142,10 @@ class Pipeline:
     def prepare(self, body: bytes, encoding: str, source: str) -> Prepared:
         """Decode (inline, or in the worker processes); malformed input is a ``PermanentError``."""
         if self.decode_pool is not None:
-            return self.decode_pool.decode(body, encoding, source, self.writer.shadow_only)
-        return decode_payload(body, encoding, source, self.writer.shadow_only)
+            prepared = self.decode_pool.decode(body, encoding, source, self.writer.shadow_only)
+        else:
+            prepared = decode_payload(body, encoding, source, self.writer.shadow_only)
+        return prepared if self.processor is None else self.processor(prepared)
 
     def admit(self, size: int) -> None:
         """Reserve ``size`` bytes in flight, or refuse retryably (before decoding anything)."""
@@ -206,6 +224,8 @@ class Pipeline:
                     return None
                 if self._failing_since is not None and time.monotonic() >= self._next_heal:
                     return []
+                if self._maintenance_due():
+                    return []
                 self._cond.wait(0.5)
             group = [self._queue.popleft()]
             deadline = time.monotonic() + self.max_wait_s
@@ -227,8 +247,10 @@ class Pipeline:
             try:
                 if group:
                     self._commit(group)
-                else:
+                elif self._failing_since is not None:
                     self._heal()
+                if self._maintenance_due():
+                    self._maintain()
                 # never checkpoint while commits fail: a checkpoint on a full disk invalidates the database
                 if not self._queue and self._failing_since is None:
                     self.writer.maybe_checkpoint()
@@ -272,6 +294,21 @@ class Pipeline:
             self._inflight_bytes -= sum(item.size for item in group)
         for item, result in zip(group, results):
             item.future.set_result(result)
+
+    def _maintenance_due(self) -> bool:
+        """A maintenance step should run: never while commits fail or after close."""
+        return self.maintenance is not None and self._failing_since is None and not self._closed and self.maintenance.due()
+
+    def _maintain(self) -> None:
+        """One maintenance step between two commit groups; its failure is logged, never ingest's."""
+        assert self.maintenance is not None
+        started = time.perf_counter()
+        try:
+            self.maintenance.step()
+        except Exception as exc:
+            logger.error("maintenance step failed (ingest goes on; tried again later): %s", exc)
+        finally:
+            self.stats.maintenance_ms.append((time.perf_counter() - started) * 1000)
 
     def _heal(self) -> None:
         """Probe a failing store (reopening it if DuckDB invalidated it); back off while it fails."""

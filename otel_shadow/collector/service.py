@@ -11,6 +11,7 @@ All of it within ``drain_timeout_s``, whatever is running: a step that overruns 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import logging
 import os
@@ -23,12 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from ..environment_variables import DEFAULT_DB
+from ..redaction import load_redaction_rules
 from ..store import Store, Writer
+from ..store.retention import Retention
 from .decode import DecodePool, default_workers
 from .pipeline import Pipeline
 from .receiver_grpc import GrpcReceiver
 from .receiver_http import build_app
 from .segment_sink import SegmentSink
+from .redact import IngestRedactor
 from .sql_endpoint import SqlEndpoint, SqlLimits
 
 __all__ = ["Collector", "CollectorConfig", "configure_logging"]
@@ -64,6 +68,10 @@ class CollectorConfig:
     segments: str | None = None  # also close the committed rows into Parquet segments in this folder
     segment_seconds: float = 60.0
     collector_id: str | None = None  # names this collector's segment files (default: kept in the store)
+    retention_s: float | None = None  # traces older than this are deleted, in small steps between commits
+    retention_export: str | None = None  # export them to Parquet here first
+    retention_interval_s: float = 600.0  # how often a retention pass starts
+    redact_rules: str | None = None  # redaction rules applied to content at ingest (docs/retention.md)
 
 
 class _JsonFormatter(logging.Formatter):
@@ -107,6 +115,8 @@ class Collector:
         self.http_port: int | None = None
         self.sql: SqlEndpoint | None = None
         self.segments: SegmentSink | None = None
+        self.retention: Retention | None = None
+        self.redactor: IngestRedactor | None = None
         # the SQL endpoint's token when the operator set none: known only to this OS user (info file)
         self.sql_token = config.token or secrets.token_urlsafe(32)
 
@@ -135,6 +145,8 @@ class Collector:
 
                 raise ConfigError("TLS needs both --tls-cert and --tls-key")
             tls = (Path(c.tls_key).read_bytes(), Path(c.tls_cert).read_bytes())
+        if c.redact_rules:  # a bad rules file stops the start, before anything listens
+            self.redactor = IngestRedactor(load_redaction_rules(c.redact_rules))
         self._store = Store.open(c.db, lock_wait_s=10.0)
         writer = Writer(self._store, shadow_only=not c.store_all, checkpoint_interval_s=c.checkpoint_interval_s)
         if c.segments is not None:
@@ -147,6 +159,11 @@ class Collector:
             except BaseException:
                 self._shutdown_store()
                 raise
+        if c.retention_s is not None:
+            self.retention = Retention(
+                self._store, datetime.timedelta(seconds=c.retention_s), export_dir=c.retention_export,
+                interval_s=c.retention_interval_s,
+            )
         workers = default_workers() if c.decode_workers is None else c.decode_workers
         self.pipeline = Pipeline(
             writer,
@@ -155,6 +172,8 @@ class Collector:
             max_wait_ms=c.max_wait_ms,
             decode_pool=DecodePool(workers) if workers > 0 else None,
             unhealthy_after_s=c.unhealthy_after_s,
+            maintenance=self.retention,
+            processor=self.redactor,
         )
         if c.sql:
             self.sql = SqlEndpoint(
@@ -256,6 +275,10 @@ class Collector:
         )
         if self.segments is not None:
             snapshot.update(self.segments.stats.snapshot())
+        if self.redactor is not None:
+            snapshot.update({f"redaction_{k}": v for k, v in vars(self.redactor.stats).items()})
+        if self.retention is not None and self.retention.last_report is not None:
+            snapshot["retention_last_pass"] = self.retention.last_report.as_dict() | {"files": len(self.retention.last_report.files)}
         return snapshot
 
     def _report_stats(self) -> None:
