@@ -38,16 +38,17 @@ from ..environment_variables import (
     env_float,
 )
 from ..errors import ConfigError, ExperimentError
-from .candidate import IN_CANDIDATE, NO_OUTPUT, CandidateTask, PrimaryEnd
+from .candidate import IN_CANDIDATE, NO_OUTPUT, CandidateTask, PrimaryEnd, closing_attributes, output_attributes
 from .comparison import Comparison
 from .config import ConfigSpec, load_configs
 from .content import Redactor, fingerprint, render_content
 from .injection import InjectionPlan
-from .observation import ShadowResult, VariantResult
+from .observation import ErrorInfo, ShadowResult, VariantResult
 from .sampling import Sampler, kill_switch_on
 from .scheduler import Scheduler, default_scheduler
 from .stacktrace import record_exception
-from .telemetry import Telemetry
+from .tasks import TaskView
+from .telemetry import Telemetry, candidate_context
 
 __all__ = ["Experiment", "Runner", "AsyncRunner", "Shadow"]
 
@@ -58,6 +59,7 @@ R = TypeVar("R")
 
 _EXPERIMENT_ATTR = "__shadow_experiment__"
 _LOW_64 = (1 << 64) - 1
+_NO_KWARGS: dict[str, Any] = {}  # shared, never mutated
 
 
 class Shadow:
@@ -456,47 +458,43 @@ class Experiment:
             work = [(spec, A.ROLE_CANDIDATE) for spec in self.candidates]
             if self.shadow.replicate_rate and random.random() < self.shadow.replicate_rate:
                 work.append((self.primary, A.ROLE_REPLICATE))
-            reasons: list[str] = []  # why candidates were dropped (a replicate is not a candidate)
-            replicates = 0
-            scheduler = self.shadow.scheduler
             primary_ctx = span.get_span_context()
-            for spec, role in work:
-                task = CandidateTask(
-                    self, spec, role, args, kwargs, primary_ctx, primary_hash, self.timeout, collect, primary_value
+            built = [
+                CandidateTask(
+                    ExperimentCandidate(self, spec, role, args, kwargs, primary_hash, primary_value),
+                    primary_ctx,
+                    self.timeout,
+                    collect,
                 )
-                why = scheduler.admit(task)
-                if why is None:
-                    tasks.append(task)
-                    replicates += role == A.ROLE_REPLICATE
-                    continue
-                if role == A.ROLE_CANDIDATE:
-                    reasons.append(why)
-                if collect:
-                    dropped.append(self._dropped_result(spec, role, why))
-            end_attrs[A.SHADOW_SAMPLED] = True
-            end_attrs[A.SHADOW_CANDIDATES_SCHEDULED] = len(tasks) - replicates
-            end_attrs[A.SHADOW_CANDIDATES_DROPPED] = len(reasons)
-            if replicates:
-                end_attrs[A.SHADOW_REPLICATES_SCHEDULED] = replicates
-            if reasons:
-                end_attrs[A.SHADOW_DROP_REASONS] = ",".join(sorted(set(reasons)))
-                for why in set(reasons):
-                    self.telemetry.count_drops(self.name, why, reasons.count(why))
-            if tasks:
-                # The end attributes are complete: the primary span is ended off the caller's path
-                # by an idle worker (before its next task) or by the first of its tasks to run,
-                # whichever comes first. With no worker idle (busy, backing off behind a backlog,
-                # or hung on candidates) the caller ends it: nothing queued may hold it.
-                if loop is not None or scheduler.idle_workers:
-                    ending = PrimaryEnd(span, end_attrs, time.time_ns())
-                    if loop is not None or scheduler.defer(ending):
-                        for task in tasks:
-                            task.primary_end = ending
-                for task in tasks:
-                    if loop is None:
-                        scheduler.enqueue(task)
-                    else:
-                        scheduler.start_async(task, loop)
+                for spec, role in work
+            ]
+
+            def admitted(whys: list[str | None]) -> Callable[[], None] | None:
+                reasons: list[str] = []  # why candidates were dropped (a replicate is not a candidate)
+                replicates = 0
+                for (spec, role), why in zip(work, whys):
+                    if why is None:
+                        replicates += role == A.ROLE_REPLICATE
+                        continue
+                    if role == A.ROLE_CANDIDATE:
+                        reasons.append(why)
+                    if collect:
+                        dropped.append(self._dropped_result(spec, role, why))
+                n_started = whys.count(None)
+                end_attrs[A.SHADOW_SAMPLED] = True
+                end_attrs[A.SHADOW_CANDIDATES_SCHEDULED] = n_started - replicates
+                end_attrs[A.SHADOW_CANDIDATES_DROPPED] = len(reasons)
+                if replicates:
+                    end_attrs[A.SHADOW_REPLICATES_SCHEDULED] = replicates
+                if reasons:
+                    end_attrs[A.SHADOW_DROP_REASONS] = ",".join(sorted(set(reasons)))
+                    for why in set(reasons):
+                        self.telemetry.count_drops(self.name, why, reasons.count(why))
+                # complete: the primary span is ended off the caller's path when a worker is idle
+                return PrimaryEnd(span, end_attrs, time.time_ns()) if n_started else None
+
+            whys = self.shadow.scheduler.submit(built, loop, admitted)
+            tasks.extend(task for task, why in zip(built, whys) if why is None)
         except Exception:  # scheduling trouble must never reach the caller
             logger.debug("otel-shadow: scheduling candidates failed", exc_info=True)
         return tasks, dropped
@@ -506,9 +504,89 @@ class Experiment:
         return VariantResult(None, spec.id, role, A.OUTCOME_DROPPED, 0.0, drop_reason=reason, config=dict(spec.data))
 
 
+class ExperimentCandidate:
+    """What a candidate or replicate of a decorated experiment does: call the function with its config."""
+
+    __slots__ = ("experiment", "spec", "role", "args", "kwargs", "primary_hash", "primary_output", "span", "_kwargs_for_call")
+
+    def __init__(
+        self,
+        experiment: Experiment,
+        spec: ConfigSpec,
+        role: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        primary_hash: str | None,
+        primary_output: Any = NO_OUTPUT,
+    ) -> None:
+        self.experiment = experiment
+        self.spec = spec
+        self.role = role
+        self.args = args
+        self.kwargs = kwargs or _NO_KWARGS  # the call's own empty dict is freed with the call
+        self.primary_hash = primary_hash
+        self.primary_output = primary_output if experiment.comparison else NO_OUTPUT
+        self.span: Span | None = None
+        self._kwargs_for_call: dict[str, Any] = _NO_KWARGS  # set when it starts
+
+    def start(self, task: TaskView) -> object:
+        exp = self.experiment
+        attrs = dict(exp.span_attributes(self.spec, self.role))
+        attrs[A.SHADOW_QUEUE_MS] = (task.started_ns - task.enqueued_ns) / 1e6
+        self.span = exp.telemetry.start_candidate(exp.name, task.primary_context(), attrs)
+        token = otel_context.attach(candidate_context(self.span, otel_context.get_current()))
+        self._kwargs_for_call = exp.plan.apply(self.spec, self.args, self.kwargs)
+        return token
+
+    def call(self) -> Any:
+        return self.experiment.fn(*self.args, **self._kwargs_for_call)
+
+    async def acall(self) -> Any:
+        return await self.experiment.fn(*self.args, **self._kwargs_for_call)
+
+    def fallback(self, outcome: str) -> VariantResult:
+        return VariantResult(None, self.spec.id, self.role, outcome, 0.0)
+
+    def record(
+        self, task: TaskView, outcome: str, value: Any, exc: BaseException | None, error: ErrorInfo | None
+    ) -> VariantResult:
+        exp = self.experiment
+        now = time.perf_counter_ns()
+        elapsed_ms = (now - task.started_ns) / 1e6 if task.started_ns else 0.0
+        if self.span is None:  # never started: a span still records that it was scheduled
+            attrs = dict(exp.span_attributes(self.spec, self.role))
+            start_wall = time.time_ns() - (now - task.enqueued_ns)
+            self.span = exp.telemetry.start_candidate(exp.name, task.primary_context(), attrs, start_time=start_wall)
+        span = self.span
+        attrs, error = closing_attributes(span, outcome, exc, error)  # set below in one call
+        if outcome == A.OUTCOME_OK:
+            output_attributes(attrs, value, self.primary_hash, self.primary_output, exp.comparison, exp.count_metric_error)
+            if exp.capture_content:
+                attrs[A.SHADOW_OUTPUT] = render_content(value, exp.redact)
+        if exp.capture_content:
+            attrs[A.SHADOW_INPUT] = render_content({"args": self.args, "kwargs": self.kwargs}, exp.redact)
+        span.set_attributes(attrs)
+        span.end()
+        exp.telemetry.count_run(exp.name, self.role, outcome)
+        result = VariantResult(
+            result=value if outcome == A.OUTCOME_OK else None,
+            config_id=self.spec.id,
+            role=self.role,
+            status=outcome,
+            execution_time_ms=elapsed_ms,
+            error=error,
+            config=dict(self.spec.data),
+        )
+        # drop references to the caller's arguments as soon as they are not needed
+        self.args = ()
+        self.kwargs = _NO_KWARGS
+        self.primary_output = NO_OUTPUT
+        return result
+
+
 def _end_primary(span: Span, tasks: list[CandidateTask], end_attrs: dict[str, Any]) -> None:
-    """End the primary span here, unless its candidates were given that job (``PrimaryEnd``)."""
-    if not tasks or tasks[0].primary_end is None:
+    """End the primary span here, unless candidates were scheduled (their ``PrimaryEnd`` does it)."""
+    if not tasks:
         span.set_attributes(end_attrs)  # one call: the SDK takes the span lock once
         span.end()
 

@@ -9,14 +9,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .stacktrace import exception_type_name
 
-if TYPE_CHECKING:
-    from .scheduler import CandidateTask
-
-__all__ = ["ErrorInfo", "ShadowResult", "VariantResult"]
+__all__ = ["ErrorInfo", "Pending", "ShadowResult", "VariantResult"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +50,17 @@ class VariantResult:
         return self.status == "ok"
 
 
+class Pending(Protocol):
+    """A scheduled candidate as a result holds it: its result once it has one, and a way to wait."""
+
+    @property
+    def result(self) -> VariantResult | None: ...
+
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+    async def wait_async(self) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class ShadowResult:
     """What a runner call returns: the primary's result, and the candidates' when awaited.
@@ -64,7 +72,7 @@ class ShadowResult:
 
     main_result: VariantResult
     variant_results: tuple[VariantResult, ...]
-    _tasks: Sequence[CandidateTask] = field(default=(), repr=False, compare=False)
+    _tasks: Sequence[Pending] = field(default=(), repr=False, compare=False)
     _dropped: tuple[VariantResult, ...] = field(default=(), repr=False, compare=False)
 
     @property
@@ -90,5 +98,5 @@ class ShadowResult:
         return self._finished()
 
     def _finished(self) -> tuple[VariantResult, ...]:
-        done = [t.result for t in self._tasks if t.result is not None]
-        return tuple(done) + self._dropped
+        done = tuple(r for r in (t.result for t in self._tasks) if r is not None)
+        return done + self._dropped

@@ -27,9 +27,12 @@ Design choices, each for the primary's sake:
   (the callers are CPU-bound) the pause doubles, up to 20 ms (``_yield``). Under sustained overload
   the queue then fills and candidates are dropped and counted, as the cap intends, instead of
   slowing callers.
-* ``defer`` hands small jobs (ending a primary span) to a worker that is idle right now (waiting for
-  a task, not backing off); workers run them before taking a task and after waking, so they never
-  wait behind queued candidates.
+* ``submit`` is the one way in, for sync and async callers alike. A small job that comes with the
+  tasks (ending a primary span) goes to a worker that is idle right now (waiting for a task, not
+  backing off); workers run such jobs before taking a task and after waking, so they never wait
+  behind queued candidates.
+* A task is told of the scheduler only through ``on_finish``, the function it was given at
+  admission (``core.tasks``): the scheduler and the tasks never import each other.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ import queue
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .. import attributes as A
@@ -53,8 +56,9 @@ from ..environment_variables import (
     env_float,
     env_int,
 )
-from .candidate import ScheduledTask as CandidateTask
+from .failures import internal_failure
 from .observation import ErrorInfo
+from .tasks import OnAdmitted, Task
 
 __all__ = ["Scheduler", "default_scheduler"]
 
@@ -90,7 +94,8 @@ class Scheduler:
         self._lock = threading.Lock()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._pending = 0  # queued + running (sync) + alive (async)
-        self._live: set[CandidateTask] = set()  # not finished yet
+        self._live: set[Task] = set()  # not finished yet
+        self._on_finish = self._finished  # bound once: every task shares it (one object less per task)
         self._async_tasks: set[asyncio.Task[None]] = set()  # strong references
         self._threads: list[threading.Thread] = []
         self._stuck = 0
@@ -99,56 +104,74 @@ class Scheduler:
         self._started = False
         self._closed = False
         # sync tasks running right now (at most one per worker thread): the watchdog's whole view.
-        # It never holds a finished task, so nothing outlives its call here (a heap of every
-        # started task kept each one, span and context included, until its deadline: thousands of
-        # objects that survived into the older GC generations and made every collection slower)
-        self._running: set[CandidateTask] = set()
+        # It never holds a finished task, so nothing outlives its call here: objects kept until a
+        # deadline would survive into the older GC generations and make every collection slower
+        self._running: set[Task] = set()
         self._watch_cond = threading.Condition(threading.Lock())
         self._watch_next = 0  # when the waiting watchdog wakes next (perf_counter_ns; 0: not waiting)
 
     # --- submitting (the caller's path) -------------------------------------------------------
-    def admit(self, task: CandidateTask) -> str | None:
-        """Reserve capacity for ``task``; None when admitted, else the drop reason.
+    def submit(
+        self,
+        tasks: Sequence[Task],
+        loop: asyncio.AbstractEventLoop | None = None,
+        admitted: OnAdmitted | None = None,
+    ) -> list[str | None]:
+        """The one way in: admit ``tasks``, then start the admitted ones; never blocks.
 
-        An admitted task must then be given to ``enqueue`` (sync) or ``start_async`` (async).
+        Returns each task's drop reason (``shutdown``, ``queue_full``), None for an admitted one.
+        Admitted tasks run on the workers, or with ``loop`` (the caller's running loop) as tasks
+        on it, held by a strong reference until done. ``admitted`` is told the reasons before any
+        task starts and may return a job that must run first (ending the primary span): it is
+        handed to an idle worker, which runs it before its next task, and every admitted task runs
+        it before it starts or finishes (so it must be safe to run twice: ``PrimaryEnd``). With no
+        task admitted, or no worker idle on a sync call, the job runs here and now.
         """
         if not _FORK_HOOK and self._pid != os.getpid():  # (a syscall: only where no fork hook)
             self._after_fork()
+        reasons: list[str | None] = []
         with self._lock:
-            if self._closed:
-                return A.DROP_SHUTDOWN
-            if self._pending >= self.max_pending:
-                return A.DROP_QUEUE_FULL
-            self._pending += 1
-            self._live.add(task)
-        task._scheduler = self
-        return None
-
-    def submit(self, task: CandidateTask) -> str | None:
-        """Queue a sync candidate; returns None, or the reason it was dropped."""
-        reason = self.admit(task)
-        if reason is None:
-            self.enqueue(task)
-        return reason
-
-    def submit_async(self, task: CandidateTask, loop: asyncio.AbstractEventLoop) -> str | None:
-        """Start an async candidate as a task on the caller's running loop."""
-        reason = self.admit(task)
-        if reason is None:
-            self.start_async(task, loop)
-        return reason
+            for task in tasks:
+                if self._closed:
+                    reasons.append(A.DROP_SHUTDOWN)
+                elif self._pending >= self.max_pending:
+                    reasons.append(A.DROP_QUEUE_FULL)
+                else:
+                    self._pending += 1
+                    self._live.add(task)
+                    task.on_finish = self._on_finish
+                    reasons.append(None)
+        started = [task for task, reason in zip(tasks, reasons) if reason is None]
+        job = admitted(reasons) if admitted is not None else None
+        if job is not None:
+            if started and (loop is not None or self._defer(job)):
+                for task in started:
+                    task.primary_end = job
+            else:
+                job()
+        if loop is None:
+            if started and not self._started:
+                self._start()
+            for task in started:
+                self._queue.put(task)
+        else:
+            for task in started:
+                atask = loop.create_task(task.run_async())
+                task.atask = atask
+                self._async_tasks.add(atask)
+                atask.add_done_callback(self._async_done)
+        return reasons
 
     @property
     def idle_workers(self) -> int:
         """Workers waiting for a task right now (a hint: a caller may take one first)."""
         return self._idle
 
-    def defer(self, job: Callable[[], None]) -> bool:
+    def _defer(self, job: Callable[[], None]) -> bool:
         """Have an idle worker run ``job`` soon (before its next task); False when none is idle.
 
-        For small bookkeeping the caller should not pay for, such as ending a primary span. A job
-        must be safe to run twice or more (its owner may run it too, e.g. ``PrimaryEnd``): it stays
-        in the deque if every worker gets busy first, until one comes round again.
+        A job stays in the deque if every worker gets busy first, until one comes round again;
+        its tasks run it too, whichever comes first.
         """
         if not self._idle:
             return False
@@ -165,24 +188,11 @@ class Scheduler:
                 return
             try:
                 job()
-            except Exception:  # pragma: no cover - jobs handle their own errors
-                logger.debug("otel-shadow: deferred job failed", exc_info=True)
-
-    def enqueue(self, task: CandidateTask) -> None:
-        """Hand an admitted sync task to the workers."""
-        if not self._started:
-            self._start()
-        self._queue.put(task)
-
-    def start_async(self, task: CandidateTask, loop: asyncio.AbstractEventLoop) -> None:
-        """Start an admitted async task on ``loop`` (held by a strong reference until done)."""
-        atask = loop.create_task(task.run_async())
-        task.atask = atask
-        self._async_tasks.add(atask)
-        atask.add_done_callback(self._async_done)
+            except Exception as exc:  # pragma: no cover - jobs handle their own errors
+                internal_failure("deferred_job", exc)
 
     # --- bookkeeping -----------------------------------------------------------------------------
-    def _finished(self, task: CandidateTask) -> None:
+    def _finished(self, task: Task) -> None:
         with self._lock:
             self._live.discard(task)
 
@@ -229,8 +239,8 @@ class Scheduler:
         pause = _YIELD_S
         while True:
             if backlog:  # candidates queued behind the last one: the callers go first (see above)
-                pause = self._yield(pause)  # learnt across an empty queue too: resetting it there
-                # measured worse (back-to-back p99 2.8-3.2x against 2.2-2.7x); a calm GIL resets it
+                pause = self._yield(pause)  # kept across an empty queue too (a burst that just ended
+                # says the callers are still busy; docs/performance.md); only a calm GIL resets it
             self._run_deferred()
             with lock:  # idle only while it waits for a task: a yielding worker is busy, and a job
                 self._idle += 1  # deferred to it would wait (holding a caller's span) for a backlog
@@ -242,8 +252,8 @@ class Scheduler:
                 return
             try:
                 task.run_sync(self._watch)
-            except BaseException:  # pragma: no cover - run_sync already records everything
-                logger.debug("otel-shadow: worker error", exc_info=True)
+            except BaseException as exc:  # pragma: no cover - run_sync already records everything
+                internal_failure("worker", exc)
             finally:
                 self._unwatch(task)
                 self._release()
@@ -268,7 +278,7 @@ class Scheduler:
             return min(pause * 2 if pause > _YIELD_S else 0.001, _YIELD_MAX_S)
         return _YIELD_S
 
-    def _watch(self, task: CandidateTask) -> None:
+    def _watch(self, task: Task) -> None:
         """A task starts running on this thread: the watchdog finishes it at its deadline."""
         deadline = task.deadline_ns
         with self._watch_cond:
@@ -276,14 +286,14 @@ class Scheduler:
             if deadline < self._watch_next:  # sooner than the watchdog planned to look
                 self._watch_cond.notify()
 
-    def _unwatch(self, task: CandidateTask) -> None:
+    def _unwatch(self, task: Task) -> None:
         with self._watch_cond:
             self._running.discard(task)
 
-    def _due(self, now: int) -> tuple[list[CandidateTask], int]:
+    def _due(self, now: int) -> tuple[list[Task], int]:
         """Running tasks past their deadline, earliest first (removed from the watch), and the
         soonest deadline of the others."""
-        due: list[tuple[int, CandidateTask]] = []
+        due: list[tuple[int, Task]] = []
         soonest = _NEVER
         for task in self._running:
             if task.result is not None:  # finished elsewhere; its worker removes it
@@ -379,8 +389,8 @@ def _exit_all() -> None:
         if scheduler._started and scheduler._pid == os.getpid():
             try:
                 scheduler.shutdown()
-            except Exception:  # pragma: no cover
-                logger.debug("otel-shadow: shutdown at exit failed", exc_info=True)
+            except Exception as exc:  # pragma: no cover
+                internal_failure("shutdown_at_exit", exc)
 
 
 def _register_exit_hook() -> None:

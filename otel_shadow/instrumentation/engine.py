@@ -39,10 +39,10 @@ import wrapt
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
-from opentelemetry.trace import Span, SpanContext, SpanKind, Status, StatusCode
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from .. import attributes as A
-from ..core.candidate import IN_CANDIDATE, NO_OUTPUT, ScheduledTask
+from ..core.candidate import IN_CANDIDATE, NO_OUTPUT, CandidateTask, closing_attributes, output_attributes
 from ..core.comparison import Comparison
 from ..core.config import config_id_of, flatten
 from ..core.content import fingerprint
@@ -50,6 +50,7 @@ from ..core.observation import ErrorInfo, VariantResult
 from ..core.sampling import Sampler, kill_switch_on
 from ..core.scheduler import Scheduler, default_scheduler
 from ..core.stacktrace import record_exception
+from ..core.tasks import TaskView
 from ..core.telemetry import Telemetry, candidate_context
 from ..environment_variables import OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT, OTEL_SHADOW_CONFIG
 from ._genai import ADAPTERS, DEFAULT_OPERATION, Accumulator, Adapter, Info, unwrap_raw
@@ -503,22 +504,27 @@ class PrimaryCall:
             work: list[tuple[CandidateRule, str]] = [(candidate, A.ROLE_CANDIDATE) for candidate in rule.candidates]
             if rule.replicate_rate and random.random() < rule.replicate_rate:
                 work.append((_REPLICATE, A.ROLE_REPLICATE))
+            outcomes: list[str | None] = []
+            built: list[CandidateTask] = []
             for index, (candidate, role) in enumerate(work):
                 why = state.acquire()
                 if why is None:
                     try:
-                        task = LLMCandidateTask(
-                            self, candidate, index, snapshot, ctx, primary_hash, loop is not None, role, primary_text
-                        )
+                        job = LLMCandidate(self, candidate, snapshot, primary_hash, loop is not None, role, primary_text)
                     except Exception as exc:
                         logger.warning("otel-shadow: rule %r candidate %d cannot be built: %s", rule.name, index, exc)
                         state.release(None, None, None)
                         why = "invalid_candidate"
                     else:
-                        scheduler = self.engine.scheduler
-                        why = scheduler.submit(task) if loop is None else scheduler.submit_async(task, loop)
-                        if why is not None:
-                            state.release(None, None, None)
+                        built.append(CandidateTask(job, ctx, rule.timeout, False))
+                outcomes.append(why)
+            admitted = iter(self.engine.scheduler.submit(built, loop))
+            for index, why in enumerate(outcomes):
+                if why is None:
+                    why = outcomes[index] = next(admitted)
+                    if why is not None:
+                        state.release(None, None, None)
+            for (_, role), why in zip(work, outcomes):
                 if role == A.ROLE_REPLICATE:
                     replicates += why is None
                 elif why is None:
@@ -542,8 +548,8 @@ class PrimaryCall:
 _REPLICATE = CandidateRule()  # no overrides: the primary's own request
 
 
-class LLMCandidateTask(ScheduledTask):
-    """One candidate LLM call, run on the scheduler (a worker thread, or a task on the caller's loop)."""
+class LLMCandidate:
+    """What one candidate LLM call does (a ``core.tasks.Job``), run on the scheduler."""
 
     __slots__ = (
         "primary", "candidate", "target", "request", "method", "span", "info", "config", "config_id",
@@ -554,15 +560,12 @@ class LLMCandidateTask(ScheduledTask):
         self,
         primary: PrimaryCall,
         candidate: CandidateRule,
-        index: int,
         request: dict[str, Any],
-        primary_ctx: SpanContext,
         primary_hash: str | None,
         is_async: bool,
         role: str = A.ROLE_CANDIDATE,
         primary_text: Any = NO_OUTPUT,
     ) -> None:
-        super().__init__(primary.rule.timeout, False)
         self.primary = primary
         self.candidate = candidate
         source = primary.adapter
@@ -576,7 +579,6 @@ class LLMCandidateTask(ScheduledTask):
         self.info: Info | None = None
         self.is_async = is_async
         self._span_name = ""
-        self._hold_primary(primary_ctx)
         self._primary_hash = primary_hash
         self.role = role
         self._primary_text = primary_text
@@ -633,10 +635,10 @@ class LLMCandidateTask(ScheduledTask):
             client = primary.engine.candidate_client(primary.instance._client, options)
         return _RESOURCE[self.target.operation](client)
 
-    def _start(self) -> object:
+    def start(self, task: TaskView) -> object:
         attrs = self._attributes()
-        attrs[A.SHADOW_QUEUE_MS] = (self.started_ns - self.enqueued_ns) / 1e6
-        self.span = self.primary.engine.telemetry.start_candidate(self._span_name, self._primary_context(), attrs, kind=SpanKind.CLIENT)
+        attrs[A.SHADOW_QUEUE_MS] = (task.started_ns - task.enqueued_ns) / 1e6
+        self.span = self.primary.engine.telemetry.start_candidate(self._span_name, task.primary_context(), attrs, kind=SpanKind.CLIENT)
         on_span, as_event = content_mode()
         if on_span or as_event:
             content = {A.GEN_AI_INPUT_MESSAGES: self.primary._redact(json.dumps(self.target.input_messages(self.request), default=str))}
@@ -646,7 +648,7 @@ class LLMCandidateTask(ScheduledTask):
                 self.span.add_event("gen_ai.client.inference.operation.details", content)
         return otel_context.attach(candidate_context(self.span, None))
 
-    def _call_sync(self) -> Any:
+    def call(self) -> Any:
         resource = self._resource()
         result = _original(resource, self.method)(resource, **self.request)
         if self.request.get("stream") is True:
@@ -663,7 +665,7 @@ class LLMCandidateTask(ScheduledTask):
             self.info = self.target.response_info(result)
         return self.info.text
 
-    async def _call_async(self) -> Any:
+    async def acall(self) -> Any:
         resource = self._resource()
         result = await _original(resource, self.method)(resource, **self.request)
         if self.request.get("stream") is True:
@@ -680,22 +682,24 @@ class LLMCandidateTask(ScheduledTask):
             self.info = self.target.response_info(result)
         return self.info.text
 
-    def _fallback_result(self, outcome: str) -> VariantResult:
+    def fallback(self, outcome: str) -> VariantResult:
         return VariantResult(None, self.config_id, self.role, outcome, 0.0)
 
-    def _record(self, outcome: str, value: Any, exc: BaseException | None, error: ErrorInfo | None) -> None:
+    def record(
+        self, task: TaskView, outcome: str, value: Any, exc: BaseException | None, error: ErrorInfo | None
+    ) -> VariantResult:
         engine = self.primary.engine
         rule = self.primary.rule
-        elapsed_ms = (time.perf_counter_ns() - self.started_ns) / 1e6 if self.started_ns else 0.0
+        elapsed_ms = (time.perf_counter_ns() - task.started_ns) / 1e6 if task.started_ns else 0.0
         if self.span is None:
             attrs = self._attributes()
-            self.span = engine.telemetry.start_candidate(self._span_name, self._primary_context(), attrs, kind=SpanKind.CLIENT)
+            self.span = engine.telemetry.start_candidate(self._span_name, task.primary_context(), attrs, kind=SpanKind.CLIENT)
         span = self.span
         info = self.info
-        attrs, error = self._closing_attributes(span, outcome, exc, error)
+        attrs, error = closing_attributes(span, outcome, exc, error)
         if outcome == A.OUTCOME_OK and info is not None:
             attrs.update(info.attributes())
-            self._output_attributes(
+            output_attributes(
                 attrs, info.text, self._primary_hash, self._primary_text, engine.comparison(rule),
                 lambda metric: engine.telemetry.count_metric_error(rule.name, metric),
             )
@@ -712,7 +716,7 @@ class LLMCandidateTask(ScheduledTask):
             self.target.model(self.request), info.input_tokens if info else None, info.output_tokens if info else None
         )
         engine.telemetry.count_run(rule.name, self.role, outcome)
-        self.result = VariantResult(
+        result = VariantResult(
             result=info.text if (outcome == A.OUTCOME_OK and info) else None,
             config_id=self.config_id,
             role=self.role,
@@ -723,6 +727,7 @@ class LLMCandidateTask(ScheduledTask):
         )
         self.request = {}
         self._primary_text = NO_OUTPUT
+        return result
 
 
 def engine_from(kwargs: dict[str, Any]) -> ShadowEngine:

@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from otel_shadow import Config, ExperimentError, Scheduler, Shadow
 from otel_shadow import attributes as A
 from otel_shadow.core.candidate import CandidateTask, PrimaryEnd
+from otel_shadow.core.experiment import ExperimentCandidate
 
 CONFIGS = [{"model": "primary"}, {"model": "candidate"}]
 
@@ -638,7 +639,8 @@ def test_a_primary_whose_candidate_is_cancelled_before_running_still_ends(
 
     exp = generate.__shadow_experiment__  # type: ignore[attr-defined]
     span = tracer_provider.get_tracer("t").start_span("primary")
-    task = CandidateTask(exp, exp.candidates[0], A.ROLE_CANDIDATE, (), {}, span.get_span_context(), None, 5.0, False)
+    job = ExperimentCandidate(exp, exp.candidates[0], A.ROLE_CANDIDATE, (), {}, None)
+    task = CandidateTask(job, span.get_span_context(), 5.0, False)
     task.primary_end = PrimaryEnd(span, {A.SHADOW_OUTCOME: "ok"}, time.time_ns())
     assert task.finish(A.OUTCOME_CANCELLED)  # e.g. shutdown before any worker took it
     (ended,) = [s for s in span_exporter.get_finished_spans() if s.name == "primary"]

@@ -11,6 +11,8 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from otel_shadow import Config, Scheduler, Shadow
 from otel_shadow.core import scheduler as scheduler_module
+from otel_shadow.core.candidate import CandidateTask
+from otel_shadow.core.observation import VariantResult
 
 
 def _wait_idle(scheduler: Scheduler, n: int) -> None:
@@ -20,29 +22,55 @@ def _wait_idle(scheduler: Scheduler, n: int) -> None:
     assert scheduler.idle_workers == n
 
 
-def test_a_deferred_job_runs_on_a_free_worker_before_its_next_candidate(tracer_provider: TracerProvider) -> None:
+class _Recorded:
+    """A job that notes which thread ran it (a ``core.tasks.Job``)."""
+
+    role = "candidate"
+
+    def __init__(self, order: list[tuple[str, str]]) -> None:
+        self.order = order
+
+    def start(self, task: Any) -> object:
+        return None
+
+    def call(self) -> str:
+        self.order.append(("candidate", threading.current_thread().name))
+        return "ok"
+
+    async def acall(self) -> str:
+        return self.call()
+
+    def record(self, task: Any, outcome: str, value: Any, exc: Any, error: Any) -> VariantResult:
+        return VariantResult(value, "c", self.role, outcome, 0.0)
+
+    def fallback(self, outcome: str) -> VariantResult:
+        return VariantResult(None, "c", self.role, outcome, 0.0)
+
+
+def test_the_job_submitted_with_tasks_runs_on_a_free_worker_before_its_candidate(
+    tracer_provider: TracerProvider,
+) -> None:
     scheduler = Scheduler(workers=1, max_pending=8)
     order: list[tuple[str, str]] = []
-    shadow = Shadow([{"model": "p"}, {"model": "c"}], tracer_provider=tracer_provider, scheduler=scheduler)
-
-    @shadow.experiment()
-    def generate(config: Config) -> str:
-        if config["model"] == "c":
-            order.append(("candidate", threading.current_thread().name))
-        return config["model"]
-
-    generate()  # starts the worker
+    scheduler.submit([CandidateTask(_Recorded([]), None, 5.0, True)])  # starts the worker
     assert scheduler.flush(5)
     _wait_idle(scheduler, 1)
-    order.clear()
-    assert scheduler.defer(lambda: order.append(("job", threading.current_thread().name)))
-    generate()
-    assert scheduler.flush(5)
+    told: list[list[str | None]] = []
+
+    def admitted(reasons: list[str | None]) -> Any:
+        told.append(reasons)
+        once = [1]  # a job may be run more than once: whoever pops first does it (like PrimaryEnd)
+        return lambda: once and once.pop() and order.append(("job", threading.current_thread().name))
+
+    task = CandidateTask(_Recorded(order), None, 5.0, True)
+    assert scheduler.submit([task], admitted=admitted) == [None]
+    assert task.wait(5) and task.result is not None and task.result.status == "ok"
+    assert told == [[None]]
     assert order == [("job", "otel-shadow-worker"), ("candidate", "otel-shadow-worker")]
     scheduler.shutdown(1)
 
 
-def test_defer_refuses_when_every_worker_is_busy(tracer_provider: TracerProvider) -> None:
+def test_the_job_runs_on_the_caller_when_every_worker_is_busy(tracer_provider: TracerProvider) -> None:
     scheduler = Scheduler(workers=1, max_pending=8)
     release = threading.Event()
     shadow = Shadow(
@@ -59,12 +87,31 @@ def test_defer_refuses_when_every_worker_is_busy(tracer_provider: TracerProvider
     deadline = time.monotonic() + 5
     while scheduler.idle_workers and time.monotonic() < deadline:
         time.sleep(0.002)
-    ran: list[Any] = []
-    assert scheduler.defer(lambda: ran.append(1)) is False  # the caller must do it itself
+    ran: list[str] = []
+    task = CandidateTask(_Recorded([]), None, 5.0, True)
+    scheduler.submit([task], admitted=lambda reasons: lambda: ran.append(threading.current_thread().name))
+    assert ran == [threading.current_thread().name]  # done before submit returned, by the caller
     release.set()
     assert scheduler.flush(5)
-    assert ran == []
+    assert ran == [threading.current_thread().name]  # and only once
     scheduler.shutdown(1)
+
+
+def test_a_full_scheduler_refuses_with_a_reason_and_runs_nothing() -> None:
+    scheduler = Scheduler(workers=1, max_pending=1)
+    release = threading.Event()
+
+    class Hang(_Recorded):
+        def call(self) -> str:
+            release.wait(5)
+            return "ok"
+
+    first, second = CandidateTask(Hang([]), None, 5.0, True), CandidateTask(_Recorded([]), None, 5.0, True)
+    assert scheduler.submit([first, second]) == [None, "queue_full"]
+    release.set()
+    assert first.wait(5) and second.result is None
+    scheduler.shutdown(1)
+    assert scheduler.submit([CandidateTask(_Recorded([]), None, 5.0, True)]) == ["shutdown"]
 
 
 def test_a_worker_backs_off_while_a_busy_caller_keeps_the_gil() -> None:
@@ -130,10 +177,10 @@ def test_a_finished_candidate_is_not_kept_until_its_deadline(tracer_provider: Tr
 
 
 def test_a_queued_candidate_keeps_few_objects_alive() -> None:
-    """A backlog must not feed the garbage collector: each queued candidate keeps its task, the
-    caller's arguments and a context copy alive (5 objects the collector counts), not the primary's
-    span or span context (23 per queued candidate before; every 700 trigger a collection, which
-    runs in whichever thread allocates next, often the caller's)."""
+    """A backlog must not feed the garbage collector: each queued candidate keeps its task, its job,
+    the caller's arguments and a context copy alive (about 6 objects the collector counts), not the
+    primary's span or span context (every 700 trigger a collection, which runs in whichever thread
+    allocates next, often the caller's)."""
     import gc
 
     from opentelemetry.sdk.trace import SpanProcessor
@@ -165,7 +212,7 @@ def test_a_queued_candidate_keeps_few_objects_alive() -> None:
         gc.enable()
         release.set()
     assert scheduler.pending == 301
-    assert per_call <= 6, f"{per_call:.1f} objects kept alive per queued candidate"
+    assert per_call <= 7, f"{per_call:.1f} objects kept alive per queued candidate"
     assert scheduler.flush(10)
     scheduler.shutdown(1)
 
@@ -189,10 +236,8 @@ def test_the_watchdog_stops_after_shutdown() -> None:
 
 def test_the_watchdog_times_out_due_candidates_earliest_deadline_first() -> None:
     """A waiter on a later candidate must not see it time out while an earlier one still runs."""
-    from otel_shadow.core.candidate import ScheduledTask
-
     scheduler = Scheduler(workers=4, max_pending=8)
-    tasks = [ScheduledTask(timeout=1.0, want_event=False) for _ in range(4)]
+    tasks = [CandidateTask(None, None, timeout=1.0, want_event=False) for _ in range(4)]  # type: ignore[arg-type]
     for started, task in zip((300, 100, 400, 200), tasks):
         task.started_ns = started
         scheduler._running.add(task)
