@@ -180,6 +180,7 @@ def _thresholds(path: str | None, **overrides: Any) -> Any:
         loaded = loaded or {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"thresholds file '{path}' must hold a mapping of threshold: value")
+        loaded.pop("alerts", None)  # the watch's section (docs/alerts.md), validated by the watch
         values.update(loaded)
     values.update({k: v for k, v in overrides.items() if v is not None})
     return Thresholds.from_mapping(values)
@@ -270,6 +271,10 @@ def demo(db: str, n: int, fresh: bool, llm: str | None, primary_model: str, cand
 @click.option("--retention-export", type=click.Path(file_okay=False), default=None, help="With --retention: export them to Parquet in this folder first.")
 @click.option("--retention-interval", default="10m", show_default=True, help="With --retention: time between retention passes.")
 @click.option("--redact-rules", envvar="OTEL_SHADOW_REDACT_RULES", type=click.Path(dir_okay=False), default=None, help="Redact content attributes of incoming spans with these rules (the app side's OTEL_SHADOW_REDACT_RULES).")
+@click.option("--watch-thresholds", type=click.Path(dir_okay=False), default=None, help="Also run the alert watch on this thresholds file (docs/alerts.md).")
+@click.option("--watch-interval", default="60s", show_default=True, help="With --watch-thresholds: time between checks (30s, 5m).")
+@click.option("--webhook", default=None, help="With --watch-thresholds: POST each alert's JSON to this http(s) URL.")
+@click.option("--webhook-secret-file", type=click.Path(dir_okay=False), default=None, help="File whose first line is sent as X-Otel-Shadow-Secret (default: OTEL_SHADOW_WEBHOOK_SECRET).")
 def collector(
     db: str,
     host: str,
@@ -295,6 +300,10 @@ def collector(
     retention_export: str | None = None,
     retention_interval: str = "10m",
     redact_rules: str | None = None,
+    watch_thresholds: str | None = None,
+    watch_interval: str = "60s",
+    webhook: str | None = None,
+    webhook_secret_file: str | None = None,
 ) -> None:
     """Receive OTLP traces (gRPC :4317, HTTP :4318) and write them to DuckDB; SIGTERM stops it cleanly.
 
@@ -309,6 +318,13 @@ def collector(
     from .collector.sql_endpoint import SqlLimits
 
     configure_logging(log_level)
+    alert_watch = None
+    if watch_thresholds or webhook:  # every alert input checked before the collector starts
+        from .rollout.watch import make_watch, parse_interval
+
+        if not watch_thresholds:
+            raise click.UsageError("--webhook needs --watch-thresholds FILE (the alert watch's thresholds)")
+        alert_watch, interval_s = make_watch(watch_thresholds, webhook, webhook_secret_file), parse_interval(watch_interval)
     service = Collector(
         CollectorConfig(
             db=db,
@@ -340,10 +356,21 @@ def collector(
         err=True,
     )
 
-    def on_signal(signum: int, frame: Any) -> None:
-        threading.Thread(target=service.stop, name="otel-shadow-stop", daemon=True).start()
-
     import threading
+
+    watch_stop = threading.Event()
+    if alert_watch is not None:  # on a thread, through the collector's own connection (docs/alerts.md)
+        from .rollout.watch import collector_store
+
+        source = collector_store(lambda: service.store)
+        threading.Thread(
+            target=alert_watch.run, args=(source,), kwargs={"interval_s": interval_s, "stop": watch_stop},
+            name="otel-shadow-watch", daemon=True,
+        ).start()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        watch_stop.set()
+        threading.Thread(target=service.stop, name="otel-shadow-stop", daemon=True).start()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
@@ -507,6 +534,44 @@ def erase(db: str, trace_id: str | None, key: str | None, dry_run: bool, fmt: st
     finally:
         store.close()
     click.echo(json.dumps(report.as_dict(), indent=2) if fmt == "json" else "\n".join(report.lines()))
+
+
+@cli.command()
+@db_option
+@click.option("--thresholds", "thresholds_file", type=click.Path(dir_okay=False), default=None, help="YAML file of thresholds, with an alerts: section (docs/alerts.md).")
+@click.option("--webhook", default=None, help="POST each alert's JSON to this http(s) URL.")
+@click.option("--webhook-secret-file", type=click.Path(dir_okay=False), default=None, help="File whose first line is sent as X-Otel-Shadow-Secret (default: OTEL_SHADOW_WEBHOOK_SECRET).")
+@click.option("--interval", default="60s", show_default=True, help="Time between checks: 30s, 5m, 1h.")
+@click.option("--once", is_flag=True, help="Check once, print the alerts raised, exit.")
+def watch(db: str, thresholds_file: str | None, webhook: str | None, webhook_secret_file: str | None, interval: str, once: bool) -> None:
+    """Alert when a candidate's verdict changes or its error rate or p95 latency crosses a line.
+
+    Each alert: a WARNING log line, the OpenTelemetry counter shadow.alerts, and the optional
+    webhook. One alert per change (state is kept in the store). Beside an embedded store; a
+    collector runs it itself with --watch-thresholds.
+
+    Example:
+
+        otel-shadow watch --db demo.duckdb --thresholds gates.yaml --webhook https://hooks.example.com/shadow
+    """
+    import signal
+    import threading
+
+    from .rollout.watch import file_store, make_watch, parse_interval
+
+    seconds = parse_interval(interval)
+    alert_watch = make_watch(thresholds_file, webhook, webhook_secret_file)
+    stop = threading.Event()
+    if once:
+        for alert in alert_watch.run(file_store(db), interval_s=seconds, stop=stop, once=True):
+            click.echo(f"ALERT {alert.kind} {alert.state}: {alert.message}")
+        return
+    from .collector import configure_logging
+
+    configure_logging("INFO")
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
+    alert_watch.run(file_store(db), interval_s=seconds, stop=stop)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -170,6 +170,12 @@ class AlertWatch:
         now = _now()
         changed = {k: o for k, o in observed.items() if previous.get(k) != o.state}
         rows = _record(store, changed, alerts, now, webhook=self.webhook is not None)
+        logger.debug(
+            "alert check: %d candidate(s), %d state change(s), %d alert(s)",
+            len(report.candidates),
+            len(changed),
+            len(alerts),
+        )
         for alert in alerts:
             logger.warning("alert: %s", alert.message, extra={"fields": _fields(alert)})
             self._counter.add(
