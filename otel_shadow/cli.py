@@ -393,6 +393,7 @@ def collector(
 @click.option("--bias-check", type=click.FloatRange(0.0, 1.0), default=0.1, show_default=True, help="Share of pairs judged both ways (position-bias check).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the A/B order and the bias-check sample.")
 @click.option("--budget-tokens", type=click.IntRange(min=1), default=None, help="Stop cleanly once this many tokens (judge + embeddings endpoint) are spent.")
+@click.option("--judge-budget-usd", type=click.FloatRange(min=0.0, min_open=True), default=None, help="Stop cleanly once the judge's calls cost this many US dollars (prices: the shared table, OTEL_SHADOW_PRICES).")
 @click.option("--rate", type=click.FloatRange(min=0.0, min_open=True), default=None, help="Judge requests per second, at most.")
 @click.option("--concurrency", type=click.IntRange(1, 256), default=4, show_default=True, help="Judge requests in flight.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Look at this many pairs at most (oldest first).")
@@ -406,7 +407,8 @@ def collector(
 @click.option("--token", envvar=OTEL_SHADOW_COLLECTOR_TOKEN, default=None, help="Collector bearer token.")
 def score(
     db: str, embeddings: str | None, embedding_model: str | None, judge_model: str | None, judge_base_url: str | None,
-    judge_provider: str, rubric: str | None, bias_check: float, seed: int, budget_tokens: int | None, rate: float | None,
+    judge_provider: str, rubric: str | None, bias_check: float, seed: int, budget_tokens: int | None,
+    judge_budget_usd: float | None, rate: float | None,
     concurrency: int, limit: int | None, experiment: str | None, replicates: bool, batch_size: int,
     otlp_endpoint: str | None, otlp_insecure: bool | None, fmt: str, progress: bool | None, token: str | None,
 ) -> None:
@@ -417,7 +419,7 @@ def score(
 
     Example:
 
-        otel-shadow score --embeddings local --judge-model gpt-4o-mini --budget-tokens 200000
+        otel-shadow score --embeddings local --judge-model gpt-4o-mini --judge-budget-usd 5.00
     """
     from .scoring import (
         Judge,
@@ -438,7 +440,7 @@ def score(
         judge = Judge(config)
     options = ScoreOptions(
         experiment=experiment, limit=limit, replicates=replicates, batch_size=batch_size, concurrency=concurrency,
-        rate=rate, budget_tokens=budget_tokens, otlp_endpoint=otlp_endpoint, otlp_insecure=otlp_insecure, token=token,
+        rate=rate, budget_tokens=budget_tokens, judge_budget_usd=judge_budget_usd, otlp_endpoint=otlp_endpoint, otlp_insecure=otlp_insecure, token=token,
     )
     summary = run_scoring(db, embedder=embedder, judge=judge, options=options, progress=sys.stderr.isatty() if progress is None else progress)
     if fmt == "json":

@@ -188,10 +188,15 @@ class Judge:
 
     def estimate(self, pair: Pair) -> int:
         """Tokens one call may use at most (about 3 characters a token, plus the answer's cap)."""
+        prompt, answer = self.estimate_split(pair)
+        return prompt + answer
+
+    def estimate_split(self, pair: Pair) -> tuple[int, int]:
+        """(input, output) tokens one call may use at most: the prompt's estimate and the answer's cap."""
         chars = len(SYSTEM_PROMPT) + len(self.config.rubric) + sum(
             len(t or "") for t in (pair.request, pair.primary_output, pair.candidate_output)
         )
-        return chars // 3 + 64 + self.config.max_tokens
+        return chars // 3 + 64, self.config.max_tokens
 
     def calls(self, pair: Pair) -> int:
         return 2 if self.checks_bias(pair) else 1

@@ -1,4 +1,4 @@
-"""A request rate limit (token bucket) and a token budget shared by concurrent scorer calls."""
+"""A request rate limit (token bucket) and budgets (tokens, dollars) shared by concurrent scorer calls."""
 
 from __future__ import annotations
 
@@ -42,19 +42,26 @@ class RateLimiter:
 
 
 class Budget:
-    """A token budget: a call reserves its estimate before it is sent and settles its real usage
-    after, so concurrent calls never start once what is spent plus what is reserved reaches it."""
+    """A budget in tokens or in dollars: a call reserves its estimate before it is sent and settles
+    its real usage after, so concurrent calls never start once what is spent plus what is reserved
+    reaches it."""
 
-    def __init__(self, tokens: int | None) -> None:
-        if tokens is not None and tokens <= 0:
-            raise ValueError(f"the token budget must be positive; got {tokens!r}")
-        self.limit = tokens
-        self.spent = 0
-        self.reserved = 0
+    def __init__(self, limit: float | None, unit: str = "token") -> None:
+        if limit is not None and not limit > 0:
+            raise ValueError(f"the {unit} budget must be positive; got {limit!r}")
+        self.limit = limit
+        self.unit = unit
+        self.spent: float = 0
+        self.reserved: float = 0
         self.exhausted = False
         self._lock = threading.Lock()
 
-    def reserve(self, estimate: int) -> bool:
+    def release(self, estimate: float) -> None:
+        """Give back a reservation whose call will not be sent (another budget refused it)."""
+        with self._lock:
+            self.reserved -= estimate
+
+    def reserve(self, estimate: float) -> bool:
         """True when a call estimated at ``estimate`` tokens may go; False (and exhausted) otherwise."""
         with self._lock:
             if self.limit is None:
@@ -66,12 +73,12 @@ class Budget:
             self.reserved += estimate
             return True
 
-    def settle(self, estimate: int, used: int) -> None:
+    def settle(self, estimate: float, used: float) -> None:
         with self._lock:
             self.reserved -= estimate
             self.spent += used
 
-    def add(self, used: int) -> None:
+    def add(self, used: float) -> None:
         """Usage that was not reserved (an embeddings endpoint reports it after the fact)."""
         with self._lock:
             self.spent += used

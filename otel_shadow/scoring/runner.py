@@ -21,6 +21,7 @@ from typing import Any
 from .. import attributes as A
 from ..access import LocalReader, RemoteReader, collector_info_path, open_reader
 from ..errors import ConfigError, DatabaseLocked, StoreError
+from ..pricing import Price, PriceTable, load_prices
 from ..store import Store
 from ..store.exporter import DuckDBSpanExporter
 from .embeddings import Embedder, cosine, scorer_id
@@ -49,6 +50,8 @@ class ScoreOptions:
     concurrency: int = 4
     rate: float | None = None  # judge requests per second
     budget_tokens: int | None = None
+    judge_budget_usd: float | None = None  # the judge's calls, priced from ``prices``
+    prices: PriceTable | None = None  # default: the shared table (otel_shadow.pricing.load_prices)
     otlp_endpoint: str | None = None  # also send the scores to this OTLP/gRPC backend
     otlp_insecure: bool | None = None
     token: str | None = None  # the collector's token
@@ -67,7 +70,9 @@ class ScoreSummary:
     bias_checked: int = 0
     bias_agreed: int = 0
     tokens_spent: int = 0
-    stopped: str | None = None  # "budget" when the token budget ran out
+    judge_usd_spent: float | None = None  # with a dollar budget: what the judge's calls cost
+    judge_budget_usd: float | None = None
+    stopped: str | None = None  # "budget" when the token budget ran out, "budget_usd" the judge's dollars
     exported: int = 0
     elapsed_s: float = 0.0
     where: str = ""
@@ -102,8 +107,15 @@ class ScoreSummary:
             out.append(f"{self.judge_unparsed} judge answers had no 'Verdict:' line; a new run retries them")
         if self.tokens_spent:
             out.append(f"{self.tokens_spent} tokens spent")
+        if self.judge_usd_spent is not None:
+            out.append(f"judge cost ${self.judge_usd_spent:.4f} of the ${self.judge_budget_usd:.2f} budget")
         if self.stopped == "budget":
             out.append("stopped: the token budget is spent; pairs left unscored are scored by a new run (raise --budget-tokens)")
+        if self.stopped == "budget_usd":
+            out.append(
+                "stopped: the judge's dollar budget is spent; pairs left unscored are scored by a new run "
+                "(raise --judge-budget-usd)"
+            )
         return out
 
 
@@ -161,6 +173,8 @@ class _Run:
         self.options = options
         self.on_batch = on_batch
         self.budget = Budget(options.budget_tokens)
+        self.usd = Budget(options.judge_budget_usd, "dollar")
+        self.price = _judge_price(judge, options)
         self.limiter = RateLimiter(options.rate, burst=max(1, options.concurrency))
         self.summary = ScoreSummary(where=sink.where)
         self.pending: list[Any] = []
@@ -220,7 +234,10 @@ class _Run:
                             break
                 finally:
                     self._flush()
-        self.summary.tokens_spent = self.budget.spent
+        self.summary.tokens_spent = int(self.budget.spent)
+        if self.price is not None:
+            self.summary.judge_usd_spent = round(float(self.usd.spent), 6)
+            self.summary.judge_budget_usd = self.options.judge_budget_usd
         self.summary.elapsed_s = time.monotonic() - started
         return self.summary
 
@@ -305,8 +322,8 @@ class _Run:
                         )
                     continue
                 self.consecutive_failures = 0
-                if outcome is None:  # the budget refused the call
-                    self.summary.stopped = "budget"
+                if isinstance(outcome, str):  # a budget refused the call
+                    self.summary.stopped = outcome
                     continue
                 judgement, started, ended = outcome
                 advance(1)
@@ -317,21 +334,31 @@ class _Run:
         if failure is not None:
             raise failure
 
-    def _judge_one(self, pair: Pair) -> tuple[Judgement, int, int] | None:
+    def _judge_one(self, pair: Pair) -> tuple[Judgement, int, int] | str:
+        """The judgement and its times, or the budget ("budget", "budget_usd") that refused the call."""
         assert self.judge is not None
-        estimate = self.judge.estimate(pair) * self.judge.calls(pair)
+        calls = self.judge.calls(pair)
+        prompt, answer = self.judge.estimate_split(pair)
+        estimate = (prompt + answer) * calls
         if not self.budget.reserve(estimate):
-            return None
-        used = 0
+            return "budget"
+        usd_estimate = (self.price.cost(prompt * calls, answer * calls) or 0.0) if self.price is not None else 0.0
+        if not self.usd.reserve(usd_estimate):
+            self.budget.release(estimate)
+            return "budget_usd"
+        used, usd_used = 0, 0.0
         try:
             self.limiter.acquire()
             started = time.time_ns()
             judgement = self.judge.judge(pair)
             ended = time.time_ns()
             used = judgement.input_tokens + judgement.output_tokens
+            if self.price is not None:
+                usd_used = self.price.cost(judgement.input_tokens, judgement.output_tokens) or 0.0
             return judgement, started, ended
         finally:
             self.budget.settle(estimate, used)
+            self.usd.settle(usd_estimate, usd_used)
 
     def _record_judgement(self, pair: Pair, j: Judgement, scorer: str, config: dict[str, Any], started: int, ended: int) -> None:
         assert self.judge is not None
@@ -347,3 +374,22 @@ class _Run:
             self.judge.name, scorer, self.judge.model, config, j.score, started, ended, label=j.label,
             explanation=j.explanation, input_tokens=j.input_tokens, output_tokens=j.output_tokens, extra=extra,
         ))
+
+
+def _judge_price(judge: Judge | None, options: ScoreOptions) -> Price | None:
+    """The judge model's price when a dollar budget is set; a budget that cannot be priced is refused."""
+    if options.judge_budget_usd is None:
+        return None
+    if not options.judge_budget_usd > 0:
+        raise ConfigError(f"--judge-budget-usd must be a positive amount of US dollars; got {options.judge_budget_usd!r}")
+    if judge is None:
+        raise ConfigError("--judge-budget-usd limits the judge's spending: give --judge-model too")
+    prices = options.prices if options.prices is not None else load_prices()
+    price = prices.price(judge.model)
+    if price is None:
+        raise ConfigError(
+            f"--judge-budget-usd: no price for judge model {judge.model!r}; add it to a prices file "
+            f"({{{judge.model}: {{input: <USD per 1M input tokens>, output: <USD per 1M output tokens>}}}}) "
+            "named by OTEL_SHADOW_PRICES (see docs/scoring.md)"
+        )
+    return price

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from otel_shadow.cli import main
+from otel_shadow.pricing import Price, PriceTable
 from otel_shadow.scoring import (
     Judge,
     JudgeConfig,
@@ -145,6 +146,51 @@ def test_the_budget_stops_the_run_cleanly_and_a_later_run_finishes(llm: LLMServe
     assert _rows(db, "SELECT count(*) FROM shadow_scores") == [(scored,)]
     rest = run_scoring(str(db), judge=judge)
     assert rest.stopped is None and rest.scored == {"judge": 30 - scored}
+
+
+def test_the_judges_dollar_budget_stops_the_run_cleanly_and_a_later_run_finishes(llm: LLMServer, pairs_db: Any) -> None:
+    db = pairs_db(30)
+    judge = _judge(llm, bias_check=0.0)
+    prices = PriceTable({"sim-judge": Price(input=1000.0, output=4000.0)})  # USD per 1M tokens
+    prompt, answer = judge.estimate_split(_first_pair(db, judge))
+    one_call = (prompt * 1000.0 + answer * 4000.0) / 1e6
+    # a call goes only while what is spent, reserved in flight and its own estimate fit: a few calls
+    options = ScoreOptions(judge_budget_usd=one_call * 1.5, prices=prices, concurrency=2)
+    summary = run_scoring(str(db), judge=judge, options=options)
+    assert summary.stopped == "budget_usd"
+    scored = summary.scored["judge"]
+    assert 1 <= scored < 30
+    assert summary.judge_usd_spent is not None and 0 < summary.judge_usd_spent <= one_call * 1.5
+    # what was spent is the price of the tokens the judge reported, as recorded on the scores
+    ((tokens_in, tokens_out),) = _rows(db, "SELECT sum(input_tokens), sum(output_tokens) FROM shadow_scores")
+    assert summary.judge_usd_spent == pytest.approx((tokens_in * 1000.0 + tokens_out * 4000.0) / 1e6, rel=1e-4)
+    assert any("judge's dollar budget is spent" in line for line in summary.lines())
+    rest = run_scoring(str(db), judge=judge, options=ScoreOptions(judge_budget_usd=100.0, prices=prices))
+    assert rest.stopped is None and rest.scored == {"judge": 30 - scored}
+    assert _rows(db, "SELECT count(*), count(DISTINCT candidate_span_id) FROM shadow_scores") == [(30, 30)]
+
+
+def test_the_cli_prices_the_judge_from_the_shared_table_and_refuses_a_model_without_a_price(
+    llm: LLMServer, pairs_db: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = pairs_db(4)
+    argv = ["score", "--db", str(db), "--judge-model", "sim-judge", "--judge-base-url", llm.openai_url,
+            "--judge-budget-usd", "5.00", "--bias-check", "0", "--format", "json", "--no-progress"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "no price for judge model 'sim-judge'" in err and "OTEL_SHADOW_PRICES" in err
+    assert _judge_requests(llm) == 0
+    prices = tmp_path / "prices.yaml"
+    prices.write_text("sim-judge: {input: 2.0, output: 8.0}\n")
+    monkeypatch.setenv("OTEL_SHADOW_PRICES", str(prices))
+    main(argv)
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["scored"] == {"judge": 4} and summary["stopped"] is None
+    ((tokens_in, tokens_out),) = _rows(db, "SELECT sum(input_tokens), sum(output_tokens) FROM shadow_scores")
+    assert summary["judge_usd_spent"] == pytest.approx((tokens_in * 2.0 + tokens_out * 8.0) / 1e6, rel=1e-4)
+    assert summary["judge_budget_usd"] == 5.0
 
 
 def _first_pair(db: Path, judge: Judge) -> Any:
