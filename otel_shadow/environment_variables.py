@@ -66,6 +66,21 @@ OTEL_SHADOW_COLLECTOR_SQL_TIMEOUT: Final = "OTEL_SHADOW_COLLECTOR_SQL_TIMEOUT"
 OTEL_SHADOW_COLLECTOR_SQL_MAX_RESULT_BYTES: Final = "OTEL_SHADOW_COLLECTOR_SQL_MAX_RESULT_BYTES"
 """Largest /v1/sql result, in bytes (a larger one is refused with 413). Default 64 MiB."""
 
+OTEL_SHADOW_COLLECTOR_DRAIN_TIMEOUT: Final = "OTEL_SHADOW_COLLECTOR_DRAIN_TIMEOUT"
+"""Seconds SIGTERM may take: the collector exits within them, whatever is running. Default 10."""
+
+OTEL_SHADOW_COLLECTOR_UNHEALTHY_AFTER: Final = "OTEL_SHADOW_COLLECTOR_UNHEALTHY_AFTER"
+"""Seconds without a successful commit after which /healthz answers 503. Default 300."""
+
+OTEL_SHADOW_COLLECTOR_SEGMENTS: Final = "OTEL_SHADOW_COLLECTOR_SEGMENTS"
+"""Folder the collector closes committed rows into, as Parquet segments (unset: none)."""
+
+OTEL_SHADOW_COLLECTOR_SEGMENT_SECONDS: Final = "OTEL_SHADOW_COLLECTOR_SEGMENT_SECONDS"
+"""With segments: seconds between segments. Default 60."""
+
+OTEL_SHADOW_COLLECTOR_ID: Final = "OTEL_SHADOW_COLLECTOR_ID"
+"""With segments: the name of this collector's segment files (default: made once, kept in the DuckDB file)."""
+
 OTEL_SHADOW_COLLECTOR_TLS_CERT: Final = "OTEL_SHADOW_COLLECTOR_TLS_CERT"
 """PEM certificate: serve both OTLP transports over TLS (with OTEL_SHADOW_COLLECTOR_TLS_KEY)."""
 
