@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from typing import Any
 
 from .report import Report
 from .verdict import intervals_note
@@ -21,7 +22,7 @@ def render_json(report: Report) -> str:
 
 def render_text(report: Report, width: int = 120, color: bool = False) -> str:
     """One block per candidate: the verdict, then each gate's status and sentence."""
-    if not report.candidates:
+    if not report.candidates and not report.canary and not report.rollout:
         return EMPTY
     from rich.console import Console
     from rich.table import Table
@@ -64,5 +65,46 @@ def render_text(report: Report, width: int = 120, color: bool = False) -> str:
             + ("n/a" if m.get("exact_match_rate") is None else f"{m['exact_match_rate']:.1%}"),
             highlight=False,
         )
+    _canary(console, report)
+    _rollout(console, report)
     console.print(intervals_note(report.thresholds), highlight=False)
     return "\n".join(line.rstrip() for line in buffer.getvalue().rstrip("\n").splitlines())
+
+
+def _canary(console: Any, report: Report) -> None:
+    """The canary cohorts, in a section of their own: their statistics are unpaired."""
+    from rich.text import Text
+
+    if not report.canary:
+        return
+    console.print("Canary (UNPAIRED: users served the candidate vs the primary cohort, not the same requests)", highlight=False)
+    for c in report.canary:
+        m = c.metrics
+        head = Text(f"  {c.experiment} · canary {c.canary_config_id} vs primary {c.primary_config_id}: ")
+        head.append(c.verdict, style=_STYLE.get(c.verdict, ""))
+        head.append(f"  ({m.get('canary_calls', 0):,} canary calls, {m.get('primary_calls', 0):,} primary calls)")
+        console.print(head, highlight=False)
+        for g in c.gates:
+            line = Text("    " + g.status, style=_STYLE.get(g.status, ""))
+            line.append(f" {g.name}: {g.reason}", style="")
+            console.print(line, highlight=False)
+
+
+def _rollout(console: Any, report: Report) -> None:
+    if not report.rollout:
+        return
+    console.print("Rollout", highlight=False)
+    for r in report.rollout:
+        where = {"complete": "complete", "rolled_back": "ROLLED BACK"}.get(r.status, f"step {r.step + 1} of {r.steps or '?'}")
+        console.print(
+            f"  rule {r.rule}: {where}, {r.phase} {r.fraction * 100:g}% since {r.since}"
+            + (f" ({r.rules_file})" if r.rules_file else ""),
+            highlight=False,
+        )
+        for move in r.history:
+            on = f" on {move.verdict}" + (f" ({move.pairs:,})" if move.pairs is not None else "") if move.verdict else ""
+            console.print(
+                f"    {move.at}  {move.action:<8} -> {move.phase} {move.fraction * 100:g}%  by {move.actor}{on}"
+                + (f": {move.reason}" if move.reason else ""),
+                highlight=False,
+            )

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..pricing import PriceTable
+from .canary import CanaryReport, build_canary_reports
 from .data import (
     ArmData,
     MetricStats,
@@ -26,6 +27,7 @@ from .data import (
     read_scores,
 )
 from .gates import GATES, Gate, GateInput, GateResult, Thresholds
+from .rollout_state import RolloutState, read_rollout
 from .verdict import SEVERITY, judge_family, verdict_of, worth_promoting
 
 __all__ = ["SCHEMA", "CandidateReport", "Report", "SegmentReport", "build_report"]
@@ -86,6 +88,8 @@ class Report:
     candidates: list[CandidateReport]
     thresholds: Thresholds
     segment_by: str | None = None
+    canary: list[CanaryReport] = field(default_factory=list)  # unpaired: cohorts, not pairs (analysis.canary)
+    rollout: list[RolloutState] = field(default_factory=list)  # each rule's plan and its moves
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -94,6 +98,8 @@ class Report:
             "segment_by": self.segment_by,
             "thresholds": _clean(asdict(self.thresholds)),
             "candidates": [c.to_dict() for c in self.candidates],
+            "canary": [_clean(c.to_dict()) for c in self.canary],
+            "rollout": [_clean(r.to_dict()) for r in self.rollout],
         }
 
     @property
@@ -163,8 +169,12 @@ def build_report(
     gates: Mapping[str, Gate] | None = None,
     prices: PriceTable | None = None,
     segment_by: str | None = None,
+    sections: bool = True,
 ) -> Report:
     """Read every candidate's pairs through ``query`` and judge it (replicates are its noise floor).
+
+    With ``sections`` (the default), also the canary cohorts' unpaired verdicts and each rule's
+    rollout plan state (``Report.canary``, ``Report.rollout``).
 
     With ``segment_by`` (an attribute of the primary execution, e.g. ``http.route``), each value
     is judged too, in the same Holm family as the whole: a FAIL in any segment fails the
@@ -248,4 +258,6 @@ def build_report(
                 segments=segment_reports,
             )
         )
-    return Report(out, t, segment_by)
+    if not sections:
+        return Report(out, t, segment_by)
+    return Report(out, t, segment_by, build_canary_reports(query, t), read_rollout(query))

@@ -69,7 +69,7 @@ def verdict_timeline(
     out = []
     for i in range(1, steps):
         cutoff = first + (last - first) * i // steps
-        earlier = build_report(_until(query, cutoff), thresholds, gates, prices, segment_by)
+        earlier = build_report(_until(query, cutoff), thresholds, gates, prices, segment_by, sections=False)
         out.append(TimelinePoint(cutoff, _points(earlier)))
     out.append(TimelinePoint(last, _points(report)))
     return out

@@ -1,0 +1,302 @@
+"""Canary cohorts: users served the candidate's answer against users served the primary's, UNPAIRED.
+
+A canary call (role ``canary``) answers a real user with the candidate's config; nobody ran the
+primary on that same request, so there is no pair. The comparison is between two independent
+samples over the same time window: the canary calls of one config, and the primary calls of the
+same experiment that started at or after the first canary call (the cohort that did not get it).
+
+Two gates, read like the paired ones (``verdict.judge``: anytime-valid intervals, Holm across the
+family, the same thresholds):
+
+* ``canary_error_rate``: canary error rate − primary error rate; standard error from a parametric
+  bootstrap of two independent binomials (half-count smoothed, so 0 errors still has a width).
+* ``canary_latency_p95``: log(canary p95 / primary p95); standard error from a bootstrap that
+  resamples each cohort on its own. A cohort above ``MAX_BOOTSTRAP_SAMPLE`` calls is bootstrapped on a
+  random subsample of that size and its standard error scaled by sqrt(m/n) (a quantile is
+  sqrt(n)-consistent), so the cost is bounded whatever the traffic.
+
+Unpaired intervals are wider than paired ones at the same count: request-to-request variation is
+not cancelled out. The report says so next to every canary verdict.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .data import Query
+from .gates import Evidence, GateResult, Thresholds
+from .verdict import judge, verdict_of
+
+__all__ = [
+    "CANARY_SQL",
+    "MAX_BOOTSTRAP_SAMPLE",
+    "CanaryCohorts",
+    "CanaryReport",
+    "bootstrap_log_quantile_ratio",
+    "bootstrap_rate_difference",
+    "build_canary_reports",
+    "read_cohorts",
+]
+
+MAX_BOOTSTRAP_SAMPLE = 20_000  # calls per cohort resampled; above it a subsample, its se rescaled
+RESAMPLES = 1000
+_CHUNK = 50  # resamples drawn at once: memory stays at _CHUNK × MAX_BOOTSTRAP_SAMPLE floats
+UNPAIRED_NOTE = (
+    "unpaired: canary users vs the primary cohort, two independent samples (not the same requests), "
+    "so the intervals are wider than the shadow pairs' at the same count"
+)
+
+# One row per experiment × canary config × cohort (``canary`` or ``primary``). The primary cohort
+# is every primary call of the experiment from the first canary call on: the same time window.
+_CANARY_TEMPLATE = """
+WITH canary AS (
+    SELECT experiment, config_id, min(start_time) AS since
+    FROM shadow_runs
+    WHERE role = 'canary'{since}
+    GROUP BY ALL
+)
+SELECT
+    c.experiment,
+    c.config_id                                                             AS canary_config_id,
+    r.role                                                                  AS cohort,
+    min(r.config_id)                                                        AS cohort_config_id,
+    count(*) FILTER (WHERE r.outcome <> 'cancelled')                        AS judged,
+    count(*) FILTER (WHERE r.outcome NOT IN ('ok', 'cancelled'))            AS errors,
+    list(r.duration_ms) FILTER (WHERE r.outcome = 'ok' AND r.duration_ms IS NOT NULL) AS durations_ms,
+    min(r.start_time)                                                       AS first_at,
+    max(r.start_time)                                                       AS last_at
+FROM canary c
+JOIN shadow_runs r ON r.experiment = c.experiment AND r.start_time >= c.since
+WHERE (r.role = 'canary' AND r.config_id = c.config_id) OR r.role = 'primary'
+GROUP BY ALL
+ORDER BY c.experiment, c.config_id, r.role
+"""
+CANARY_SQL = _CANARY_TEMPLATE.format(since="")
+
+
+@dataclass(frozen=True, slots=True)
+class Cohort:
+    config_id: str | None
+    judged: int
+    errors: int
+    durations_ms: np.ndarray
+    first_at: str | None
+    last_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CanaryCohorts:
+    """The two cohorts of one canary config of one experiment."""
+
+    experiment: str
+    canary_config_id: str
+    canary: Cohort
+    primary: Cohort
+
+
+def _iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat() if isinstance(value, _dt.datetime) else str(value)
+
+
+def canary_sql(since_us: int | None = None) -> str:
+    """The cohorts' query; with ``since_us`` (microseconds since the epoch, UTC) only calls from then on."""
+    if since_us is None:
+        return CANARY_SQL
+    # the primary cohort starts at the first canary call in the window, so it is within it too
+    return _CANARY_TEMPLATE.format(since=f" AND start_time >= make_timestamp({int(since_us)})")
+
+
+def read_cohorts(query: Query, since_us: int | None = None) -> list[CanaryCohorts]:
+    """Every canary config with its cohort and the primary cohort of the same window."""
+    columns, rows = query(canary_sql(since_us))
+    found: dict[tuple[str, str], dict[str, Cohort]] = {}
+    for row in rows:
+        r = dict(zip(columns, row))
+        cohort = Cohort(
+            r["cohort_config_id"],
+            int(r["judged"] or 0),
+            int(r["errors"] or 0),
+            np.asarray(r["durations_ms"] or [], dtype=float),
+            _iso(r["first_at"]),
+            _iso(r["last_at"]),
+        )
+        found.setdefault((r["experiment"], r["canary_config_id"]), {})[r["cohort"]] = cohort
+    empty = Cohort(None, 0, 0, np.zeros(0), None, None)
+    return [
+        CanaryCohorts(experiment, config, cohorts.get("canary", empty), cohorts.get("primary", empty))
+        for (experiment, config), cohorts in found.items()
+    ]
+
+
+def bootstrap_rate_difference(
+    x1: int, n1: int, x2: int, n2: int, resamples: int = RESAMPLES, seed: int = 0
+) -> tuple[float, float]:
+    """x1/n1 − x2/n2 of two independent samples and its bootstrap standard error.
+
+    Each sample is redrawn as a binomial at its half-count-smoothed rate, (x + 0.5)/(n + 1): the
+    parametric bootstrap of a proportion, which keeps a width when a cohort has no error at all.
+    """
+    if n1 == 0 or n2 == 0:
+        return (0.0, math.inf)
+    rng = np.random.default_rng(seed)
+    p1, p2 = (x1 + 0.5) / (n1 + 1), (x2 + 0.5) / (n2 + 1)
+    diffs = rng.binomial(n1, p1, resamples) / n1 - rng.binomial(n2, p2, resamples) / n2
+    return (x1 / n1 - x2 / n2, float(np.std(diffs, ddof=1)))
+
+
+def _log_quantile_se(values: np.ndarray, q: float, resamples: int, rng: np.random.Generator) -> float:
+    n = len(values)
+    m = min(n, MAX_BOOTSTRAP_SAMPLE)
+    sample = values if m == n else rng.choice(values, m, replace=False)
+    logs = np.log(np.maximum(sample, 1e-9))
+    out = np.empty(resamples)
+    for start in range(0, resamples, _CHUNK):
+        k = min(_CHUNK, resamples - start)
+        drawn = logs[rng.integers(0, m, size=(k, m))]
+        out[start : start + k] = np.quantile(drawn, q, axis=1, method="inverted_cdf")
+    return float(np.std(out, ddof=1) * math.sqrt(m / n))
+
+
+def bootstrap_log_quantile_ratio(
+    canary: np.ndarray, primary: np.ndarray, q: float = 0.95, resamples: int = RESAMPLES, seed: int = 0
+) -> tuple[float, float, float, float]:
+    """(canary q-quantile, primary q-quantile, log ratio, its standard error), independent samples.
+
+    Each cohort is resampled on its own (nothing pairs a canary call with a primary one); the
+    variance of the log ratio is the sum of the two cohorts' variances of the log quantile.
+    """
+    canary, primary = np.asarray(canary, dtype=float), np.asarray(primary, dtype=float)
+    if len(canary) == 0 or len(primary) == 0:
+        raise ValueError(f"both cohorts need latencies, got {len(canary)} canary and {len(primary)} primary")
+    rng = np.random.default_rng(seed)
+    qc = float(np.quantile(canary, q, method="inverted_cdf"))
+    qp = float(np.quantile(primary, q, method="inverted_cdf"))
+    se = math.hypot(_log_quantile_se(canary, q, resamples, rng), _log_quantile_se(primary, q, resamples, rng))
+    return qc, qp, math.log(max(qc, 1e-9) / max(qp, 1e-9)), se
+
+
+@dataclass(frozen=True, slots=True)
+class CanaryReport:
+    """The unpaired verdict on one canary config of one experiment."""
+
+    experiment: str
+    canary_config_id: str
+    primary_config_id: str | None
+    verdict: str
+    reasons: list[str]
+    metrics: dict[str, Any]
+    gates: list[GateResult]
+    notes: list[str] = field(default_factory=lambda: [UNPAIRED_NOTE])
+    paired: bool = False  # always: these statistics are between cohorts
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["statistics"] = "unpaired"
+        return out
+
+
+_REASONS_FOR = {
+    "FAIL": ("FAIL",),
+    "INSUFFICIENT": ("INSUFFICIENT", "FAIL"),
+    "MARGINAL": ("MARGINAL",),
+    "PASS": ("PASS",),
+}
+
+
+def _evidence(c: CanaryCohorts, t: Thresholds, q: float = 0.95) -> tuple[list[Evidence | GateResult], dict[str, Any]]:
+    can, pri = c.canary, c.primary
+    min_n = max(t.min_pairs, 1)
+    n = min(can.judged, pri.judged)
+    metrics: dict[str, Any] = {
+        "canary_calls": can.judged,
+        "primary_calls": pri.judged,
+        "canary_error_rate": can.errors / can.judged if can.judged else None,
+        "primary_error_rate": pri.errors / pri.judged if pri.judged else None,
+        "first_canary_at": can.first_at,
+        "last_canary_at": can.last_at,
+    }
+    findings: list[Evidence | GateResult] = []
+    if can.judged and pri.judged:
+        estimate, se = bootstrap_rate_difference(can.errors, can.judged, pri.errors, pri.judged)
+        findings.append(
+            Evidence(
+                name="canary_error_rate",
+                label="canary error rate (unpaired)",
+                scale="difference",
+                estimate=estimate,
+                se=se,
+                n=n,
+                limit=t.max_error_rate_increase,
+                pass_limit=t.max_error_rate_increase + t.error_rate_margin,
+                worse=+1,
+                min_n=min_n,
+                detail=f"canary {metrics['canary_error_rate']:.1%} of {can.judged:,} vs primary "
+                f"{metrics['primary_error_rate']:.1%} of {pri.judged:,} calls",
+            )
+        )
+    else:
+        findings.append(
+            GateResult(
+                "canary_error_rate",
+                "INSUFFICIENT",
+                f"canary error rate: {can.judged:,} canary and {pri.judged:,} primary calls; both cohorts needed",
+            )
+        )
+    nc, np_ = len(can.durations_ms), len(pri.durations_ms)
+    if nc and np_:
+        qc, qp, log_ratio, se = bootstrap_log_quantile_ratio(can.durations_ms, pri.durations_ms, q)
+        metrics.update(canary_p95_ms=qc, primary_p95_ms=qp, p95_ratio=math.exp(log_ratio))
+        findings.append(
+            Evidence(
+                name="canary_latency_p95",
+                label="canary p95 latency (unpaired)",
+                scale="log_ratio",
+                estimate=log_ratio,
+                se=se,
+                n=min(nc, np_),
+                limit=math.log(t.max_p95_ratio),
+                pass_limit=math.log(t.max_p95_ratio * (1 + t.p95_margin)),
+                worse=+1,
+                min_n=min_n,
+                detail=f"canary {qc:.0f} ms vs primary {qp:.0f} ms over {nc:,} and {np_:,} successful calls",
+                details={"canary_ms": qc, "primary_ms": qp},
+            )
+        )
+    else:
+        findings.append(
+            GateResult(
+                "canary_latency_p95", "INSUFFICIENT", "canary p95 latency: no successful call in one of the cohorts"
+            )
+        )
+    return findings, metrics
+
+
+def build_canary_reports(
+    query: Query, thresholds: Thresholds | None = None, since_us: int | None = None
+) -> list[CanaryReport]:
+    """The unpaired verdict on every canary config in the store (or on its calls since ``since_us``)."""
+    t = thresholds or Thresholds()
+    out = []
+    for cohorts in read_cohorts(query, since_us):
+        findings, metrics = _evidence(cohorts, t)
+        gates = judge(findings, t)
+        verdict = verdict_of(gates)
+        out.append(
+            CanaryReport(
+                experiment=cohorts.experiment,
+                canary_config_id=cohorts.canary_config_id,
+                primary_config_id=cohorts.primary.config_id,
+                verdict=verdict,
+                reasons=[g.reason for g in gates if g.status in _REASONS_FOR[verdict]],
+                metrics=metrics,
+                gates=gates,
+            )
+        )
+    return out
