@@ -1,0 +1,289 @@
+"""Read-only connections to ClickHouse: a server through clickhouse-connect, or chdb in-process.
+
+``open_clickhouse(url)`` takes
+
+- ``http://user:password@host:8123/database`` or ``https://…`` — a ClickHouse server, through
+  clickhouse-connect (``pip install 'otel-shadow[clickhouse]'``);
+- ``chdb:/path/to/folder?database=otel`` — ClickHouse embedded in this process (``pip install chdb``),
+  over a folder chdb keeps its tables in.
+
+Both run each query with ``readonly=1`` (the server refuses any write, any DDL and any change of
+settings, whatever the SQL), a time limit and a result limit in rows and bytes that the server
+enforces; the SQL is also checked up front to be a single query (the same rule and message as the
+DuckDB store's SQL access). Results come back as Arrow and are turned into plain Python values
+the same way for both.
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError, QueryError, QueryTimeout, ReadOnlyQuery, ResultTooLarge, StoreError
+from ..store.database import QueryResult
+from .dialect import SESSION_SETTINGS, code_only, translate
+
+__all__ = ["ClickHouseLimits", "ClickHouseReader", "ClickHouseTarget", "open_clickhouse", "parse_url"]
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+# Statement kinds that only read (the first keyword); readonly=1 is the guarantee, this the early,
+# clear refusal. One statement per call: ClickHouse itself runs one per request.
+_READ_KEYWORDS = frozenset({"SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "EXISTS"})
+_ALLOWED = (
+    "this SQL access is read-only: it runs one query (SELECT, WITH … SELECT, SHOW, DESCRIBE, EXPLAIN); "
+    "query the views shadow_runs, shadow_pairs, shadow_summary"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ClickHouseLimits:
+    """What one query may cost, enforced by ClickHouse itself (settings of every query)."""
+
+    max_sql_bytes: int = 1 * 2**20
+    timeout_s: float = 60.0
+    max_result_rows: int = 10_000_000
+    max_result_bytes: int = 1 * 2**30
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            **SESSION_SETTINGS,
+            "max_query_size": self.max_sql_bytes,
+            "max_execution_time": self.timeout_s,
+            "max_result_rows": self.max_result_rows,
+            "max_result_bytes": self.max_result_bytes,
+            "result_overflow_mode": "throw",
+            # last: once set, no later setting (and no SETTINGS clause in a query) can change anything
+            "readonly": 1,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ClickHouseTarget:
+    """Where the views and otel_traces live, parsed from a URL."""
+
+    kind: str  # "http" (a server, clickhouse-connect) or "chdb" (in-process)
+    database: str
+    host: str = ""
+    port: int = 0
+    secure: bool = False
+    username: str = "default"
+    password: str = ""
+    path: str = ""  # chdb: the folder
+
+    @property
+    def where(self) -> str:
+        if self.kind == "chdb":
+            return f"chdb {self.path or ':memory:'} database {self.database}"
+        return f"ClickHouse {'https' if self.secure else 'http'}://{self.host}:{self.port} database {self.database}"
+
+
+def parse_url(url: str) -> ClickHouseTarget:
+    """``http(s)://[user[:password]@]host[:port][/database]`` or ``chdb:[path][?database=name]``."""
+    parsed = urllib.parse.urlsplit(url)
+    query = urllib.parse.parse_qs(parsed.query)
+    if parsed.scheme == "chdb":
+        database = (query.get("database") or ["default"])[0]
+        path = urllib.parse.unquote(parsed.netloc + parsed.path)
+        return ClickHouseTarget("chdb", _identifier(database, url), path=path)
+    if parsed.scheme in ("http", "https", "clickhouse"):
+        secure = parsed.scheme == "https"
+        database = parsed.path.strip("/") or (query.get("database") or ["default"])[0]
+        if not parsed.hostname:
+            raise ConfigError(f"ClickHouse URL {_redact(url)!r} names no host; e.g. http://localhost:8123/default")
+        try:
+            port = parsed.port or (8443 if secure else 8123)
+        except ValueError as exc:
+            raise ConfigError(f"ClickHouse URL {_redact(url)!r}: {exc}") from exc
+        return ClickHouseTarget(
+            "http",
+            _identifier(database, url),
+            host=parsed.hostname,
+            port=port,
+            secure=secure,
+            username=urllib.parse.unquote(parsed.username or "default"),
+            password=urllib.parse.unquote(parsed.password or ""),
+        )
+    raise ConfigError(
+        f"ClickHouse URL {_redact(url)!r} must start with http://, https:// (a server) or chdb: (in-process), "
+        "e.g. http://localhost:8123/default"
+    )
+
+
+def _identifier(name: str, url: str) -> str:
+    if not _IDENTIFIER.match(name):
+        raise ConfigError(
+            f"database {name!r} in ClickHouse URL {_redact(url)!r} is not a plain name (letters, digits, _)"
+        )
+    return name
+
+
+def _redact(url: str) -> str:
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.password:
+        netloc = parsed.netloc.replace(f":{parsed.password}@", ":***@")
+        return urllib.parse.urlunsplit(parsed._replace(netloc=netloc))
+    return url
+
+
+def check_query(sql: str, max_sql_bytes: int) -> str:
+    """``sql`` without a final ``;`` if it is one reading statement; ``ReadOnlyQuery`` or ``QueryError`` otherwise."""
+    if len(sql.encode("utf-8", "surrogatepass")) > max_sql_bytes:
+        raise QueryError(f"SQL text longer than {max_sql_bytes} bytes; send a shorter query")
+    code = code_only(sql).strip()
+    if code.endswith(";"):
+        code = code.rstrip(";").strip()
+        sql = sql[: sql.rstrip().rfind(";")]
+    if not code:
+        raise QueryError("no SQL statement given")
+    if ";" in code:
+        raise QueryError("one statement at a time: ClickHouse runs a single query per request")
+    keyword = code.lstrip("( ").split(None, 1)[0].upper()
+    if keyword not in _READ_KEYWORDS:
+        raise ReadOnlyQuery(f"{keyword} statements are refused: {_ALLOWED}")
+    return sql
+
+
+class ClickHouseReader:
+    """``query(sql) -> QueryResult``, as the DuckDB store's readers: what ``build_report`` reads through."""
+
+    def __init__(self, target: ClickHouseTarget, limits: ClickHouseLimits | None = None) -> None:
+        self.target = target
+        self.limits = limits or ClickHouseLimits()
+        self.where = target.where
+        self._client: Any = None
+        self._chdb: Any = None
+        if target.kind == "chdb":
+            self._chdb = _open_chdb(target, self.limits.settings())
+        else:
+            self._client = _open_http(target, self.limits.settings())
+
+    def query(self, sql: str) -> QueryResult:
+        text = translate(check_query(sql, self.limits.max_sql_bytes))
+        try:
+            table = self._chdb.query(text, "ArrowTable") if self._chdb is not None else self._client.query_arrow(text)
+        except Exception as exc:  # the driver's errors: mapped to otel-shadow's, by ClickHouse's code
+            raise _error(exc, self.limits) from exc
+        return arrow_to_result(table)
+
+    def close(self) -> None:
+        if self._chdb is not None:
+            self._chdb.close()
+            self._chdb = None
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def __enter__(self) -> ClickHouseReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_clickhouse(url: str, limits: ClickHouseLimits | None = None) -> ClickHouseReader:
+    """A read-only reader over the ClickHouse database that ``url`` names (see the module doc)."""
+    return ClickHouseReader(parse_url(url), limits)
+
+
+def _open_chdb(target: ClickHouseTarget, settings: dict[str, Any]) -> Any:
+    chdb = _import("chdb", "chdb")
+    if target.path:
+        Path(target.path).mkdir(parents=True, exist_ok=True)
+    params = urllib.parse.urlencode(settings)  # dict order: readonly last
+    location = f"file:{target.path}" if target.path else ":memory:"
+    try:
+        connection = chdb.connect(f"{location}?{params}")
+        connection.query(f"USE `{target.database}`")
+    except Exception as exc:
+        raise StoreError(f"cannot open {target.where}: {_first_line(exc)}") from exc
+    return connection
+
+
+def _open_http(target: ClickHouseTarget, settings: dict[str, Any]) -> Any:
+    clickhouse_connect = _import("clickhouse_connect", "clickhouse-connect")
+    try:
+        return clickhouse_connect.get_client(
+            host=target.host,
+            port=target.port,
+            username=target.username,
+            password=target.password,
+            database=target.database,
+            secure=target.secure,
+            settings=settings,
+            connect_timeout=10,
+            send_receive_timeout=int(settings["max_execution_time"]) + 10,
+        )
+    except Exception as exc:
+        raise StoreError(f"cannot reach {target.where}: {_first_line(exc)}") from exc
+
+
+def _import(module: str, package: str) -> Any:
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ConfigError(
+            f"reading ClickHouse needs the {package} package: pip install 'otel-shadow[clickhouse]'"
+            + (" chdb" if package == "chdb" else "")
+        ) from exc
+
+
+# ClickHouse error codes that name what the user can do
+_TIMEOUT_CODES = {"159", "TIMEOUT_EXCEEDED"}
+_TOO_LARGE_CODES = {"396", "TOO_MANY_ROWS_OR_BYTES"}
+_READONLY_CODES = {"164", "READONLY", "497", "ACCESS_DENIED"}
+
+
+def _error(exc: Exception, limits: ClickHouseLimits) -> StoreError:
+    text = str(exc)
+    code = re.search(r"Code:\s*(\d+)", text)
+    name = re.search(r"\(([A-Z_]+)\)", text)
+    keys = {code.group(1) if code else "", name.group(1) if name else ""}
+    detail = _first_line(exc)
+    if keys & _TIMEOUT_CODES:
+        return QueryTimeout(
+            f"the query ran longer than {limits.timeout_s:g} s and was stopped; narrow it "
+            "(a WHERE on start_time, a LIMIT) or query a view that aggregates"
+        )
+    if keys & _TOO_LARGE_CODES:
+        return ResultTooLarge(
+            f"the result passed {limits.max_result_rows} rows or {limits.max_result_bytes} bytes; "
+            "select fewer columns, add a LIMIT, or aggregate (GROUP BY)"
+        )
+    if keys & _READONLY_CODES:
+        return ReadOnlyQuery(f"{detail} ({_ALLOWED})")
+    if "Connection" in type(exc).__name__ or isinstance(exc, OSError):
+        return StoreError(f"cannot reach ClickHouse: {detail}")
+    return QueryError(detail)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:2000] if text else type(exc).__name__
+
+
+def arrow_to_result(table: Any) -> QueryResult:
+    """An Arrow table from ClickHouse as plain Python rows, typed as the DuckDB store returns them.
+
+    Timestamps become naive UTC ``datetime`` (DuckDB's TIMESTAMP; microseconds), maps ``dict``.
+    """
+    import pyarrow as pa
+
+    columns = []
+    for field, column in zip(table.schema, table.columns):
+        kind = field.type
+        if pa.types.is_timestamp(kind):
+            if kind.tz is not None:
+                column = column.cast(pa.timestamp(kind.unit, tz="UTC")).cast(pa.timestamp(kind.unit))
+            if kind.unit == "ns":
+                column = column.cast(pa.timestamp("us"), safe=False)
+        values = column.to_pylist()
+        if pa.types.is_map(kind):
+            values = [None if v is None else dict(v) for v in values]
+        columns.append(values)
+    rows = list(zip(*columns)) if columns else []
+    return QueryResult(list(table.schema.names), rows)

@@ -1,0 +1,114 @@
+"""The one place where ClickHouse SQL differs from DuckDB's for what otel-shadow sends.
+
+The views are written once per dialect (``otel_shadow/store/views.sql`` for DuckDB,
+``views.sql`` beside this module for ClickHouse). The analysis (``otel_shadow.analysis``) sends
+its own SQL through a query function and must run unchanged; most of it is already portable
+(aggregate ``FILTER``, ``GROUP BY ALL``, ``NULLS FIRST``, ``flatten`` and array literals mean the
+same in both engines). What differs is listed here, and nowhere else:
+
+============================  ======================================  ==============================
+DuckDB                        ClickHouse                              why
+============================  ======================================  ==============================
+``list(x)`` (aggregate)       ``groupArray(x)``                       no ``list`` aggregate
+``var_samp(x)``               ``if(count(x) > 1, varSamp(x), NULL)``  ClickHouse answers nan below
+``covar_samp(a, b) FILTER``   same, ``NULL`` below two rows           two values, SQL says NULL
+``attrs ->> '$."key"'``       ``attrs['key']`` when present, else     attributes are a Map, not JSON
+                              ``NULL``
+``epoch_us(t)``               ``toUnixTimestamp64Micro(t)``           epoch conversion
+``make_timestamp(us)``        ``fromUnixTimestamp64Micro(us)``
+``CAST(NULL AS VARCHAR)``     setting ``cast_keep_nullable = 1``      String is not nullable
+LEFT JOIN misses              setting ``join_use_nulls = 1``          NULL, not the type's default
+the comparison-metrics query  its ClickHouse statement                it reads the DuckDB store's
+(``METRICS_SQL``)             (``_METRICS_SQL`` below)                internal table, with JSON
+============================  ======================================  ==============================
+
+A rewrite applies to the SQL outside string literals and quoted names only.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+__all__ = ["SESSION_SETTINGS", "code_only", "translate"]
+
+# Settings of every read connection, besides the read-only and limit settings (connection.py):
+# they give ClickHouse SQL's NULL semantics where DuckDB's views and the analysis rely on them.
+SESSION_SETTINGS: dict[str, int] = {
+    "join_use_nulls": 1,  # an outer join's missing side is NULL, not 0 or ''
+    "cast_keep_nullable": 1,  # CAST(NULL AS VARCHAR) is NULL, not an error
+}
+
+_WORD = r"[A-Za-z_][A-Za-z0-9_]*"
+_REWRITES: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...] = (
+    (re.compile(r"\blist\s*\(", re.IGNORECASE), "groupArray("),
+    (re.compile(rf"\bvar_samp\s*\(\s*({_WORD})\s*\)", re.IGNORECASE), r"if(count(\1) > 1, varSamp(\1), NULL)"),
+    (
+        re.compile(
+            rf"\bcovar_samp\s*\(\s*({_WORD})\s*,\s*({_WORD})\s*\)\s*FILTER\s*\(\s*WHERE\s+([^()]*)\)", re.IGNORECASE
+        ),
+        r"if(countIf(\1 IS NOT NULL AND \2 IS NOT NULL AND (\3)) > 1, covarSampIf(\1, \2, \3), NULL)",
+    ),
+    (re.compile(r"\bepoch_us\s*\(", re.IGNORECASE), "toUnixTimestamp64Micro("),
+    (re.compile(r"\bmake_timestamp\s*\(", re.IGNORECASE), "fromUnixTimestamp64Micro("),
+)
+# attrs ->> '$."key"' (the key is inside the literal, so this one is matched on the whole text)
+_JSON_ATTRIBUTE = re.compile(rf"((?:{_WORD}\.)?{_WORD})\s*->>\s*'\$\.\"([^\"'\\]+)\"'")
+# string literals and quoted names, which no rewrite may touch, and comments, which are dropped
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.|'')*'|\"(?:[^\"\\]|\\.)*\"|`(?:[^`\\]|\\.)*`|--[^\n]*|/\*.*?\*/", re.DOTALL)
+
+
+def _attribute(match: re.Match[str]) -> str:
+    column, key = match.group(1), match.group(2)
+    return f"if(mapContains({column}, '{key}'), {column}['{key}'], NULL)"
+
+
+def translate(sql: str) -> str:
+    """``sql`` as ClickHouse runs it: DuckDB-only constructs of the table above rewritten."""
+    from ..analysis.data import METRICS_SQL  # the one statement replaced whole
+
+    if sql.strip() == METRICS_SQL.strip():
+        return _METRICS_SQL
+    sql = _JSON_ATTRIBUTE.sub(_attribute, sql)
+    return "".join(_rewrite(part) if kind == "code" else part for kind, part in _parts(sql))
+
+
+def code_only(sql: str) -> str:
+    """``sql`` without comments, each literal and quoted name replaced by ``''`` (to look at its keywords)."""
+    return "".join(part if kind == "code" else "''" for kind, part in _parts(sql))
+
+
+def _parts(sql: str) -> list[tuple[str, str]]:
+    """``sql`` split into code and quoted parts; comments become a space."""
+    out, last = [], 0
+    for quoted in _QUOTED.finditer(sql):
+        out.append(("code", sql[last : quoted.start()]))
+        token = quoted.group(0)
+        out.append(("code", " ") if token.startswith(("--", "/*")) else ("quoted", token))
+        last = quoted.end()
+    out.append(("code", sql[last:]))
+    return out
+
+
+def _rewrite(code: str) -> str:
+    for pattern, replacement in _REWRITES:
+        code = pattern.sub(replacement, code)
+    return code
+
+
+# The analysis's comparison-metrics statement (otel_shadow.analysis.data.METRICS_SQL) reads the
+# DuckDB store's spans table and its JSON. Here: the same rows from the candidate and replicate
+# executions of shadow_runs, de-duplicated there; booleans are 'true' / 'false' in the exporter.
+_METRICS_SQL = """
+SELECT experiment, config_id AS candidate_config_id, role AS candidate_role, substring(key, 15) AS metric,
+       count(value) AS n, avg(value) AS mean, if(count(value) > 1, varSamp(value), 0.0) AS var
+FROM (
+    SELECT experiment, config_id, role, key,
+           multiIf(attributes[key] = 'true', 1.0, attributes[key] = 'false', 0.0, toFloat64OrNull(attributes[key])) AS value
+    FROM shadow_runs
+    ARRAY JOIN arrayFilter(k -> startsWith(k, 'shadow.metric.'), mapKeys(attributes)) AS key
+    WHERE role IN ('candidate', 'replicate') AND outcome = 'ok'
+)
+WHERE value IS NOT NULL
+GROUP BY ALL
+"""

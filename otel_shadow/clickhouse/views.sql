@@ -1,0 +1,275 @@
+-- otel-shadow's views in ClickHouse SQL, over the table that the OpenTelemetry Collector's
+-- clickhouseexporter writes (otel_traces; docs/clickhouse.md). Same names, same columns and the
+-- same meaning as the DuckDB views (otel_shadow/store/views.sql, docs/schema.md); ids are the
+-- exporter's lowercase hex strings and attributes its Map(String, String).
+--
+-- ${db} and ${traces} are replaced (quoted) by `otel-shadow clickhouse-views`. Two base views are
+-- the only place that knows the exporter's layout: otel_shadow_spans (one row per span, with the
+-- columns of otel-shadow's own spans table) and otel_shadow_span_links (one row per link). The
+-- exporter keeps every attribute as a string (types are lost): an absent key reads as '', which
+-- these views read as NULL, as the DuckDB store does for an absent attribute.
+
+CREATE OR REPLACE VIEW ${db}.otel_shadow_spans AS
+SELECT
+    TraceId                                                                 AS trace_id,
+    SpanId                                                                  AS span_id,
+    nullIf(ParentSpanId, '')                                                AS parent_span_id,
+    SpanName                                                                AS name,
+    Timestamp                                                               AS start_time,
+    addNanoseconds(Timestamp, Duration)                                     AS end_time,
+    Duration / 1e6                                                          AS duration_ms,
+    -- OTLP's number (0 unset, 1 ok, 2 error); the exporter writes the proto name (older
+    -- versions) or the short one (newer pdata)
+    multiIf(StatusCode IN ('STATUS_CODE_ERROR', 'Error'), 2, StatusCode IN ('STATUS_CODE_OK', 'Ok'), 1, 0) AS status_code,
+    nullIf(StatusMessage, '')                                               AS status_message,
+    ServiceName                                                             AS service_name,
+    nullIf(SpanAttributes['shadow.experiment'], '')                         AS experiment,
+    nullIf(SpanAttributes['shadow.role'], '')                               AS role,
+    nullIf(SpanAttributes['shadow.config.id'], '')                          AS config_id,
+    nullIf(SpanAttributes['shadow.outcome'], '')                            AS outcome,
+    nullIf(SpanAttributes['shadow.output.hash'], '')                        AS output_hash,
+    toInt64OrNull(SpanAttributes['shadow.output.length'])                   AS output_length,
+    toInt64OrNull(SpanAttributes['shadow.candidates.scheduled'])            AS candidates_scheduled,
+    toInt64OrNull(SpanAttributes['shadow.candidates.dropped'])              AS candidates_dropped,
+    nullIf(SpanAttributes['shadow.candidates.drop_reasons'], '')            AS drop_reasons,
+    nullIf(SpanAttributes['gen_ai.operation.name'], '')                     AS gen_ai_operation_name,
+    -- gen_ai.system is the deprecated name of gen_ai.provider.name, still read
+    coalesce(nullIf(SpanAttributes['gen_ai.provider.name'], ''), nullIf(SpanAttributes['gen_ai.system'], '')) AS gen_ai_provider_name,
+    nullIf(SpanAttributes['gen_ai.request.model'], '')                      AS gen_ai_request_model,
+    nullIf(SpanAttributes['gen_ai.response.model'], '')                     AS gen_ai_response_model,
+    toInt64OrNull(SpanAttributes['gen_ai.usage.input_tokens'])              AS gen_ai_usage_input_tokens,
+    toInt64OrNull(SpanAttributes['gen_ai.usage.output_tokens'])             AS gen_ai_usage_output_tokens,
+    SpanAttributes                                                          AS attributes,
+    ResourceAttributes                                                      AS resource_attributes
+FROM ${traces};
+
+CREATE OR REPLACE VIEW ${db}.otel_shadow_span_links AS
+SELECT
+    TraceId                                  AS trace_id,
+    SpanId                                   AS span_id,
+    link_number - 1                          AS link_index,
+    link_trace_id                            AS linked_trace_id,
+    link_span_id                             AS linked_span_id,
+    nullIf(link_attributes['shadow.link'], '') AS link_type,
+    link_attributes                          AS attributes
+FROM ${traces}
+ARRAY JOIN
+    Links.TraceId AS link_trace_id,
+    Links.SpanId AS link_span_id,
+    Links.Attributes AS link_attributes,
+    arrayEnumerate(Links.TraceId) AS link_number
+WHERE link_trace_id != '' AND link_span_id != '';
+
+-- One row per execution (primary, candidate or replicate), duplicates removed. Token counts,
+-- models, operation and provider come from the span itself or from its direct GenAI children.
+CREATE OR REPLACE VIEW ${db}.shadow_runs AS
+WITH child_usage AS (
+    SELECT trace_id, parent_span_id AS span_id,
+           sum(gen_ai_usage_input_tokens)  AS input_tokens,
+           sum(gen_ai_usage_output_tokens) AS output_tokens,
+           min(gen_ai_request_model)       AS request_model,
+           min(gen_ai_response_model)      AS response_model,
+           min(gen_ai_operation_name)      AS operation,
+           min(gen_ai_provider_name)       AS provider
+    FROM ${db}.otel_shadow_spans
+    WHERE experiment IS NULL AND gen_ai_operation_name IS NOT NULL AND parent_span_id IS NOT NULL
+    GROUP BY trace_id, parent_span_id
+)
+SELECT
+    r.experiment AS experiment,
+    r.role AS role,
+    r.config_id AS config_id,
+    r.trace_id AS trace_id,
+    r.span_id AS span_id,
+    r.parent_span_id AS parent_span_id,
+    r.start_time AS start_time,
+    r.end_time AS end_time,
+    r.duration_ms AS duration_ms,
+    coalesce(r.outcome, if(r.status_code = 2, 'error', 'ok'))        AS outcome,
+    r.output_hash AS output_hash,
+    r.output_length AS output_length,
+    r.candidates_scheduled AS candidates_scheduled,
+    r.candidates_dropped AS candidates_dropped,
+    r.drop_reasons AS drop_reasons,
+    r.service_name AS service_name,
+    coalesce(r.gen_ai_operation_name, u.operation)                   AS operation,
+    coalesce(r.gen_ai_provider_name, u.provider)                     AS provider,
+    coalesce(r.gen_ai_request_model, u.request_model)                AS request_model,
+    coalesce(r.gen_ai_response_model, u.response_model)              AS response_model,
+    coalesce(r.gen_ai_usage_input_tokens, u.input_tokens)            AS input_tokens,
+    coalesce(r.gen_ai_usage_output_tokens, u.output_tokens)          AS output_tokens,
+    r.status_message AS status_message,
+    r.attributes AS attributes
+FROM (
+    SELECT * FROM ${db}.otel_shadow_spans
+    WHERE experiment IS NOT NULL
+    LIMIT 1 BY trace_id, span_id, experiment, role  -- re-sent copies are identical: keep any one
+) AS r
+LEFT JOIN child_usage AS u ON u.trace_id = r.trace_id AND u.span_id = r.span_id
+SETTINGS join_use_nulls = 1;
+
+-- One row per primary × candidate (or replicate) pair, joined through the candidate's link.
+CREATE OR REPLACE VIEW ${db}.shadow_pairs AS
+SELECT
+    c.experiment              AS experiment,
+    c.trace_id                AS trace_id,
+    p.span_id                 AS primary_span_id,
+    c.span_id                 AS candidate_span_id,
+    p.config_id               AS primary_config_id,
+    c.config_id               AS candidate_config_id,
+    c.role                    AS candidate_role,
+    p.duration_ms             AS primary_duration_ms,
+    c.duration_ms             AS candidate_duration_ms,
+    p.outcome                 AS primary_outcome,
+    c.outcome                 AS candidate_outcome,
+    if(p.outcome = 'ok' AND c.outcome = 'ok' AND p.output_hash IS NOT NULL AND c.output_hash IS NOT NULL,
+       p.output_hash = c.output_hash, NULL) AS output_match,
+    p.input_tokens            AS primary_input_tokens,
+    p.output_tokens           AS primary_output_tokens,
+    c.input_tokens            AS candidate_input_tokens,
+    c.output_tokens           AS candidate_output_tokens,
+    p.request_model           AS primary_model,
+    c.request_model           AS candidate_model,
+    p.output_length           AS primary_output_length,
+    c.output_length           AS candidate_output_length,
+    p.start_time              AS start_time
+FROM (SELECT * FROM ${db}.shadow_runs WHERE role IN ('candidate', 'replicate')) AS c
+INNER JOIN (
+    SELECT DISTINCT trace_id, span_id, linked_trace_id, linked_span_id
+    FROM ${db}.otel_shadow_span_links WHERE link_type = 'primary'
+) AS l ON l.trace_id = c.trace_id AND l.span_id = c.span_id
+INNER JOIN (SELECT * FROM ${db}.shadow_runs WHERE role = 'primary') AS p
+    ON p.trace_id = l.linked_trace_id AND p.span_id = l.linked_span_id
+SETTINGS join_use_nulls = 1;
+
+-- Per experiment: how many candidates were scheduled and dropped (coverage).
+CREATE OR REPLACE VIEW ${db}.shadow_coverage AS
+SELECT experiment,
+       count()                                           AS primary_runs,
+       toInt64(coalesce(sum(candidates_scheduled), 0))   AS scheduled,
+       toInt64(coalesce(sum(candidates_dropped), 0))     AS dropped
+FROM (
+    SELECT experiment, candidates_scheduled, candidates_dropped
+    FROM ${db}.otel_shadow_spans
+    WHERE experiment IS NOT NULL AND role = 'primary'
+    LIMIT 1 BY trace_id, span_id  -- re-sent copies are identical
+)
+GROUP BY experiment;
+
+-- Per experiment × candidate config: agreement, errors, latency and tokens of each arm.
+-- Latency quantiles are exact and interpolated (quantileExactInclusive is DuckDB's quantile_cont).
+CREATE OR REPLACE VIEW ${db}.shadow_summary AS
+WITH agg AS (
+    SELECT
+        p.experiment AS experiment,
+        p.candidate_config_id AS candidate_config_id,
+        min(p.primary_config_id)                                                        AS primary_config_id,
+        min(p.candidate_model)                                                          AS candidate_model,
+        min(p.primary_model)                                                            AS primary_model,
+        count()                                                                         AS pairs,
+        avg(multiIf(p.output_match, 1.0, NOT p.output_match, 0.0, NULL))                AS exact_match_rate,
+        -- cancelled is no verdict on the config: left out of the error rates (NULL)
+        avg(multiIf(p.primary_outcome = 'ok', 0.0, p.primary_outcome = 'cancelled', NULL, 1.0))     AS primary_error_rate,
+        avg(multiIf(p.candidate_outcome = 'ok', 0.0, p.candidate_outcome = 'cancelled', NULL, 1.0)) AS candidate_error_rate,
+        quantilesExactInclusiveIf(0.50, 0.95, 0.99)(p.primary_duration_ms, p.primary_outcome = 'ok')     AS primary_q,
+        quantilesExactInclusiveIf(0.50, 0.95, 0.99)(p.candidate_duration_ms, p.candidate_outcome = 'ok') AS candidate_q,
+        countIf(p.primary_outcome = 'ok')                                               AS primary_ok,
+        countIf(p.candidate_outcome = 'ok')                                             AS candidate_ok,
+        avg(p.primary_input_tokens)                                                     AS primary_input_tokens_avg,
+        avg(p.primary_output_tokens)                                                    AS primary_output_tokens_avg,
+        avg(p.candidate_input_tokens)                                                   AS candidate_input_tokens_avg,
+        avg(p.candidate_output_tokens)                                                  AS candidate_output_tokens_avg,
+        min(p.start_time)                                                               AS first_pair_at,
+        max(p.start_time)                                                               AS last_pair_at
+    FROM ${db}.shadow_pairs AS p
+    WHERE p.candidate_role = 'candidate'
+    GROUP BY p.experiment, p.candidate_config_id
+)
+SELECT
+    a.experiment AS experiment,
+    a.candidate_config_id AS candidate_config_id,
+    a.primary_config_id AS primary_config_id,
+    a.candidate_model AS candidate_model,
+    a.primary_model AS primary_model,
+    a.pairs AS pairs,
+    c.primary_runs AS primary_runs,
+    c.scheduled AS scheduled,
+    c.dropped AS dropped,
+    c.scheduled / nullIf(c.scheduled + c.dropped, 0)  AS coverage,
+    a.exact_match_rate AS exact_match_rate,
+    a.primary_error_rate AS primary_error_rate,
+    a.candidate_error_rate AS candidate_error_rate,
+    -- no ok execution: NULL, as quantile_cont of nothing
+    if(a.primary_ok = 0, NULL, a.primary_q[1])        AS primary_p50_ms,
+    if(a.primary_ok = 0, NULL, a.primary_q[2])        AS primary_p95_ms,
+    if(a.primary_ok = 0, NULL, a.primary_q[3])        AS primary_p99_ms,
+    if(a.candidate_ok = 0, NULL, a.candidate_q[1])    AS candidate_p50_ms,
+    if(a.candidate_ok = 0, NULL, a.candidate_q[2])    AS candidate_p95_ms,
+    if(a.candidate_ok = 0, NULL, a.candidate_q[3])    AS candidate_p99_ms,
+    a.primary_input_tokens_avg AS primary_input_tokens_avg,
+    a.primary_output_tokens_avg AS primary_output_tokens_avg,
+    a.candidate_input_tokens_avg AS candidate_input_tokens_avg,
+    a.candidate_output_tokens_avg AS candidate_output_tokens_avg,
+    a.first_pair_at AS first_pair_at,
+    a.last_pair_at AS last_pair_at
+FROM agg AS a
+LEFT JOIN ${db}.shadow_coverage AS c ON c.experiment = a.experiment
+SETTINGS join_use_nulls = 1;
+
+-- Per experiment × primary config: how often the primary config agrees with itself (the noise floor).
+CREATE OR REPLACE VIEW ${db}.shadow_noise_floor AS
+SELECT
+    experiment,
+    primary_config_id,
+    count()                                                                        AS replicate_pairs,
+    count(output_match)                                                            AS compared,
+    countIf(output_match)                                                          AS matches,
+    avg(multiIf(output_match, 1.0, NOT output_match, 0.0, NULL))                   AS exact_match_rate,
+    avg(multiIf(candidate_outcome = 'ok', 0.0, candidate_outcome = 'cancelled', NULL, 1.0)) AS replicate_error_rate
+FROM ${db}.shadow_pairs
+WHERE candidate_role = 'replicate'
+GROUP BY experiment, primary_config_id;
+
+-- One row per compared pair × comparison metric (shadow.metric.* on the candidate or replicate).
+-- The exporter keeps booleans as 'true' / 'false': they read as 1.0 / 0.0.
+CREATE OR REPLACE VIEW ${db}.shadow_metrics AS
+SELECT
+    p.experiment AS experiment,
+    p.trace_id AS trace_id,
+    p.primary_span_id AS primary_span_id,
+    p.candidate_span_id AS candidate_span_id,
+    p.primary_config_id AS primary_config_id,
+    p.candidate_config_id AS candidate_config_id,
+    p.candidate_role AS candidate_role,
+    m.metric AS metric,
+    m.value AS value,
+    p.start_time AS start_time
+FROM ${db}.shadow_pairs AS p
+INNER JOIN (
+    SELECT trace_id, span_id, role, substring(key, 15) AS metric,
+           multiIf(attributes[key] = 'true', 1.0, attributes[key] = 'false', 0.0, toFloat64OrNull(attributes[key])) AS value
+    FROM ${db}.shadow_runs
+    ARRAY JOIN arrayFilter(k -> startsWith(k, 'shadow.metric.'), mapKeys(attributes)) AS key
+    WHERE role IN ('candidate', 'replicate')
+) AS m ON m.trace_id = p.trace_id AND m.span_id = p.candidate_span_id AND m.role = p.candidate_role
+WHERE p.candidate_outcome = 'ok';
+
+-- Per experiment × candidate config × metric: the candidate's mean beside the noise floor.
+CREATE OR REPLACE VIEW ${db}.shadow_metric_summary AS
+WITH m AS (
+    SELECT experiment, candidate_config_id, candidate_role, metric, count(value) AS pairs, avg(value) AS mean
+    FROM ${db}.shadow_metrics
+    GROUP BY experiment, candidate_config_id, candidate_role, metric
+)
+SELECT
+    c.experiment AS experiment,
+    c.candidate_config_id AS candidate_config_id,
+    c.metric AS metric,
+    c.pairs AS pairs,
+    c.mean                 AS candidate_mean,
+    r.pairs                AS replicate_pairs,
+    r.mean                 AS replicate_mean,
+    c.mean - r.mean        AS difference_from_floor
+FROM (SELECT * FROM m WHERE candidate_role = 'candidate') AS c
+LEFT JOIN (SELECT * FROM m WHERE candidate_role = 'replicate') AS r ON r.experiment = c.experiment AND r.metric = c.metric
+SETTINGS join_use_nulls = 1;
