@@ -13,6 +13,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from .gates import GateResult
 from .report import CandidateReport, Report
 from .timeline import TimelinePoint
 from .verdict import intervals_note
@@ -66,19 +67,71 @@ def _interval_plot(c: CandidateReport) -> str:
         def x(v: float, lo: float = lo, hi: float = hi) -> float:
             return left + (v - lo) / (hi - lo) * (width - left - right)
 
-        y = 16 + i * row_h
-        color = _COLOR.get(g.status, "#57606a")
-        parts.append(f'<text x="4" y="{y + 4}" font-size="12">{_e(g.name)}</text>')
-        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y}" y2="{y}" stroke="#eaeef2"/>')
-        parts.append(f'<text x="{width - right + 10}" y="{y + 4}" font-size="11" fill="#57606a">[{g.interval[0]:.3g}, {g.interval[1]:.3g}]</text>')
-        if g.limit is not None and math.isfinite(g.limit):
-            parts.append(f'<line x1="{x(g.limit):.1f}" x2="{x(g.limit):.1f}" y1="{y - 12}" y2="{y + 12}" stroke="#cf222e" stroke-dasharray="3,2"><title>limit {g.limit:.4g}</title></line>')
-        if g.pass_limit is not None and g.pass_limit != g.limit and math.isfinite(g.pass_limit):
-            parts.append(f'<line x1="{x(g.pass_limit):.1f}" x2="{x(g.pass_limit):.1f}" y1="{y - 12}" y2="{y + 12}" stroke="#1a7f37" stroke-dasharray="3,2"><title>PASS line {g.pass_limit:.4g}</title></line>')
-        parts.append(f'<line x1="{x(g.interval[0]):.1f}" x2="{x(g.interval[1]):.1f}" y1="{y}" y2="{y}" stroke="{color}" stroke-width="4"/>')
-        parts.append(f'<circle cx="{x(g.estimate):.1f}" cy="{y}" r="5" fill="{color}"><title>{_e(g.reason)}</title></circle>')
+        _interval_row(parts, g, 16 + i * row_h, _e(g.name), x, width - right + 10, left, width - right)
     parts.append("</svg>")
     return "<figure>" + "".join(parts) + "<figcaption>each gate's interval (bar), estimate (dot), FAIL line (red dashes) and PASS line (green dashes)</figcaption></figure>"
+
+
+def _interval_row(parts: list[str], g: GateResult, y: int, label: str, x: Any, text_x: int, x0: int, x1: int) -> None:
+    """One gate's interval drawn at height ``y``: label, axis, FAIL and PASS lines, bar, estimate."""
+    assert g.interval is not None and g.estimate is not None
+    color = _COLOR.get(g.status, "#57606a")
+    parts.append(f'<text x="4" y="{y + 4}" font-size="12">{label}</text>')
+    parts.append(f'<line x1="{x0}" x2="{x1}" y1="{y}" y2="{y}" stroke="#eaeef2"/>')
+    parts.append(f'<text x="{text_x}" y="{y + 4}" font-size="11" fill="#57606a">[{g.interval[0]:.3g}, {g.interval[1]:.3g}]</text>')
+    if g.limit is not None and math.isfinite(g.limit):
+        parts.append(f'<line x1="{x(g.limit):.1f}" x2="{x(g.limit):.1f}" y1="{y - 10}" y2="{y + 10}" stroke="#cf222e" stroke-dasharray="3,2"><title>limit {g.limit:.4g}</title></line>')
+    if g.pass_limit is not None and g.pass_limit != g.limit and math.isfinite(g.pass_limit):
+        parts.append(f'<line x1="{x(g.pass_limit):.1f}" x2="{x(g.pass_limit):.1f}" y1="{y - 10}" y2="{y + 10}" stroke="#1a7f37" stroke-dasharray="3,2"><title>PASS line {g.pass_limit:.4g}</title></line>')
+    parts.append(f'<line x1="{x(g.interval[0]):.1f}" x2="{x(g.interval[1]):.1f}" y1="{y}" y2="{y}" stroke="{color}" stroke-width="4"/>')
+    parts.append(f'<circle cx="{x(g.estimate):.1f}" cy="{y}" r="5" fill="{color}"><title>{_e(g.status)}: {_e(g.reason)}</title></circle>')
+
+
+def _plotted(g: GateResult | None) -> bool:
+    """A gate with an interval and a line to read it against (an INFO gate would say nothing here)."""
+    return (
+        g is not None and g.interval is not None and g.estimate is not None
+        and all(math.isfinite(v) for v in (*g.interval, g.estimate))
+        and any(v is not None and math.isfinite(v) for v in (g.limit, g.pass_limit))
+    )
+
+
+def _segment_plots(c: CandidateReport, segment_by: str | None) -> str:
+    """Per gate, one row per segment (and the whole candidate on top) on one shared scale, so the
+    segments' intervals can be read against the same FAIL and PASS lines and against each other."""
+    if not c.segments:
+        return ""
+    names = [g.name for g in c.gates if _plotted(g)]
+    names += [g.name for s in c.segments for g in s.gates if _plotted(g) and g.name not in names]
+    figures = []
+    width, row_h, left, right = 640, 26, 190, 130
+    for name in dict.fromkeys(names):
+        rows: list[tuple[str, GateResult]] = []
+        overall = next((g for g in c.gates if g.name == name), None)
+        if overall is not None and _plotted(overall):
+            rows.append((f"all pairs · {overall.status}", overall))
+        for s in c.segments:
+            g = next((g for g in s.gates if g.name == name), None)
+            if g is not None and _plotted(g):
+                rows.append((f"{s.segment}{' (critical)' if s.critical else ''} · {g.status}", g))
+        if not rows:
+            continue
+        points = [v for _, g in rows for v in (*(g.interval or ()), g.limit, g.pass_limit) if v is not None and math.isfinite(v)]
+        lo, hi = min(points), max(points)
+        pad = (hi - lo) * 0.08 or abs(hi) * 0.1 or 1.0
+        lo, hi = lo - pad, hi + pad
+
+        def x(v: float, lo: float = lo, hi: float = hi) -> float:
+            return left + (v - lo) / (hi - lo) * (width - left - right)
+
+        parts = [f'<svg width="{width}" height="{row_h * len(rows) + 12}" role="img" aria-label="{_e(name)} per segment">']
+        for i, (label, g) in enumerate(rows):
+            short = label if len(label) <= 30 else label[:29] + "…"
+            _interval_row(parts, g, 14 + i * row_h, _e(short), x, width - right + 10, left, width - right)
+        parts.append("</svg>")
+        figures.append(f"<figure>{''.join(parts)}<figcaption>{_e(name)} per {_e(segment_by or 'segment')}: "
+                       "each segment's interval against the same FAIL (red) and PASS (green) lines</figcaption></figure>")
+    return f'<div class="plots">{"".join(figures)}</div>' if figures else ""
 
 
 def _latency_plot(c: CandidateReport) -> str:
@@ -121,7 +174,7 @@ def _elapsed(us: int) -> str:
     return f"+{s / 86400:.1f} d"
 
 
-def _timeline_plot(c: CandidateReport, timeline: Sequence[TimelinePoint]) -> str:
+def _timeline_plot(c: CandidateReport, timeline: Sequence[TimelinePoint], inference: str = "anytime") -> str:
     """One cell per cut-off: the verdict on the pairs that had arrived by then, and how many."""
     if len(timeline) < 2:
         return ""
@@ -145,7 +198,9 @@ def _timeline_plot(c: CandidateReport, timeline: Sequence[TimelinePoint]) -> str
     parts.append("</svg>")
     return (
         "<figure>" + "".join(parts) + "<figcaption>the verdict recomputed on the pairs that had arrived by each cut-off "
-        "(time since the first pair; anytime-valid, so every look counts)</figcaption></figure>"
+        + ("(time since the first pair; anytime-valid, so every look counts)" if inference == "anytime" else
+           "(time since the first pair; inference: fixed, so only the pre-registered read counts, not the earlier cells)")
+        + "</figcaption></figure>"
     )
 
 
@@ -171,7 +226,7 @@ def render_html(report: Report, timeline: Sequence[TimelinePoint] = ()) -> str:
         if c.worth_promoting:
             body.append("<p><strong>Worth promoting:</strong> " + "; ".join(_e(p) for p in c.promote) + "</p>")
         body.append("<ul>" + "".join(f"<li>{_e(r)}</li>" for r in c.reasons) + "</ul>")
-        body.append(f'<div class="plots">{_timeline_plot(c, timeline)}{_interval_plot(c)}{_latency_plot(c)}</div>')
+        body.append(f'<div class="plots">{_timeline_plot(c, timeline, report.thresholds.inference)}{_interval_plot(c)}{_latency_plot(c)}</div>')
         body.append(_gate_table(c.gates))
         if c.segments:
             rows = "".join(
@@ -179,7 +234,8 @@ def render_html(report: Report, timeline: Sequence[TimelinePoint] = ()) -> str:
                 f"<td>{s.pairs:,}</td><td>{'<br>'.join(_e(r) for r in s.reasons)}</td></tr>"
                 for s in c.segments
             )
-            body.append(f"<h3>Per {_e(report.segment_by)}</h3><table><tr><th>segment</th><th>verdict</th><th>pairs</th><th>why</th></tr>{rows}</table>")
+            body.append(f"<h3>Per {_e(report.segment_by)}</h3>{_segment_plots(c, report.segment_by)}")
+            body.append(f"<table><tr><th>segment</th><th>verdict</th><th>pairs</th><th>why</th></tr>{rows}</table>")
         body.extend(f'<p class="note">note: {_e(n)}</p>' for n in c.notes)
     body.append(
         f'<p class="note">{_e(intervals_note(report.thresholds))} See docs/report.md.</p>'

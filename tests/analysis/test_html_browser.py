@@ -207,14 +207,15 @@ def test_the_browser_check_sees_console_errors_and_uncaught_exceptions(tmp_path:
 
 def test_the_html_report_shows_each_verdict_in_chromium_offline_without_console_errors(tmp_path: Path, browser: Browser) -> None:
     db = tmp_path / "s.duckdb"
+    routes = ["/a" if i % 3 else "/b" for i in range(3000)]
     p, c = lognormal_pairs(3000, seed=3)
-    write_pairs(db, p, c, experiment="checkout")
+    write_pairs(db, p, c, experiment="checkout", routes=routes)
     p, c = lognormal_pairs(3000, seed=4, slowdown=1.4)
-    write_pairs(db, p, c, experiment="search")
+    write_pairs(db, p, c, experiment="search", routes=routes)
     assert {x.experiment: x.verdict for x in report_of(db).candidates} == {"checkout": "PASS", "search": "FAIL"}
 
     rendered = subprocess.run(
-        [sys.executable, "-m", "otel_shadow", "report", "--format", "html", "--db", str(db)],
+        [sys.executable, "-m", "otel_shadow", "report", "--format", "html", "--db", str(db), "--segment-by", "http.route"],
         capture_output=True, text=True, timeout=300, check=False,
     )
     assert rendered.returncode == 0, rendered.stderr
@@ -241,6 +242,11 @@ def test_the_html_report_shows_each_verdict_in_chromium_offline_without_console_
         "Array.from(document.querySelectorAll('svg[aria-label=\"verdict over time\"]')).map(s => s.querySelectorAll('rect').length)"
     )
     assert cells == [6, 6], cells
+    # per segment: each gate's intervals, one row for all pairs and one per route, for each candidate
+    segment_rows = browser.evaluate(
+        "Array.from(document.querySelectorAll('svg[aria-label=\"latency_p95 per segment\"]')).map(s => s.querySelectorAll('circle').length)"
+    )
+    assert segment_rows == [3, 3], segment_rows
 
     png = browser.screenshot()
     assert png.startswith(b"\x89PNG\r\n\x1a\n")

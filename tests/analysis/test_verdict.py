@@ -197,6 +197,32 @@ def test_a_failing_segment_fails_the_candidate_and_critical_segments_must_pass(t
     assert ok.verdict == "INSUFFICIENT" and "critical segment http.route=/refund has no pairs" in ok.reasons
 
 
+def test_html_report_plots_each_segments_interval_per_gate_on_one_shared_scale(tmp_path: Path) -> None:
+    from otel_shadow.analysis import render_html
+
+    rng = np.random.default_rng(10)
+    p, c = lognormal_pairs(1150, seed=10)
+    routes = ["/chat"] * 1000 + ["/check<b>out"] * 150
+    errors = np.concatenate([np.zeros(1000, dtype=bool), rng.random(150) < 0.3])  # only /check<b>out breaks
+    write_pairs(tmp_path / "s.duckdb", p, c, candidate_error=errors, routes=routes)
+    report = report_of(tmp_path / "s.duckdb", Thresholds(critical_segments=("/chat",)), segment_by="http.route")
+    (candidate,) = report.candidates
+    page = render_html(report)
+    figure = re.search(r'<svg[^>]*aria-label="error_rate per segment">(.*?)</svg>', page, re.S)
+    assert figure is not None and 'aria-label="latency_p95 per segment"' in page
+    rows = re.findall(r'<text x="4" y="(\d+)" font-size="12">([^<]*)</text>', figure.group(1))
+    by = {s.segment: s for s in candidate.segments}
+    status = {s: next(g.status for g in by[s].gates if g.name == "error_rate") for s in by}
+    assert [label for _, label in rows] == [
+        "all pairs · FAIL", f"/chat (critical) · {status['/chat']}", "/check&lt;b&gt;out · FAIL",  # escaped
+    ]
+    # one scale: every row's FAIL line at the same x, and the broken segment's estimate right of the other's
+    limits = set(re.findall(r'<line x1="([\d.]+)" x2="[\d.]+" y1="\d+" y2="\d+" stroke="#cf222e" stroke-dasharray', figure.group(1)))
+    assert len(limits) == 1
+    dots = [float(x) for x in re.findall(r'<circle cx="([\d.]+)"', figure.group(1))]
+    assert len(dots) == 3 and dots[2] > dots[1] and float(limits.pop()) <= dots[2]
+
+
 def test_a_segment_name_that_is_not_an_attribute_is_refused(tmp_path: Path) -> None:
     p, c = lognormal_pairs(10, seed=11)
     write_pairs(tmp_path / "s.duckdb", p, c)
