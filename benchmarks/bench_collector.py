@@ -77,7 +77,7 @@ def run(load_processes: int, seconds: float, extra: list[str]) -> dict[str, floa
         ]
         peak_rss = 0
         started = time.monotonic()
-        while any(l.poll() is None for l in loaders):
+        while any(loader.poll() is None for loader in loaders):
             try:
                 with open(f"/proc/{collector.pid}/status") as f:
                     for line in f:
@@ -86,7 +86,7 @@ def run(load_processes: int, seconds: float, extra: list[str]) -> dict[str, floa
             except OSError:
                 pass
             time.sleep(0.2)
-        results = [json.loads(l.stdout.read()) for l in loaders]  # type: ignore[union-attr]
+        results = [json.loads(loader.stdout.read()) for loader in loaders]  # type: ignore[union-attr]
         elapsed = time.monotonic() - started
         collector.terminate()
         collector.wait(60)

@@ -36,7 +36,7 @@ import psutil
 from _harness import save
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
-from tests.store.otlp import request, span  # noqa: E402
+from tests.store.otlp import request, span
 
 MiB = 2**20
 

@@ -62,7 +62,7 @@ def _resolve_hints(fn: Callable[..., Any]) -> dict[str, Any]:
             hints[name] = annotation
             continue
         try:
-            hints[name] = eval(annotation, namespace)  # noqa: S307 - what get_type_hints does
+            hints[name] = eval(annotation, namespace)  # what typing.get_type_hints does
         except Exception:
             logger.warning(
                 "otel-shadow: the annotation %r of parameter '%s' of %s cannot be resolved, so no "

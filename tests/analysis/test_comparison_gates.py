@@ -26,7 +26,7 @@ def run(path: Path, calls: int = 160) -> None:
 
     @shadow.experiment(name="extract")
     def extract(n: int, config: Config) -> str:
-        answer = '{"answer": "yes", "n": %d}' % n
+        answer = f'{{"answer": "yes", "n": {n}}}'
         if config["model"] == "shouting":
             return answer.upper()  # agrees once case is ignored; still valid JSON
         if config["model"] == "sloppy" and n % 2:

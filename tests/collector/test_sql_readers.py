@@ -53,9 +53,8 @@ def test_a_store_reads_no_file_and_writes_none_through_sql(db: Path, tmp_path: P
 
 
 def test_the_configuration_of_a_store_cannot_be_reopened_from_sql(db: Path) -> None:
-    with Store.open(db) as store:
-        with pytest.raises(Exception, match="locked"):
-            store.con.execute("SET enable_external_access = true")  # even the owner's own connection
+    with Store.open(db) as store, pytest.raises(Exception, match="locked"):
+        store.con.execute("SET enable_external_access = true")  # even the owner's own connection
 
 
 def test_query_limits_stop_long_queries_and_refuse_large_results(db: Path) -> None:

@@ -30,7 +30,7 @@ def _raise_chain() -> BaseException:
         try:
             middle()
         except LookupFailed:
-            {}["missing"]  # noqa: B018 - raises KeyError during handling (implicit context)
+            {}["missing"]  # raises KeyError during handling (implicit context)
     except KeyError as exc:
         return exc
     raise AssertionError("unreachable")

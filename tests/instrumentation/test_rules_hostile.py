@@ -46,7 +46,7 @@ def load_within(path: Path, seconds: float = 10.0) -> BaseException | None:
         try:
             load_rules(path)
             outcome.append(None)
-        except BaseException as exc:  # noqa: BLE001 - handed to the test
+        except BaseException as exc:  # handed to the test
             outcome.append(exc)
 
     thread = threading.Thread(target=run, daemon=True)

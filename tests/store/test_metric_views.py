@@ -30,7 +30,7 @@ def db(tmp_path: Path) -> Path:
         if config["model"] == "b" and n == 5:
             raise RuntimeError("candidate failed")  # a failed candidate has no metrics
         answer = "yes" if config["model"] == "a" or n % 2 else "no"
-        return '{"answer": "%s", "n": %d}' % (answer, n)
+        return f'{{"answer": "{answer}", "n": {n}}}'
 
     for n in range(6):
         generate(n)
