@@ -576,6 +576,118 @@ def watch(db: str, thresholds_file: str | None, webhook: str | None, webhook_sec
     alert_watch.run(file_store(db), interval_s=seconds, stop=stop)
 
 
+def _rollout_options(command: Any) -> Any:
+    """The options shared by rollout, promote and rollback."""
+    from .environment_variables import OTEL_SHADOW_CONFIG
+
+    for option in reversed([
+        click.option("--rules", "rules_path", envvar=OTEL_SHADOW_CONFIG, required=True, type=click.Path(dir_okay=False),
+                     help=f"The rules file the application watches (or set {OTEL_SHADOW_CONFIG}); edited in place, atomically."),
+        click.option("--plan", "plan_path", type=click.Path(dir_okay=False), default=None,
+                     help="YAML rollout plan (default: shadow 5% → 25% → 100%, canary 5% → 25% → 50% → 100%)."),
+        click.option("--rule", default=None, help="The rule to move (needed when the file has several)."),
+        click.option("--thresholds", "thresholds_file", type=click.Path(dir_okay=False), default=None, help="YAML file of thresholds for the verdict."),
+        db_option,
+    ]):
+        command = option(command)
+    return command
+
+
+def _ramp(db: str, rules_path: str, plan_path: str | None, rule: str | None, thresholds_file: str | None) -> Any:
+    from .instrumentation.rules import parse_rules
+    from .pricing import load_prices
+    from .rollout.plan import load_plan
+    from .rollout.ramp import Ramp, open_store
+
+    plan = load_plan(plan_path)  # a broken plan is refused before anything is opened
+    thresholds = _thresholds(thresholds_file)
+    store = open_store(db)
+    try:
+        return Ramp(store, rules_path, plan, parse_rules, rule, thresholds, load_prices())
+    except BaseException:
+        store.close()
+        raise
+
+
+def _moved(outcome: Any, fmt: str) -> None:
+    click.echo(json.dumps(outcome.to_dict()) if fmt == "json" else f"{outcome.rule}: {outcome.message}")
+
+
+@cli.command()
+@_rollout_options
+@click.option("--actor", default="rollout", show_default=True, help="Recorded as who moved the plan.")
+@click.option("--watch", "watch_loop", is_flag=True, help="Keep going: check every --interval until the plan is complete or rolled back.")
+@click.option("--interval", type=click.FloatRange(min=0.0), default=60.0, show_default=True, help="Seconds between checks with --watch.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def rollout(db: str, rules_path: str, plan_path: str | None, rule: str | None, thresholds_file: str | None,
+            actor: str, watch_loop: bool, interval: float, fmt: str) -> None:
+    """Move a rule one step along its rollout plan, on the verdict of that step's data.
+
+    PASS with the step's min_pairs and min_time: next step; FAIL: roll back; otherwise hold. Each
+    move rewrites the rules file atomically (the application's hot reload picks it up) and is
+    recorded in the store (see docs/rollout.md).
+
+    Example:
+
+        otel-shadow rollout --plan plan.yaml --rules shadow.yaml --db shadow.duckdb
+    """
+    import time
+
+    while True:
+        ramp = _ramp(db, rules_path, plan_path, rule, thresholds_file)
+        try:
+            outcome = ramp.advance(actor)
+        finally:
+            ramp.store.close()  # never held between checks: the application's exporter may need it
+        _moved(outcome, fmt)
+        if not watch_loop or outcome.status != "active":
+            return
+        time.sleep(interval)
+
+
+@cli.command()
+@_rollout_options
+@click.option("--actor", default=None, help="Recorded as who moved the plan (default: user@host).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def promote(db: str, rules_path: str, plan_path: str | None, rule: str | None, thresholds_file: str | None,
+            actor: str | None, fmt: str) -> None:
+    """Move a rule's plan one step on by hand, whatever the verdict (recorded with it).
+
+    Example:
+
+        otel-shadow promote --rules shadow.yaml --rule chat-to-mini --db shadow.duckdb
+    """
+    from .rollout.ramp import default_actor
+
+    ramp = _ramp(db, rules_path, plan_path, rule, thresholds_file)
+    try:
+        _moved(ramp.promote(actor or default_actor()), fmt)
+    finally:
+        ramp.store.close()
+
+
+@cli.command()
+@_rollout_options
+@click.option("--actor", default=None, help="Recorded as who moved the plan (default: user@host).")
+@click.option("--reason", default="rolled back by hand", show_default=True, help="Recorded with the move.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def rollback(db: str, rules_path: str, plan_path: str | None, rule: str | None, thresholds_file: str | None,
+             actor: str | None, reason: str, fmt: str) -> None:
+    """Take a rule back to the start: no canary, the first step's sample rate (recorded with who did it).
+
+    Example:
+
+        otel-shadow rollback --rules shadow.yaml --rule chat-to-mini --db shadow.duckdb --reason "complaints"
+    """
+    from .rollout.ramp import default_actor
+
+    ramp = _ramp(db, rules_path, plan_path, rule, thresholds_file)
+    try:
+        _moved(ramp.rollback(actor or default_actor(), reason), fmt)
+    finally:
+        ramp.store.close()
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="otel-shadow", standalone_mode=False)
