@@ -95,9 +95,16 @@ def _error_text(exc: urllib.error.HTTPError) -> str:
         return str(exc)
 
 
-def open_reader(db: str, token: str | None = None, *, segments: str | None = None) -> LocalReader | RemoteReader:
+def open_reader(
+    db: str, token: str | None = None, *, segments: str | None = None, clickhouse: str | None = None
+) -> Reader:
     """The file read-only when free; the collector holding it otherwise. With ``segments``, the
-    Parquet segments in that folder instead, as one store (``store.segments``)."""
+    Parquet segments in that folder instead, as one store (``store.segments``). With ``clickhouse``
+    (a URL), that ClickHouse database: otel_traces with otel-shadow's views (``otel_shadow.clickhouse``)."""
+    if clickhouse is not None:
+        from .clickhouse import open_clickhouse
+
+        return open_clickhouse(clickhouse)
     if segments is not None:
         from .store.segments import open_segments
 
