@@ -39,6 +39,13 @@ segments_option = click.option(
     default=None,
     help="Read a folder of Parquet segments (written by collectors with --segments) as one store, instead of --db.",
 )
+clickhouse_option = click.option(
+    "--clickhouse",
+    envvar="OTEL_SHADOW_CLICKHOUSE",
+    default=None,
+    metavar="URL",
+    help="Read a ClickHouse database instead of --db: http(s)://user:password@host:8123/database, or chdb:FOLDER (docs/clickhouse.md).",
+)
 format_option = click.option(
     "--format",
     "fmt",
@@ -82,9 +89,10 @@ def cli() -> None:
 @click.argument("sql")
 @db_option
 @segments_option
+@clickhouse_option
 @format_option
 @click.option("--token", envvar=OTEL_SHADOW_COLLECTOR_TOKEN, default=None, help="Collector bearer token.")
-def sql(sql: str, db: str, segments: str | None, fmt: str, token: str | None) -> None:
+def sql(sql: str, db: str, segments: str | None, clickhouse: str | None, fmt: str, token: str | None) -> None:
     """Run read-only SQL against the store (statements that write are refused).
 
     Reads the file directly, or asks the collector that holds it. Use - to read SQL from stdin.
@@ -98,7 +106,7 @@ def sql(sql: str, db: str, segments: str | None, fmt: str, token: str | None) ->
 
     if sql == "-":
         sql = sys.stdin.read()
-    reader = open_reader(db, token, segments=segments)
+    reader = open_reader(db, token, segments=segments, clickhouse=clickhouse)
     try:
         result = reader.query(sql)
     finally:
@@ -109,6 +117,7 @@ def sql(sql: str, db: str, segments: str | None, fmt: str, token: str | None) ->
 @cli.command()
 @db_option
 @segments_option
+@clickhouse_option
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "html"]), default="table", show_default=True, help="html: one self-contained page (redirect it to a file).")
 @click.option("--max-p95-ratio", type=float, default=None, help="Candidate/primary p95 latency limit (1.2).")
 @click.option("--max-error-rate-increase", type=float, default=None, help="Allowed error-rate increase (0.0).")
@@ -124,6 +133,7 @@ def sql(sql: str, db: str, segments: str | None, fmt: str, token: str | None) ->
 def report(
     db: str,
     segments: str | None,
+    clickhouse: str | None,
     fmt: str,
     max_p95_ratio: float | None,
     max_error_rate_increase: float | None,
@@ -154,7 +164,7 @@ def report(
         min_coverage=min_coverage,
         inference=inference,
     )
-    reader = open_reader(db, token, segments=segments)
+    reader = open_reader(db, token, segments=segments, clickhouse=clickhouse)
     try:
         text, result = _render_report(reader, thresholds, fmt, segment_by)
     finally:
@@ -686,6 +696,25 @@ def rollback(db: str, rules_path: str, plan_path: str | None, rule: str | None, 
         _moved(ramp.rollback(actor or default_actor(), reason), fmt)
     finally:
         ramp.store.close()
+
+
+@cli.command("clickhouse-views")
+@click.option("--clickhouse", envvar="OTEL_SHADOW_CLICKHOUSE", required=True, metavar="URL", help="The database to create the views in (and where otel_traces is, unless --traces-database).")
+@click.option("--traces-table", default="otel_traces", show_default=True, help="The clickhouseexporter's traces_table_name.")
+@click.option("--traces-database", default=None, help="Database of the traces table (default: the URL's).")
+def clickhouse_views(clickhouse: str, traces_table: str, traces_database: str | None) -> None:
+    """Create otel-shadow's views in ClickHouse, over the OpenTelemetry Collector's otel_traces.
+
+    Run it once (again after an upgrade); then report and sql take --clickhouse URL.
+
+    Example:
+
+        otel-shadow clickhouse-views --clickhouse http://admin:secret@clickhouse:8123/otel
+    """
+    from .clickhouse import create_views
+
+    for name in create_views(clickhouse, traces_table, traces_database):
+        click.echo(f"created view {name}")
 
 
 def main(argv: list[str] | None = None) -> None:
