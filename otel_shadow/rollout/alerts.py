@@ -105,7 +105,7 @@ class Alert:
     def key(self) -> Key:
         return (self.experiment, self.candidate_config_id, self.kind)
 
-    def payload(self, raised_at: str) -> dict[str, Any]:
+    def payload(self, raised_at: str, alert_id: str) -> dict[str, Any]:
         """The webhook body: the alert, and the candidate's verdict as ``otel-shadow report --format json`` has it."""
         from ..analysis import SCHEMA
 
@@ -113,6 +113,7 @@ class Alert:
             "schema": "otel-shadow.alert/1",
             "report_schema": SCHEMA,
             "alert": {
+                "alert_id": alert_id,  # the same on a re-delivery: receivers deduplicate on it
                 "experiment": self.experiment,
                 "candidate_config_id": self.candidate_config_id,
                 "kind": self.kind,

@@ -277,11 +277,12 @@ def _record(store: Store, changed: dict[Key, Any], alerts: list[Alert], now: dt.
     ]
     stamp = now.isoformat()
     for alert in alerts:
+        alert_id = uuid.uuid4()
         statements.append(
             (
                 "INSERT INTO shadow_alert_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
                 [
-                    uuid.uuid4(),
+                    alert_id,
                     now,
                     alert.experiment,
                     alert.candidate_config_id,
@@ -291,7 +292,7 @@ def _record(store: Store, changed: dict[Key, Any], alerts: list[Alert], now: dt.
                     alert.value,
                     alert.threshold,
                     alert.message,
-                    json.dumps(alert.payload(stamp), default=str),
+                    json.dumps(alert.payload(stamp, alert_id.hex), default=str),
                     "pending" if webhook else "none",
                 ],
             )

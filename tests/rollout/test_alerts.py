@@ -38,7 +38,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 receiver.posts.append((dict(self.headers.items()), json.loads(body)))
                 status = receiver.statuses.pop(0) if receiver.statuses else 200
@@ -217,6 +217,9 @@ def test_an_alert_a_crash_left_pending_is_delivered_at_the_next_check(turned_bad
     assert check(turned_bad, AlertWatch(load_watch_config(None), webhook=Webhook(receiver.url, SECRET))) == []
     assert len(receiver.posts) == 1 and receiver.posts[0][1]["alert"]["state"] == "FAIL"
     assert alert_log(turned_bad)[0][3] == "delivered"
+    with Store.open(turned_bad, read_only=True) as store:
+        (alert_id,) = store.query("SELECT alert_id FROM shadow_alert_log").rows[0]
+    assert receiver.posts[0][1]["alert"]["alert_id"] == alert_id.hex  # a receiver deduplicates on it
 
 
 def test_crossing_the_error_rate_line_alerts_once_and_going_back_below_alerts_once(tmp_path: Path) -> None:

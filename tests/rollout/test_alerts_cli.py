@@ -96,7 +96,6 @@ class CollectorProcess:
     def __init__(self, db: Path, gates: Path, webhook: str, secret_file: Path) -> None:
         self.http_port = free_port()
         self.stderr = db.parent / f"collector-{time.monotonic_ns()}.log"
-        self._err = open(self.stderr, "wb")
         args = [
             sys.executable, "-m", "otel_shadow", "collector", "--db", str(db), "--grpc-port", str(free_port()),
             "--http-port", str(self.http_port), "--decode-workers", "0", "--log-level", "DEBUG",
@@ -104,7 +103,11 @@ class CollectorProcess:
             "--webhook-secret-file", str(secret_file),
         ]  # fmt: skip
         env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-        self.process = subprocess.Popen(args, stderr=self._err, stdout=subprocess.DEVNULL, env=env)
+        err = os.open(self.stderr, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:  # the child writes its log there; this process keeps no handle open
+            self.process = subprocess.Popen(args, stderr=err, stdout=subprocess.DEVNULL, env=env)
+        finally:
+            os.close(err)
         self.info = Path(f"{db}.collector.json")
         wait_for(lambda: self.info.exists() or self.process.poll() is not None, "the collector to start")
         assert self.process.poll() is None, self.log()
@@ -125,7 +128,6 @@ class CollectorProcess:
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
         self.process.wait(30)
-        self._err.close()
         assert self.process.returncode == 0, self.log()
 
 
