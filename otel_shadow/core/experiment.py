@@ -20,14 +20,13 @@ import contextlib
 import functools
 import inspect
 import logging
-import random
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
-from opentelemetry.trace import Span, SpanContext, Status, StatusCode
+from opentelemetry.trace import Span, Status, StatusCode
 
 from .. import attributes as A
 from ..environment_variables import (
@@ -38,19 +37,21 @@ from ..environment_variables import (
     env_float,
 )
 from ..errors import ConfigError, ExperimentError
-from .candidate import IN_CANDIDATE, NO_OUTPUT, CandidateTask, PrimaryEnd, closing_attributes, output_attributes
+from .candidate import NO_OUTPUT, CandidateTask, closing_attributes, output_attributes
 from .comparison import Comparison
 from .config import ConfigSpec, load_configs
-from .content import Redactor, fingerprint, render_content
+from .content import Redactor, render_content
+from .failures import internal_failure
 from .injection import InjectionPlan
 from .observation import ErrorInfo, ShadowResult, VariantResult
-from .sampling import Sampler, kill_switch_on
+from .sampling import Sampler
 from .scheduler import Scheduler, default_scheduler
+from .shadow_call import ShadowPlan, primary_end_attributes
 from .stacktrace import record_exception
 from .tasks import TaskView
 from .telemetry import Telemetry, candidate_context
 
-__all__ = ["Experiment", "Runner", "AsyncRunner", "Shadow"]
+__all__ = ["AsyncRunner", "Called", "Experiment", "ExperimentCandidate", "Runner", "Shadow"]
 
 logger = logging.getLogger("otel_shadow")
 
@@ -58,7 +59,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 R = TypeVar("R")
 
 _EXPERIMENT_ATTR = "__shadow_experiment__"
-_LOW_64 = (1 << 64) - 1
 _NO_KWARGS: dict[str, Any] = {}  # shared, never mutated
 
 
@@ -227,7 +227,6 @@ class Experiment:
         self.is_async = inspect.iscoroutinefunction(fn)
         self.plan = InjectionPlan(fn, shadow.specs)
         self.sampler = Sampler(sample_rate, self.name)
-        self._threshold = self.sampler.threshold  # a trace id's low 64 bits below it: sampled
         self.sample_key = sample_key
         if timeout <= 0:
             raise ConfigError(f"timeout must be positive seconds; got {timeout!r}")
@@ -238,22 +237,13 @@ class Experiment:
         self.comparison = shadow.comparison if comparison is None else comparison
         self.primary = shadow.primary
         self.candidates = shadow.candidates
+        self.shadow_plan = ShadowPlan(self.name, self.telemetry, self.sampler, len(self.candidates), shadow.replicate_rate)
+        self._work_specs = [*self.candidates, self.primary]  # by position in ShadowPlan.roles()
         self._attrs: dict[tuple[str, str], dict[str, Any]] = {}
         for spec in shadow.specs:
             for role in (A.ROLE_PRIMARY, A.ROLE_CANDIDATE, A.ROLE_REPLICATE):
                 self._attrs[(spec.id, role)] = self._make_attrs(spec, role)
         self._primary_attrs = self._attrs[(self.primary.id, A.ROLE_PRIMARY)]
-        n = len(self.candidates)
-        self._has_work = bool(self.candidates) or shadow.replicate_rate > 0.0
-        self._dropped_attrs = {
-            reason: {
-                A.SHADOW_SAMPLED: False,
-                A.SHADOW_CANDIDATES_SCHEDULED: 0,
-                A.SHADOW_CANDIDATES_DROPPED: n,
-                A.SHADOW_DROP_REASONS: reason,
-            }
-            for reason in (A.DROP_NESTED, A.DROP_DISABLED, A.DROP_TRACE_NOT_SAMPLED, A.DROP_SAMPLING)
-        }
         self.wrapper = self._make_wrapper()
 
     def _make_attrs(self, spec: ConfigSpec, role: str) -> dict[str, Any]:
@@ -280,139 +270,74 @@ class Experiment:
 
             @functools.wraps(fn)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                return (await self.call_async(args, kwargs, False))[0]
+                return (await self.call_async(args, kwargs, False)).value
 
             wrapper: Callable[..., Any] = async_wrapper
         else:
 
             @functools.wraps(fn)
             def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
-                return self.call_sync(args, kwargs, False)[0]
+                return self.call_sync(args, kwargs, False).value
 
             wrapper = sync_wrapper
         setattr(wrapper, _EXPERIMENT_ATTR, self)
         return wrapper
 
-    # --- the primary path ----------------------------------------------------------------------
-    def _begin(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Span, str | None]:
-        """Start the primary span and decide sampling; returns (span, drop reason or None).
-
-        The decision is taken from the span's own trace id (a child span shares its parent's).
-        The cheapest test goes first: the rate, on the trace id, answers most calls (the
-        unsampled ones) with one comparison; a call the rate keeps is then checked against the
-        trace's own sampling, a surrounding candidate, and the kill switch. The drop reason is
-        the first test that dropped the call, so ``disabled`` counts the candidates the kill
-        switch actually stopped. With a ``sample_key`` (user code, maybe costly) the cheap
-        checks go first instead.
-        """
-        span = self.telemetry.start_span(self.name, attributes=self._primary_attrs)
-        if not self._has_work:
-            return span, None
-        if self.sample_key is not None:
-            return span, self._guards(None) or self._by_key(args, kwargs)
-        ctx = span.get_span_context()
-        trace_id = ctx.trace_id
-        if trace_id:  # a real trace: the rate on its id (random ids: uniform)
-            if (trace_id & _LOW_64) >= self._threshold:
-                return span, A.DROP_SAMPLING
-        elif not self.sampler.by_trace_id(0):  # no tracing configured: the sampler draws
-            return span, A.DROP_SAMPLING
-        return span, self._guards(ctx)
-
-    @staticmethod
-    def _guards(ctx: SpanContext | None) -> str | None:
-        """Why a call the rate would keep gets no candidates anyway, or None."""
-        if ctx is not None and ctx.is_valid and not ctx.trace_flags.sampled:
-            return A.DROP_TRACE_NOT_SAMPLED  # no evidence would be stored: don't pay
-        if IN_CANDIDATE.get():
-            return A.DROP_NESTED
-        if kill_switch_on():
-            return A.DROP_DISABLED
-        return None
-
-    def _by_key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
-        try:
-            keep = self.sampler.by_key(self.sample_key(*args, **kwargs))  # type: ignore[misc]
-        except Exception:
-            logger.debug("otel-shadow: sample_key raised; candidates skipped", exc_info=True)
-            keep = False
-        return None if keep else A.DROP_SAMPLING
-
-    def call_sync(
-        self, args: tuple[Any, ...], kwargs: dict[str, Any], collect: bool
-    ) -> tuple[Any, VariantResult | None, list[CandidateTask], list[VariantResult]]:
-        span, reason = self._begin(args, kwargs)
-        token = otel_context.attach(trace.set_span_in_context(span))
-        started = time.perf_counter_ns() if collect else 0  # timed only for a ShadowResult
+    # --- the drivers: the call itself, sync or async; everything else is shared below ------------
+    def call_sync(self, args: tuple[Any, ...], kwargs: dict[str, Any], collect: bool) -> Called:
+        call = self._open(args, kwargs, collect)
         try:
             value = self.fn(*args, **self.plan.apply(self.primary, args, kwargs))
         except BaseException as exc:
-            otel_context.detach(token)
-            end_attrs = self._primary_failed(span, exc)
-            _end_primary(span, self._dispatch(span, reason, args, kwargs, None, NO_OUTPUT, collect, None, end_attrs)[0], end_attrs)
+            self._failed(call, exc, None)
             raise
-        elapsed = time.perf_counter_ns() - started if collect else 0
-        otel_context.detach(token)
-        end_attrs = self._primary_done(value, args, kwargs)
-        tasks, dropped = self._dispatch(
-            span, reason, args, kwargs, end_attrs.get(A.SHADOW_OUTPUT_HASH), value, collect, None, end_attrs
-        )
-        _end_primary(span, tasks, end_attrs)
-        main = self._main_result(value, elapsed) if collect else None
-        return value, main, tasks, dropped
+        return self._returned(call, value, None)
 
-    async def call_async(
-        self, args: tuple[Any, ...], kwargs: dict[str, Any], collect: bool
-    ) -> tuple[Any, VariantResult | None, list[CandidateTask], list[VariantResult]]:
-        span, reason = self._begin(args, kwargs)
-        token = otel_context.attach(trace.set_span_in_context(span))
-        started = time.perf_counter_ns() if collect else 0  # timed only for a ShadowResult
+    async def call_async(self, args: tuple[Any, ...], kwargs: dict[str, Any], collect: bool) -> Called:
+        call = self._open(args, kwargs, collect)
         loop = asyncio.get_running_loop()
         try:
             value = await self.fn(*args, **self.plan.apply(self.primary, args, kwargs))
         except BaseException as exc:
-            otel_context.detach(token)
-            end_attrs = self._primary_failed(span, exc)
-            _end_primary(span, self._dispatch(span, reason, args, kwargs, None, NO_OUTPUT, collect, loop, end_attrs)[0], end_attrs)
+            self._failed(call, exc, loop)
             raise
-        elapsed = time.perf_counter_ns() - started if collect else 0
-        otel_context.detach(token)
-        end_attrs = self._primary_done(value, args, kwargs)
-        tasks, dropped = self._dispatch(
-            span, reason, args, kwargs, end_attrs.get(A.SHADOW_OUTPUT_HASH), value, collect, loop, end_attrs
-        )
-        _end_primary(span, tasks, end_attrs)
-        main = self._main_result(value, elapsed) if collect else None
-        return value, main, tasks, dropped
+        return self._returned(call, value, loop)
 
-    def _main_result(self, value: Any, elapsed_ns: int) -> VariantResult:
-        return VariantResult(
-            result=value,
-            config_id=self.primary.id,
-            role=A.ROLE_PRIMARY,
-            status=A.OUTCOME_OK,
-            execution_time_ms=elapsed_ns / 1e6,
-            config=dict(self.primary.data),
-        )
+    # --- the shared call: open, decide, end, schedule --------------------------------------------
+    def _open(self, args: tuple[Any, ...], kwargs: dict[str, Any], collect: bool) -> _Call:
+        """Start the primary span, decide sampling from its trace id (a child span shares its
+        parent's), and make the span current for the primary's own call."""
+        span = self.telemetry.start_span(self.name, attributes=self._primary_attrs)
+        plan = self.shadow_plan
+        if not plan.has_work:
+            reason = None
+        elif self.sample_key is not None:
+            reason = plan.sample_key(self.sample_key, args, kwargs)
+        else:
+            reason = plan.sample(span.get_span_context())
+        token = otel_context.attach(trace.set_span_in_context(span))
+        return _Call(span, reason, args, kwargs, token, time.perf_counter_ns() if collect else 0)
 
-    def _primary_done(self, value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-        """The primary span's end attributes for a returned value (set by the caller in one call)."""
+    def _returned(self, call: _Call, value: Any, loop: asyncio.AbstractEventLoop | None) -> Called:
+        elapsed = time.perf_counter_ns() - call.started_ns if call.started_ns else 0
+        otel_context.detach(call.token)
         try:
-            digest, length = fingerprint(value)
-            attrs: dict[str, Any] = {
-                A.SHADOW_OUTCOME: A.OUTCOME_OK,
-                A.SHADOW_OUTPUT_HASH: digest,
-                A.SHADOW_OUTPUT_LENGTH: length,
-            }
+            end_attrs = primary_end_attributes(A.OUTCOME_OK, value)
             if self.capture_content:
-                attrs[A.SHADOW_OUTPUT] = render_content(value, self.redact)
-                attrs[A.SHADOW_INPUT] = render_content({"args": args, "kwargs": kwargs}, self.redact)
-            return attrs
-        except Exception:  # a fingerprint must never cost the user their answer
-            logger.debug("otel-shadow: fingerprinting the primary output failed", exc_info=True)
-            return {A.SHADOW_OUTCOME: A.OUTCOME_OK}
+                end_attrs[A.SHADOW_OUTPUT] = render_content(value, self.redact)
+                end_attrs[A.SHADOW_INPUT] = render_content({"args": call.args, "kwargs": call.kwargs}, self.redact)
+        except Exception as exc:  # a fingerprint must never cost the user their answer
+            internal_failure("primary_output", exc, call.span)
+            end_attrs = {A.SHADOW_OUTCOME: A.OUTCOME_OK}
+        tasks, dropped = self._finish(call, end_attrs, value, loop)
+        main = None
+        if call.started_ns:  # a runner's call: it returns a ShadowResult
+            main = VariantResult(value, self.primary.id, A.ROLE_PRIMARY, A.OUTCOME_OK, elapsed / 1e6, config=dict(self.primary.data))
+        return Called(value, main, tasks, dropped)
 
-    def _primary_failed(self, span: Span, exc: BaseException) -> dict[str, Any]:
+    def _failed(self, call: _Call, exc: BaseException, loop: asyncio.AbstractEventLoop | None) -> None:
+        otel_context.detach(call.token)
+        span = call.span
         try:
             record_exception(span, exc)
             span.set_status(Status(StatusCode.ERROR, str(exc)))
@@ -420,88 +345,91 @@ class Experiment:
                 hint = self.plan.explain_missing(exc)
                 if hint is not None:
                     logger.warning("otel-shadow: %s", hint)
-        except Exception:
-            logger.debug("otel-shadow: recording the primary's error failed", exc_info=True)
-        return {A.SHADOW_OUTCOME: A.OUTCOME_ERROR, A.ERROR_TYPE: type(exc).__qualname__}
+        except Exception as failure:
+            internal_failure("primary_error", failure, span)
+        self._finish(call, primary_end_attributes(A.OUTCOME_ERROR, exc=exc), NO_OUTPUT, loop)
 
-    # --- candidate dispatch --------------------------------------------------------------------
-    def _dispatch(
-        self,
-        span: Span,
-        reason: str | None,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        primary_hash: str | None,
-        primary_value: Any,
-        collect: bool,
-        loop: asyncio.AbstractEventLoop | None,
-        end_attrs: dict[str, Any],
+    def _finish(
+        self, call: _Call, end_attrs: dict[str, Any], value: Any, loop: asyncio.AbstractEventLoop | None
     ) -> tuple[list[CandidateTask], list[VariantResult]]:
-        """Schedule the candidates (never blocking); put on ``end_attrs`` what the start attrs lack.
+        """Schedule the work (never blocking) and end the primary span.
 
-        When a candidate is scheduled, the primary span is ended in the background (``PrimaryEnd``,
-        with the end time recorded here, see ``Scheduler.defer``): ``span.end()`` runs every span
-        processor, and that cost leaves the caller's path. With no candidate scheduled
-        (the common, unsampled call) the caller ends the span itself.
+        Unsampled (the common call): the precomputed coverage attributes, and the caller ends the
+        span. Sampled: the span is ended off the caller's path once a task is admitted (the
+        plan's ``schedule``): ``span.end()`` runs every span processor.
         """
+        span = call.span
+        reason = call.reason
+        collect = call.started_ns != 0
+        plan = self.shadow_plan
+        if reason is not None or not plan.has_work:
+            if reason is not None:
+                end_attrs.update(plan.unsampled(reason))
+            span.set_attributes(end_attrs)  # one call: the SDK takes the span lock once
+            span.end()
+            if collect and reason is not None:
+                return _NO_TASKS, [self._dropped_result(s, A.ROLE_CANDIDATE, reason) for s in self.candidates]
+            return _NO_TASKS, []
         tasks: list[CandidateTask] = []
         dropped: list[VariantResult] = []
-        if not self._has_work:
-            return tasks, dropped
         try:
-            if reason is not None:  # the common unsampled path: precomputed, one counter update
-                end_attrs.update(self._dropped_attrs[reason])
-                self.telemetry.count_drops(self.name, reason, len(self.candidates))
-                if collect:
-                    dropped = [self._dropped_result(s, A.ROLE_CANDIDATE, reason) for s in self.candidates]
-                return tasks, dropped
-            work = [(spec, A.ROLE_CANDIDATE) for spec in self.candidates]
-            if self.shadow.replicate_rate and random.random() < self.shadow.replicate_rate:
-                work.append((self.primary, A.ROLE_REPLICATE))
-            primary_ctx = span.get_span_context()
-            built = [
+            roles = plan.roles()
+            specs = self._work_specs[: len(roles)]
+            primary_hash = end_attrs.get(A.SHADOW_OUTPUT_HASH)
+            ctx = span.get_span_context()
+            work = [
                 CandidateTask(
-                    ExperimentCandidate(self, spec, role, args, kwargs, primary_hash, primary_value),
-                    primary_ctx,
+                    ExperimentCandidate(self, spec, role, call.args, call.kwargs, primary_hash, value),
+                    ctx,
                     self.timeout,
                     collect,
                 )
-                for spec, role in work
+                for spec, role in zip(specs, roles)
             ]
-
-            def admitted(whys: list[str | None]) -> Callable[[], None] | None:
-                reasons: list[str] = []  # why candidates were dropped (a replicate is not a candidate)
-                replicates = 0
-                for (spec, role), why in zip(work, whys):
-                    if why is None:
-                        replicates += role == A.ROLE_REPLICATE
-                        continue
-                    if role == A.ROLE_CANDIDATE:
-                        reasons.append(why)
-                    if collect:
-                        dropped.append(self._dropped_result(spec, role, why))
-                n_started = whys.count(None)
-                end_attrs[A.SHADOW_SAMPLED] = True
-                end_attrs[A.SHADOW_CANDIDATES_SCHEDULED] = n_started - replicates
-                end_attrs[A.SHADOW_CANDIDATES_DROPPED] = len(reasons)
-                if replicates:
-                    end_attrs[A.SHADOW_REPLICATES_SCHEDULED] = replicates
-                if reasons:
-                    end_attrs[A.SHADOW_DROP_REASONS] = ",".join(sorted(set(reasons)))
-                    for why in set(reasons):
-                        self.telemetry.count_drops(self.name, why, reasons.count(why))
-                # complete: the primary span is ended off the caller's path when a worker is idle
-                return PrimaryEnd(span, end_attrs, time.time_ns()) if n_started else None
-
-            whys = self.shadow.scheduler.submit(built, loop, admitted)
-            tasks.extend(task for task, why in zip(built, whys) if why is None)
-        except Exception:  # scheduling trouble must never reach the caller
-            logger.debug("otel-shadow: scheduling candidates failed", exc_info=True)
+            reasons = plan.schedule(self.shadow.scheduler, roles, work, end_attrs, span, loop)
+            for spec, role, task, why in zip(specs, roles, work, reasons):
+                if why is None:
+                    tasks.append(task)
+                elif collect:
+                    dropped.append(self._dropped_result(spec, role, why))
+        except Exception as exc:  # scheduling trouble must never reach the caller
+            internal_failure("schedule", exc, span)
+        if not tasks:  # nothing admitted: the caller ends the span (``PrimaryEnd`` is run-once anyway)
+            span.set_attributes(end_attrs)
+            span.end()
         return tasks, dropped
 
     @staticmethod
     def _dropped_result(spec: ConfigSpec, role: str, reason: str) -> VariantResult:
         return VariantResult(None, spec.id, role, A.OUTCOME_DROPPED, 0.0, drop_reason=reason, config=dict(spec.data))
+
+
+class _Call:
+    """One experiment call in flight: what its drivers hand to the shared steps."""
+
+    __slots__ = ("span", "reason", "args", "kwargs", "token", "started_ns")
+
+    def __init__(
+        self, span: Span, reason: str | None, args: tuple[Any, ...], kwargs: dict[str, Any], token: object, started_ns: int
+    ) -> None:
+        self.span = span
+        self.reason = reason  # why it gets no work (None: sampled)
+        self.args = args
+        self.kwargs = kwargs
+        self.token = token  # the primary span is current until the primary returns
+        self.started_ns = started_ns  # nonzero: a runner's call, timed for its ShadowResult
+
+
+class Called(NamedTuple):
+    """What an experiment call gives its wrapper or runner."""
+
+    value: Any  # the primary's value, returned to the caller
+    main: VariantResult | None  # the primary's result (a runner's call only)
+    tasks: list[CandidateTask]  # the scheduled work
+    dropped: list[VariantResult]  # the work not run (a runner's call only)
+
+
+_NO_TASKS: list[CandidateTask] = []  # shared, never mutated
 
 
 class ExperimentCandidate:
@@ -584,13 +512,6 @@ class ExperimentCandidate:
         return result
 
 
-def _end_primary(span: Span, tasks: list[CandidateTask], end_attrs: dict[str, Any]) -> None:
-    """End the primary span here, unless candidates were scheduled (their ``PrimaryEnd`` does it)."""
-    if not tasks:
-        span.set_attributes(end_attrs)  # one call: the SDK takes the span lock once
-        span.end()
-
-
 class Runner(Generic[R]):
     """Calls a sync experiment and returns a ``ShadowResult`` (yielded by ``Shadow.run``)."""
 
@@ -600,7 +521,7 @@ class Runner(Generic[R]):
 
     def __call__(self, *args: Any, **kwargs: Any) -> ShadowResult:
         _, main, tasks, dropped = self.experiment.call_sync(args, kwargs, True)
-        assert main is not None
+        assert main is not None  # a runner's call is timed
         if self.await_variants:
             for task in tasks:
                 task.wait()

@@ -28,7 +28,6 @@ import copy
 import json
 import logging
 import os
-import random
 import threading
 import time
 import weakref
@@ -45,10 +44,11 @@ from .. import attributes as A
 from ..core.candidate import IN_CANDIDATE, NO_OUTPUT, CandidateTask, closing_attributes, output_attributes
 from ..core.comparison import Comparison
 from ..core.config import config_id_of, flatten
-from ..core.content import fingerprint
+from ..core.failures import internal_failure
 from ..core.observation import ErrorInfo, VariantResult
 from ..core.sampling import Sampler, kill_switch_on
 from ..core.scheduler import Scheduler, default_scheduler
+from ..core.shadow_call import ShadowPlan, primary_end_attributes
 from ..core.stacktrace import record_exception
 from ..core.tasks import TaskView
 from ..core.telemetry import Telemetry, candidate_context
@@ -178,7 +178,7 @@ class ShadowEngine:
         self.redact = redact
         self._states: dict[str, RuleState] = {}  # by rule name: a budget survives a reload of the file
         self._comparisons: dict[str, tuple[Rule, Comparison]] = {}  # by rule name, rebuilt when the rule changes
-        self._samplers: dict[tuple[str, float], Sampler] = {}
+        self._plans: dict[str, tuple[Rule, ShadowPlan]] = {}  # by rule name, rebuilt when the rule changes
         self._lock = threading.Lock()
         self._foreign_clients: dict[tuple[Any, ...], Any] = {}
         self._candidate_clients: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], Any]] = weakref.WeakKeyDictionary()
@@ -206,12 +206,14 @@ class ShadowEngine:
             cached = self._comparisons[rule.name] = (rule, rule.comparison())
         return cached[1]
 
-    def sampler(self, rule: Rule) -> Sampler:
-        key = (rule.name, rule.sample_rate)
-        sampler = self._samplers.get(key)
-        if sampler is None:
-            sampler = self._samplers.setdefault(key, Sampler(rule.sample_rate, rule.name))
-        return sampler
+    def plan(self, rule: Rule) -> ShadowPlan:
+        """The rule's shadow plan (built once per version of the rule)."""
+        cached = self._plans.get(rule.name)
+        if cached is None or cached[0] is not rule:
+            sampler = Sampler(rule.sample_rate, rule.name)
+            plan = ShadowPlan(rule.name, self.telemetry, sampler, len(rule.candidates), rule.replicate_rate)
+            cached = self._plans[rule.name] = (rule, plan)
+        return cached[1]
 
     # --- wrappers -------------------------------------------------------------------------------
     def wrapper(self, provider: str, operation: str, method: str, is_async: bool) -> Callable[..., Any]:
@@ -435,35 +437,27 @@ class PrimaryCall:
         if span is None:
             return
         try:
-            attrs: dict[str, Any] = {}
-            primary_hash = None
-            primary_text: Any = NO_OUTPUT
             if error is not None:
-                attrs[A.SHADOW_OUTCOME] = A.OUTCOME_ERROR
-                attrs[A.ERROR_TYPE] = type(error).__qualname__
+                outcome = A.OUTCOME_ERROR
                 if self.owned:
                     record_exception(span, error)
                     span.set_status(Status(StatusCode.ERROR, str(error)))
             elif info is not None and not info.complete:
-                attrs[A.SHADOW_OUTCOME] = A.OUTCOME_CANCELLED  # the user closed the stream early
+                outcome = A.OUTCOME_CANCELLED  # the user closed the stream early
             else:
-                attrs[A.SHADOW_OUTCOME] = A.OUTCOME_OK
+                outcome = A.OUTCOME_OK
+            output = info.text if info is not None and info.complete else NO_OUTPUT
+            attrs = primary_end_attributes(outcome, output, error)
             if info is not None:
                 if self.genai:
                     attrs.update(info.attributes())
                 elif info.ttft_ms is not None:
                     attrs[A.SHADOW_TIME_TO_FIRST_CHUNK] = info.ttft_ms
-                if info.complete:
-                    primary_hash, length = fingerprint(info.text)
-                    attrs[A.SHADOW_OUTPUT_HASH] = primary_hash
-                    attrs[A.SHADOW_OUTPUT_LENGTH] = length
-                    if error is None:
-                        primary_text = info.text
                 self._capture_output(span, info)
-            attrs.update(self._dispatch(span, primary_hash, primary_text, loop))
+            self._schedule(span, attrs, output if error is None else NO_OUTPUT, loop)
             span.set_attributes(attrs)
-        except Exception:
-            logger.debug("otel-shadow: finishing the primary failed", exc_info=True)
+        except Exception as exc:
+            internal_failure("finish_primary", exc, span)
         finally:
             if self.owned:
                 span.end()
@@ -480,69 +474,45 @@ class PrimaryCall:
         if as_event:
             span.add_event("gen_ai.client.inference.operation.details", attrs)
 
-    def _dispatch(
-        self, span: Span, primary_hash: str | None, primary_text: Any, loop: asyncio.AbstractEventLoop | None
-    ) -> dict[str, Any]:
-        """Schedule the rule's candidates (and, at ``replicate_rate``, a replicate: the primary's own
-        request again, the noise floor); the primary's coverage attributes count candidates only."""
+    def _schedule(
+        self, span: Span, attrs: dict[str, Any], primary_text: Any, loop: asyncio.AbstractEventLoop | None
+    ) -> None:
+        """Schedule the rule's work through the shared plan; its coverage attributes go into ``attrs``.
+
+        Each candidate first takes a slot of the rule's concurrency cap and hourly budget; the
+        request is copied once, here, for all of them (the caller may reuse its own objects).
+        """
         rule = self.rule
-        n = len(rule.candidates)
+        plan = self.engine.plan(rule)
         ctx = span.get_span_context()
-        reason: str | None = None
-        if ctx.is_valid and not ctx.trace_flags.sampled:
-            reason = A.DROP_TRACE_NOT_SAMPLED
-        elif not self.engine.sampler(rule).by_trace_id(ctx.trace_id):
-            reason = A.DROP_SAMPLING
-        reasons: list[str] = []
-        scheduled = replicates = 0
+        reason = plan.sample(ctx)
         if reason is not None:
-            reasons = [reason] * n
-        else:
-            state = self.engine.state(rule)
-            snapshot = copy.deepcopy({k: v for k, v in self.kwargs.items() if k not in ("extra_headers",)})
-            snapshot["extra_headers"] = self.kwargs.get("extra_headers")
-            work: list[tuple[CandidateRule, str]] = [(candidate, A.ROLE_CANDIDATE) for candidate in rule.candidates]
-            if rule.replicate_rate and random.random() < rule.replicate_rate:
-                work.append((_REPLICATE, A.ROLE_REPLICATE))
-            outcomes: list[str | None] = []
-            built: list[CandidateTask] = []
-            for index, (candidate, role) in enumerate(work):
-                why = state.acquire()
-                if why is None:
-                    try:
-                        job = LLMCandidate(self, candidate, snapshot, primary_hash, loop is not None, role, primary_text)
-                    except Exception as exc:
-                        logger.warning("otel-shadow: rule %r candidate %d cannot be built: %s", rule.name, index, exc)
-                        state.release(None, None, None)
-                        why = "invalid_candidate"
-                    else:
-                        built.append(CandidateTask(job, ctx, rule.timeout, False))
-                outcomes.append(why)
-            admitted = iter(self.engine.scheduler.submit(built, loop))
-            for index, why in enumerate(outcomes):
-                if why is None:
-                    why = outcomes[index] = next(admitted)
-                    if why is not None:
-                        state.release(None, None, None)
-            for (_, role), why in zip(work, outcomes):
-                if role == A.ROLE_REPLICATE:
-                    replicates += why is None
-                elif why is None:
-                    scheduled += 1
+            attrs.update(plan.unsampled(reason))
+            return
+        roles = plan.roles()
+        state = self.engine.state(rule)
+        snapshot = copy.deepcopy({k: v for k, v in self.kwargs.items() if k not in ("extra_headers",)})
+        snapshot["extra_headers"] = self.kwargs.get("extra_headers")
+        primary_hash = attrs.get(A.SHADOW_OUTPUT_HASH)
+        work: list[CandidateTask | str] = []
+        for index, role in enumerate(roles):
+            candidate = rule.candidates[index] if role == A.ROLE_CANDIDATE else _REPLICATE
+            why = state.acquire()
+            if why is None:
+                try:
+                    job = LLMCandidate(self, candidate, snapshot, primary_hash, loop is not None, role, primary_text)
+                except Exception as exc:
+                    logger.warning("otel-shadow: rule %r candidate %d cannot be built: %s", rule.name, index, exc)
+                    state.release(None, None, None)
+                    why = "invalid_candidate"
                 else:
-                    reasons.append(why)
-        for why in set(reasons):
-            self.engine.telemetry.count_drops(rule.name, why, reasons.count(why))
-        attrs: dict[str, Any] = {
-            A.SHADOW_SAMPLED: reason is None,
-            A.SHADOW_CANDIDATES_SCHEDULED: scheduled,
-            A.SHADOW_CANDIDATES_DROPPED: len(reasons),
-        }
-        if replicates:
-            attrs[A.SHADOW_REPLICATES_SCHEDULED] = replicates
-        if reasons:
-            attrs[A.SHADOW_DROP_REASONS] = ",".join(sorted(set(reasons)))
-        return attrs
+                    work.append(CandidateTask(job, ctx, rule.timeout, False))
+                    continue
+            work.append(why)
+        reasons = plan.schedule(self.engine.scheduler, roles, work, attrs, None, loop)
+        for item, why in zip(work, reasons):
+            if why is not None and not isinstance(item, str):  # refused by the scheduler: its slot back
+                state.release(None, None, None)
 
 
 _REPLICATE = CandidateRule()  # no overrides: the primary's own request

@@ -1,0 +1,178 @@
+"""One shadow call, decided without I/O: shared by decorated experiments and zero-code rules.
+
+A shadow call is a primary call plus the background work it may start. Whatever drives it (the
+sync or async wrapper of an experiment, the wrapper of an LLM client method) asks the same
+``ShadowPlan``, built once per experiment or per version of a rule:
+
+1. ``sample(span_context)``: sampled, or the reason not (``sampling``, ``trace_not_sampled``,
+   ``nested``, ``disabled``). The rate on the trace id goes first: one comparison answers most
+   calls (the unsampled ones); the other checks run only for calls the rate keeps, so a reason
+   names the test that actually dropped the call.
+2. ``roles()``: which work runs: every candidate, and a ``replicate`` (the primary's config
+   again, the noise floor) at ``replicate_rate``.
+3. ``schedule(...)``: admission through the scheduler's one front door, then the coverage
+   attributes of the primary span (candidates scheduled and dropped, by reason; replicates
+   apart: a replicate is not a candidate) and the drop counters.
+4. ``unsampled(reason)``: the same attributes and counters for a call that was not sampled
+   (precomputed: the common case costs a dict lookup and a counter append).
+
+``primary_end_attributes`` gives the primary span's outcome and output fingerprint. The drivers
+only do what needs I/O or an event loop: the call, the spans, the content capture.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from opentelemetry.trace import Span, SpanContext
+
+from .. import attributes as A
+from .candidate import IN_CANDIDATE, NO_OUTPUT, CandidateTask, PrimaryEnd
+from .content import fingerprint
+from .sampling import Sampler, kill_switch_on
+from .scheduler import Scheduler
+from .telemetry import Telemetry
+
+__all__ = ["ShadowPlan", "primary_end_attributes"]
+
+logger = logging.getLogger("otel_shadow")
+
+_LOW_64 = (1 << 64) - 1
+_UNSAMPLED_REASONS = (A.DROP_NESTED, A.DROP_DISABLED, A.DROP_TRACE_NOT_SAMPLED, A.DROP_SAMPLING)
+
+
+class ShadowPlan:
+    """What one experiment, or one version of a rule, decides on each call; built once."""
+
+    __slots__ = ("name", "telemetry", "sampler", "threshold", "candidates", "replicate_rate", "has_work", "_unsampled")
+
+    def __init__(self, name: str, telemetry: Telemetry, sampler: Sampler, candidates: int, replicate_rate: float) -> None:
+        self.name = name
+        self.telemetry = telemetry
+        self.sampler = sampler
+        self.threshold = sampler.threshold  # a trace id's low 64 bits below it: sampled
+        self.candidates = candidates
+        self.replicate_rate = replicate_rate
+        self.has_work = candidates > 0 or replicate_rate > 0.0
+        self._unsampled: dict[str, dict[str, Any]] = {
+            reason: {
+                A.SHADOW_SAMPLED: False,
+                A.SHADOW_CANDIDATES_SCHEDULED: 0,
+                A.SHADOW_CANDIDATES_DROPPED: candidates,
+                A.SHADOW_DROP_REASONS: reason,
+            }
+            for reason in _UNSAMPLED_REASONS
+        }
+
+    # --- 1. sampled or not, and why ----------------------------------------------------------------
+    def sample(self, ctx: SpanContext) -> str | None:
+        """Why the call whose primary span has ``ctx`` gets no work, or None (sampled)."""
+        trace_id = ctx.trace_id
+        if trace_id:  # a real trace: the rate on its id (random ids: uniform)
+            if (trace_id & _LOW_64) >= self.threshold:
+                return A.DROP_SAMPLING
+        elif not self.sampler.by_trace_id(0):  # no tracing configured: the sampler draws
+            return A.DROP_SAMPLING
+        return self.guards(ctx)
+
+    def sample_key(self, key_of: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+        """The decision by a user's key function (maybe costly user code: the cheap guards go first)."""
+        reason = self.guards(None)
+        if reason is not None:
+            return reason
+        try:
+            keep = self.sampler.by_key(key_of(*args, **kwargs))
+        except Exception:  # the user's own code failed, not ours: the call gets no work
+            logger.debug("otel-shadow: sample_key raised; candidates skipped", exc_info=True)
+            keep = False
+        return None if keep else A.DROP_SAMPLING
+
+    @staticmethod
+    def guards(ctx: SpanContext | None) -> str | None:
+        """Why a call the rate would keep gets no work anyway, or None."""
+        if ctx is not None and ctx.is_valid and not ctx.trace_flags.sampled:
+            return A.DROP_TRACE_NOT_SAMPLED  # no evidence would be stored: don't pay
+        if IN_CANDIDATE.get():
+            return A.DROP_NESTED
+        if kill_switch_on():
+            return A.DROP_DISABLED
+        return None
+
+    def unsampled(self, reason: str) -> Mapping[str, Any]:
+        """The coverage attributes of a call not sampled (shared, never mutate); its drops counted."""
+        self.telemetry.count_drops(self.name, reason, self.candidates)
+        return self._unsampled[reason]
+
+    # --- 2. which work runs ------------------------------------------------------------------------------
+    def roles(self) -> list[str]:
+        """The roles of a sampled call's work: each candidate in order, then maybe a replicate."""
+        roles = [A.ROLE_CANDIDATE] * self.candidates
+        if self.replicate_rate and random.random() < self.replicate_rate:
+            roles.append(A.ROLE_REPLICATE)
+        return roles
+
+    # --- 3. admission and drop accounting --------------------------------------------------------------
+    def schedule(
+        self,
+        scheduler: Scheduler,
+        roles: Sequence[str],
+        work: Sequence[CandidateTask | str],
+        end_attrs: dict[str, Any],
+        span: Span | None = None,
+        loop: Any = None,
+    ) -> list[str | None]:
+        """Submit a sampled call's work; return each one's drop reason (None: scheduled).
+
+        ``work[i]`` is the task for ``roles[i]``, or the reason it was refused before the scheduler
+        (a rule's budget, a candidate that cannot be built). The coverage attributes go into
+        ``end_attrs`` before any task starts. With ``span``, the primary span is ended off the
+        caller's path once a task is admitted (``PrimaryEnd``, with the end time taken here): on an
+        idle worker, or by the first of its tasks to run; the caller ends it when none was admitted.
+        """
+        reasons: list[str | None] = [w if isinstance(w, str) else None for w in work]
+        tasks = [w for w in work if not isinstance(w, str)]
+
+        def admitted(whys: list[str | None]) -> Callable[[], None] | None:
+            told = iter(whys)
+            for i, w in enumerate(work):
+                if not isinstance(w, str):
+                    reasons[i] = next(told)
+            end_attrs.update(self.coverage(roles, reasons))
+            if span is not None and None in whys:
+                return PrimaryEnd(span, end_attrs, time.time_ns())
+            return None
+
+        scheduler.submit(tasks, loop, admitted)
+        return reasons
+
+    def coverage(self, roles: Sequence[str], reasons: Sequence[str | None]) -> dict[str, Any]:
+        """The primary's coverage attributes for a sampled call, its candidates' drops counted."""
+        dropped = [r for role, r in zip(roles, reasons) if r is not None and role == A.ROLE_CANDIDATE]
+        replicates = sum(1 for role, r in zip(roles, reasons) if r is None and role == A.ROLE_REPLICATE)
+        attrs: dict[str, Any] = {
+            A.SHADOW_SAMPLED: True,
+            A.SHADOW_CANDIDATES_SCHEDULED: sum(1 for role in roles if role == A.ROLE_CANDIDATE) - len(dropped),
+            A.SHADOW_CANDIDATES_DROPPED: len(dropped),
+        }
+        if replicates:
+            attrs[A.SHADOW_REPLICATES_SCHEDULED] = replicates
+        if dropped:
+            distinct = set(dropped)
+            attrs[A.SHADOW_DROP_REASONS] = ",".join(sorted(distinct))
+            for why in distinct:
+                self.telemetry.count_drops(self.name, why, dropped.count(why))
+        return attrs
+
+
+def primary_end_attributes(outcome: str, output: Any = NO_OUTPUT, exc: BaseException | None = None) -> dict[str, Any]:
+    """The primary span's end attributes: its outcome, the error type, the output's fingerprint."""
+    attrs: dict[str, Any] = {A.SHADOW_OUTCOME: outcome}
+    if exc is not None:
+        attrs[A.ERROR_TYPE] = type(exc).__qualname__
+    if output is not NO_OUTPUT:
+        attrs[A.SHADOW_OUTPUT_HASH], attrs[A.SHADOW_OUTPUT_LENGTH] = fingerprint(output)
+    return attrs
