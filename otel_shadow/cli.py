@@ -334,6 +334,8 @@ def collector(
 
         if not watch_thresholds:
             raise click.UsageError("--webhook needs --watch-thresholds FILE (the alert watch's thresholds)")
+        if segments:  # the watch reads the DuckDB file, which --segments empties into Parquet: a partial verdict
+            raise click.UsageError("--watch-thresholds cannot be combined with --segments (docs/alerts.md)")
         alert_watch, interval_s = make_watch(watch_thresholds, webhook, webhook_secret_file), parse_interval(watch_interval)
     service = Collector(
         CollectorConfig(

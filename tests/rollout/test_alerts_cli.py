@@ -203,3 +203,22 @@ def test_the_collector_refuses_a_webhook_without_watch_thresholds(
         capsys, "collector", "--db", str(tmp_path / "c.duckdb"), "--webhook", "https://example.com/hook"
     )
     assert code == 2 and "--webhook needs --watch-thresholds" in err
+
+
+def test_the_collector_refuses_watch_thresholds_with_segments(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """With --segments the DuckDB file keeps only rows not yet in a segment: a verdict on it would be partial."""
+    gates = tmp_path / "gates.yaml"
+    gates.write_text("")
+    args = [
+        "collector",
+        "--db",
+        str(tmp_path / "c.duckdb"),
+        "--watch-thresholds",
+        str(gates),
+        "--segments",
+        str(tmp_path / "seg"),
+    ]
+    code, _, err = run_cli(capsys, *args)
+    assert code == 2 and "--watch-thresholds cannot be combined with --segments" in err
