@@ -16,6 +16,7 @@ Rules, and why:
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import os
@@ -177,6 +178,6 @@ class Webhook:
                     False,
                 )
             return code, f"the receiver answered HTTP {code}", code in _RETRYABLE
-        except (urllib.error.URLError, OSError, ValueError) as exc:
+        except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
             reason = getattr(exc, "reason", exc)
             return None, f"cannot reach the receiver: {reason}", True

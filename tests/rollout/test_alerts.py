@@ -196,6 +196,27 @@ def test_a_recovering_receiver_gets_the_alert_on_a_retry(turned_bad: Path) -> No
     assert alert_log(turned_bad)[0][3:5] == ("delivered", 2)
 
 
+def test_a_receiver_that_does_not_speak_http_is_a_failed_delivery_not_a_crash() -> None:
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+
+        def answer_garbage() -> None:
+            for _ in range(2):
+                conn, _ = server.accept()
+                with conn:
+                    conn.recv(65536)
+                    conn.sendall(b"garbage\r\n\r\n")
+
+        thread = threading.Thread(target=answer_garbage, daemon=True)
+        thread.start()
+        delivery = Webhook(f"http://127.0.0.1:{port}/hook", SECRET, attempts=2, backoff_s=0.01).send({"a": 1})
+        thread.join(10)
+    assert not delivery.delivered and delivery.attempts == 2
+    assert delivery.error is not None and SECRET not in delivery.error
+
+
 def test_a_redirect_is_not_followed_so_the_secret_stays_with_the_receiver(turned_bad: Path) -> None:
     elsewhere = Receiver()
     receiver = Receiver(statuses=[307], location=elsewhere.url)
