@@ -32,6 +32,10 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 # Statement kinds that only read (the first keyword); readonly=1 is the guarantee, this the early,
 # clear refusal. One statement per call: ClickHouse itself runs one per request.
 _READ_KEYWORDS = frozenset({"SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "EXISTS"})
+# clauses that send the result elsewhere than back to the caller (a file, another format)
+_CLIENT_CLAUSE = re.compile(
+    r"\bINTO\s+OUTFILE\b|\bFORMAT\s+[A-Za-z]\w*\s*(?:SETTINGS\b.*)?$", re.IGNORECASE | re.DOTALL
+)
 _ALLOWED = (
     "this SQL access is read-only: it runs one query (SELECT, WITH … SELECT, SHOW, DESCRIBE, EXPLAIN); "
     "query the views shadow_runs, shadow_pairs, shadow_summary"
@@ -143,6 +147,10 @@ def check_query(sql: str, max_sql_bytes: int) -> str:
     keyword = code.lstrip("( ").split(None, 1)[0].upper()
     if keyword not in _READ_KEYWORDS:
         raise ReadOnlyQuery(f"{keyword} statements are refused: {_ALLOWED}")
+    clause = _CLIENT_CLAUSE.search(code)
+    if clause:
+        # readonly=1 does not stop these: chdb (and clickhouse-local) writes INTO OUTFILE on the host
+        raise ReadOnlyQuery(f"{' '.join(clause.group(0).split()).upper()} is refused: results come back as rows")
     return sql
 
 
@@ -165,8 +173,18 @@ class ClickHouseReader:
         try:
             table = self._chdb.query(text, "ArrowTable") if self._chdb is not None else self._client.query_arrow(text)
         except Exception as exc:  # the driver's errors: mapped to otel-shadow's, by ClickHouse's code
+            if self._chdb is not None:
+                self._settle()
             raise _error(exc, self.limits) from exc
         return arrow_to_result(table)
+
+    def _settle(self) -> None:
+        """After a query stopped mid-result (time or size limit), chdb answers the next query with what
+        was left of it; a throwaway query takes that, so the caller's next query gets its own result."""
+        try:
+            self._chdb.query("SELECT 1", "ArrowTable")
+        except Exception:
+            pass
 
     def close(self) -> None:
         if self._chdb is not None:

@@ -35,11 +35,15 @@ def stores(tmp_path_factory: pytest.TempPathFactory, chdb_folder: Path) -> Itera
     clickhouse.shutdown()
     url = f"chdb:{chdb_folder}?database=differential"
     create_views(url)
+    PATHS["duckdb"], PATHS["clickhouse"] = str(root / "shadow.duckdb"), url
     store = Store.open(root / "shadow.duckdb", read_only=True)
     reader = open_clickhouse(url)
     yield store, reader
     reader.close()
     store.close()
+
+
+PATHS: dict[str, str] = {}  # where the fixture's two stores are, for the CLI
 
 
 def _query(source: Store | ClickHouseReader) -> Any:
@@ -154,3 +158,37 @@ def test_creating_views_over_a_missing_table_names_it_and_the_fix(chdb_folder: P
     ClickHouseExporterRows(chdb_folder, "renamed", table="otel_traces").shutdown()
     with pytest.raises(StoreError, match=r"renamed\.my_traces exist"):
         create_views(f"chdb:{chdb_folder}?database=renamed", traces_table="my_traces")
+
+
+def test_the_cli_reports_the_same_on_clickhouse(
+    stores: tuple[Store, ClickHouseReader], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``otel-shadow report --clickhouse URL`` prints the report ``--db FILE`` prints for the same spans."""
+    import json
+
+    from otel_shadow.cli import main
+
+    duck, clickhouse = stores
+    duck.close()  # the CLI opens the file itself (DuckDB: one process, one connection to it)
+    main(["report", "--db", PATHS["duckdb"], "--format", "json", "--min-pairs", "50"])
+    from_duckdb = json.loads(capsys.readouterr().out)
+    main(["report", "--clickhouse", PATHS["clickhouse"], "--format", "json", "--min-pairs", "50"])
+    from_clickhouse = json.loads(capsys.readouterr().out)
+    assert [c["verdict"] for c in from_clickhouse["candidates"]] == ["FAIL", "PASS", "FAIL"]
+    _same(from_duckdb, from_clickhouse, "report --format json")
+    main(
+        [
+            "sql",
+            "--clickhouse",
+            PATHS["clickhouse"],
+            "--format",
+            "csv",
+            "SELECT candidate_config_id, pairs FROM shadow_summary ORDER BY 1",
+        ]
+    )
+    assert capsys.readouterr().out.splitlines() == [
+        "candidate_config_id,pairs",
+        "C-flaky,400",
+        "C-same,400",
+        "C-slow,400",
+    ]
