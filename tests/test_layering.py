@@ -21,6 +21,9 @@ FORBIDDEN = {
     # inside the collector's process only through what cli.py hands it, never by importing the SDK
     # or the collector
     "rollout": {"core", "instrumentation", "collector", "cli", "demo", "scoring", "testing"},
+    # ClickHouse is a second engine for the store's views: it reads otel_traces (no SDK, no collector)
+    # and answers the analysis's own statements (analysis.data), so it may import store and analysis
+    "clickhouse": {"core", "instrumentation", "collector", "cli", "access", "demo", "scoring", "rollout", "testing"},
 }
 
 
