@@ -10,7 +10,7 @@ can run them between its ingest commits without pausing ingest (``due`` / ``step
 command line run loops over them (``run``). A step with an export directory first writes the
 chunk's rows to Parquet (a temporary file, synced, then renamed), then deletes them and commits:
 a crash in between leaves the rows in the store, and the next step writes the same file name
-again (the name is a digest of the chunk), so nothing is lost and nothing is exported twice.
+again (the name is a digest of the rows), so nothing is lost and nothing is exported twice.
 
 The store's connection is sandboxed (no file access from SQL), so the rows are fetched as Arrow
 and written by ``pyarrow.parquet`` in Python, never by DuckDB's ``COPY``.
@@ -39,7 +39,7 @@ __all__ = ["Retention", "RetentionReport", "format_duration", "parse_duration"]
 
 logger = logging.getLogger("otel_shadow.store")
 
-_DURATION = re.compile(r"\s*(\d{1,9})\s*([smhdw])\s*")
+_DURATION = re.compile(r"\s*([0-9]{1,9})\s*([smhdw])\s*")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 MAX_DURATION_S = 100 * 365 * 86400
 # What each table's Parquet file holds: its columns, ids of traces as OTLP hex (UUID is no Parquet type)
@@ -175,7 +175,12 @@ class Retention:
                 self._begin_pass()
                 more = True
             elif self._pending:
-                chunk, self._pending = self._pending[: self.chunk_traces], self._pending[self.chunk_traces :]
+                # one day per step, so that a step writes at most one file per table
+                day = self._pending[0][1]
+                size = 1
+                while size < min(self.chunk_traces, len(self._pending)) and self._pending[size][1] == day:
+                    size += 1
+                chunk, self._pending = self._pending[:size], self._pending[size:]
                 self._remove(chunk)
                 more = True
             else:
@@ -296,9 +301,11 @@ class Retention:
         written: list[tuple[Path, Path]] = []
         try:
             for day, traces in sorted(by_day.items()):
-                digest = hashlib.blake2b(b"".join(sorted(t.bytes for t in traces)), digest_size=8).hexdigest()
-                for table, select in _EXPORT.items():
+                digest = ""
+                for table, select in _EXPORT.items():  # spans first: their keys name the day's files
                     data = con.sql(f"{select} WHERE {_CHUNK}", params=[traces]).to_arrow_table()
+                    if table == "spans":
+                        digest = _rows_digest(data)
                     counts[table] += data.num_rows
                     if not data.num_rows:
                         continue
@@ -345,6 +352,13 @@ class Retention:
             return self.store.con.execute(sql, params).fetchall()
         except duckdb.Error as exc:
             raise map_query_error(exc) from exc
+
+
+def _rows_digest(spans: Any) -> str:
+    """16 hex digits naming the files of these span rows: the same rows (a step run again after a
+    crash) give the same name, and other rows (a late span of a trace removed before) another."""
+    keys = sorted(zip(*(spans.column(c).to_pylist() for c in ("trace_id", "span_id", "batch_id"))))
+    return hashlib.blake2b(repr(keys).encode(), digest_size=8).hexdigest()
 
 
 def _naive_utc(moment: dt.datetime) -> dt.datetime:
