@@ -2,6 +2,10 @@
 
 The global tracer provider can be set once per process, so the session installs one whose
 exporter each test clears. Tests that need their own provider pass it to ``Shadow`` directly.
+
+The fast lane for local work is ``pytest -m "not slow"``; CI runs everything. ``SLOW`` below names
+the tests that are slow by nature (a browser, processes started and killed, file systems filled
+up, thousands of calls), each marked ``slow`` at collection, so the list lives in one place.
 """
 
 from __future__ import annotations
@@ -16,6 +20,38 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_shadow.core import sampling
+
+# node id prefixes (a module, a test, or a family of parametrized tests) → why they are slow
+SLOW: dict[str, str] = {
+    "tests/analysis/test_html_browser.py": "headless Chromium",
+    "tests/analysis/test_comparison_gates.py::test_agreement_metrics_pass_at_the_floor_and_fail_below_it": "hundreds of pairs through the SDK",
+    "tests/collector/test_healing.py": "decode workers killed, tmpfs file systems filled up",
+    "tests/collector/test_interop.py": "other SDKs (Python exporters, Node.js) in their own processes",
+    "tests/collector/test_reliability.py::test_kill_9_under_load_loses_no_acknowledged_span": "collector processes under load, killed",
+    "tests/collector/test_reliability.py::test_sigterm_": "collector processes stopped by SIGTERM",
+    "tests/collector/test_reliability.py::test_a_database_held_by_another_process_is_a_clear_error": "a collector process",
+    "tests/scoring/test_resume_and_collector.py": "score and collector processes, one killed",
+    "tests/scoring/test_scores_in_the_verdict.py": "scorer runs against the local model server",
+    "tests/store/test_bad_input.py::test_a_full_disk": "a writer process fills a tmpfs",
+    "tests/store/test_exporter_entry_point.py::test_opentelemetry_instrument_with_the_duckdb_exporter": "opentelemetry-instrument in a process",
+    "tests/test_cli.py::test_demo_": "the demo end to end",
+    "tests/test_docs.py::test_the_docs_commands_work_as_written_and_store_rows": "every command the docs show, run",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    matched: set[str] = set()
+    for item in items:
+        for prefix in SLOW:
+            if item.nodeid.startswith(prefix):
+                item.add_marker(pytest.mark.slow)
+                matched.add(prefix)
+    # a renamed test would silently leave the fast lane slow: each entry whose file was collected must match
+    files = {item.nodeid.split("::")[0] for item in items}
+    stale = [p for p in SLOW if p.split("::")[0] in files and p not in matched]
+    if stale:
+        raise pytest.UsageError(f"tests/conftest.py SLOW names tests that do not exist (renamed?): {stale}")
+
 
 GLOBAL_EXPORTER = InMemorySpanExporter()
 _provider = TracerProvider()
