@@ -1,8 +1,11 @@
 """Reading the pairs to score, page by page, through the CLI's reader (the file or the collector).
 
-A page is one read-only query: pairs whose two sides succeeded, that some requested scorer has not
-scored yet, after the last pair of the previous page (keyset on the primary's start in ns, the
-trace and the candidate span: a page never repeats a pair, even when new pairs arrive meanwhile).
+A run over a database file it opened itself evaluates the pairs to score once, into a temporary
+table (``MaterializedPairs``), and reads its pages by position. Through a collector's read-only SQL
+endpoint, a page is one read-only query: pairs whose two sides succeeded, that some requested
+scorer has not scored yet, after the last pair of the previous page (keyset on the primary's start
+in ns, the trace and the candidate span: a page never repeats a pair, even when new pairs arrive
+meanwhile), which evaluates the pairs view again for every page.
 The collector's ``/v1/sql`` caps a result in bytes, so a page that is too large is read again in
 halves. Content is read from where each kind of capture puts it: ``shadow.input`` /
 ``shadow.output`` (decorated experiments), ``gen_ai.input.messages`` / ``gen_ai.output.messages``
@@ -13,7 +16,7 @@ event (``EVENT_ONLY``).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +24,7 @@ from .. import attributes as A
 from ..access import Reader
 from ..errors import ResultTooLarge
 
-__all__ = ["Pair", "PairPage", "read_pages", "sql_string", "text_of_messages"]
+__all__ = ["MaterializedPairs", "Pair", "PairPage", "read_pages", "sql_string", "text_of_messages"]
 
 _DETAILS_EVENT = "gen_ai.client.inference.operation.details"
 MIN_PAGE = 1
@@ -71,41 +74,39 @@ def _attr(alias: str, key: str) -> str:
     return f"{alias}.attributes ->> '$.\"{key}\"'"
 
 
-def _page_sql(
-    scorer_ids: Sequence[str], after: tuple[int, str, int] | None, limit: int,
-    experiment: str | None, roles: Sequence[str],
-) -> str:
-    ids = ", ".join(sql_string(i) for i in scorer_ids)
+def _where(scorer_ids: Sequence[str], experiment: str | None, roles: Sequence[str]) -> list[str]:
+    """Pairs whose two sides succeeded, of the roles asked, that some requested scorer has not scored."""
     where = ["p.primary_outcome = 'ok'", "p.candidate_outcome = 'ok'", f"(d.done IS NULL OR len(d.done) < {len(set(scorer_ids))})"]
     where.append("p.candidate_role IN (" + ", ".join(sql_string(r) for r in roles) + ")")
     if experiment is not None:
         where.append(f"p.experiment = {sql_string(experiment)}")
-    if after is not None:
-        start_ns, trace_hex, span = int(after[0]), str(after[1]), int(after[2])
-        if len(trace_hex) != 32 or any(c not in "0123456789abcdef" for c in trace_hex):
-            raise ValueError(f"bad trace id in keyset: {trace_hex!r}")
-        trace = f"'{trace_hex}'::UUID"
-        where.append(
-            f"(epoch_ns(p.start_time) > {start_ns} OR (epoch_ns(p.start_time) = {start_ns} AND "
-            f"(p.trace_id > {trace} OR (p.trace_id = {trace} AND p.candidate_span_id > {span}))))"
-        )
-    # the page's keys first (top-N over the pairs view), then the content of those spans only: the
-    # attributes of every other span are never read or joined
+    return where
+
+
+def _keys_sql(scorer_ids: Sequence[str], where: list[str], order_and_limit: str, number: bool = False) -> str:
+    """The keys of the pairs to score (no content), with the scorers that already scored each."""
+    ids = ", ".join(sql_string(i) for i in scorer_ids)
+    k = "row_number() OVER (ORDER BY epoch_ns(p.start_time), p.trace_id, p.candidate_span_id) AS k, " if number else ""
     return f"""
 WITH done AS (
     SELECT trace_id, candidate_span_id, list(DISTINCT scorer_id) AS done
     FROM shadow_scores WHERE scorer_id IN ({ids})
     GROUP BY trace_id, candidate_span_id
-),
-page AS (
-    SELECT p.experiment, p.trace_id, p.primary_span_id, p.candidate_span_id, p.primary_config_id,
-           p.candidate_config_id, p.candidate_role, epoch_ns(p.start_time) AS start_ns, d.done
-    FROM shadow_pairs p
-    LEFT JOIN done d ON d.trace_id = p.trace_id AND d.candidate_span_id = p.candidate_span_id
-    WHERE {" AND ".join(where)}
-    ORDER BY epoch_ns(p.start_time), p.trace_id, p.candidate_span_id
-    LIMIT {int(limit)}
-),
+)
+SELECT {k}p.experiment, p.trace_id, p.primary_span_id, p.candidate_span_id, p.primary_config_id,
+       p.candidate_config_id, p.candidate_role, epoch_ns(p.start_time) AS start_ns, d.done
+FROM shadow_pairs p
+LEFT JOIN done d ON d.trace_id = p.trace_id AND d.candidate_span_id = p.candidate_span_id
+WHERE {" AND ".join(where)}
+{order_and_limit}
+"""
+
+
+def _with_content(page: str, order: str, extra: str = "") -> str:
+    """``page`` (a query of pair keys) joined to the content of those spans only: the attributes of
+    every other span are never read or joined."""
+    return f"""
+WITH page AS ({page}),
 wanted AS (
     SELECT trace_id, primary_span_id AS span_id FROM page
     UNION SELECT trace_id, candidate_span_id FROM page
@@ -133,14 +134,33 @@ SELECT
     coalesce({_attr("pr", A.GEN_AI_OUTPUT_MESSAGES)}, pe.output_messages) AS primary_messages,
     {_attr("c", A.SHADOW_OUTPUT)}                    AS candidate_output,
     coalesce({_attr("c", A.GEN_AI_OUTPUT_MESSAGES)}, ce.output_messages)  AS candidate_messages,
-    p.done
+    p.done{extra}
 FROM page p
 LEFT JOIN content pr ON pr.trace_id = p.trace_id AND pr.span_id = p.primary_span_id
 LEFT JOIN content c ON c.trace_id = p.trace_id AND c.span_id = p.candidate_span_id
 LEFT JOIN details pe ON pe.trace_id = p.trace_id AND pe.span_id = p.primary_span_id
 LEFT JOIN details ce ON ce.trace_id = p.trace_id AND ce.span_id = p.candidate_span_id
-ORDER BY p.start_ns, p.trace_id, p.candidate_span_id
+ORDER BY {order}
 """
+
+
+def _page_sql(
+    scorer_ids: Sequence[str], after: tuple[int, str, int] | None, limit: int,
+    experiment: str | None, roles: Sequence[str],
+) -> str:
+    where = _where(scorer_ids, experiment, roles)
+    if after is not None:
+        start_ns, trace_hex, span = int(after[0]), str(after[1]), int(after[2])
+        if len(trace_hex) != 32 or any(c not in "0123456789abcdef" for c in trace_hex):
+            raise ValueError(f"bad trace id in keyset: {trace_hex!r}")
+        trace = f"'{trace_hex}'::UUID"
+        where.append(
+            f"(epoch_ns(p.start_time) > {start_ns} OR (epoch_ns(p.start_time) = {start_ns} AND "
+            f"(p.trace_id > {trace} OR (p.trace_id = {trace} AND p.candidate_span_id > {span}))))"
+        )
+    # the page's keys first (top-N over the pairs view), then the content of those spans only
+    keys = _keys_sql(scorer_ids, where, f"ORDER BY epoch_ns(p.start_time), p.trace_id, p.candidate_span_id LIMIT {int(limit)}")
+    return _with_content(keys, "p.start_ns, p.trace_id, p.candidate_span_id")
 
 
 def count_sql(scorer_ids: Sequence[str], experiment: str | None, roles: Sequence[str]) -> str:
@@ -187,6 +207,51 @@ def read_pages(
         yield PairPage(pairs, after)
         if len(rows) < want:
             return
+
+
+Execute = Callable[[str], tuple[list[str], list[tuple[Any, ...]]]]
+
+# the run's own temporary table: in memory (spilled by DuckDB if large), seen by its connection only
+KEYS_TABLE = "otel_shadow_score_keys"
+
+
+class MaterializedPairs:
+    """The keys of the pairs to score, evaluated once into a temporary table, then read by position.
+
+    ``shadow_pairs`` (de-duplication and joins over every span) and ``shadow_scores`` are evaluated
+    once per run, not once per page: a page is a range of the table's row numbers (pruned by
+    DuckDB's min/max per row group, since the rows are written in order) joined to the content of
+    its own spans. It needs a connection that may create a temporary table and keeps it, so it
+    serves a database file opened by the run itself; through a collector's read-only SQL endpoint,
+    ``read_pages`` pages with a keyset instead. The keys are those unscored when the run began: the
+    run holds the file, so no pair arrives meanwhile.
+    """
+
+    def __init__(
+        self, execute: Execute, scorer_ids: Sequence[str], *, experiment: str | None = None,
+        roles: Sequence[str] = (A.ROLE_CANDIDATE, A.ROLE_REPLICATE), limit: int | None = None,
+    ) -> None:
+        self._execute = execute
+        cap = "" if limit is None else f"LIMIT {int(limit)}"
+        keys = _keys_sql(scorer_ids, _where(scorer_ids, experiment, roles), f"ORDER BY k {cap}", number=True)
+        execute(f"CREATE OR REPLACE TEMP TABLE {KEYS_TABLE} AS {keys}")
+        self.total = int(execute(f"SELECT count(*) FROM {KEYS_TABLE}")[1][0][0])
+
+    def pages(self, page_size: int = 128) -> Iterator[PairPage]:
+        """Pages of at most ``page_size`` pairs, oldest first."""
+        done = 0
+        while done < self.total:
+            page = f"SELECT * FROM {KEYS_TABLE} WHERE k > {done} AND k <= {done + int(page_size)}"
+            columns, rows = self._execute(_with_content(page, "p.k", extra=", p.k"))
+            if not rows:
+                return
+            records = [dict(zip(columns, row)) for row in rows]
+            done = int(records[-1]["k"])
+            last = records[-1]
+            yield PairPage([_pair(r) for r in records], (int(last["start_ns"]), str(last["trace_hex"]), int(last["candidate_span_id"])))
+
+    def close(self) -> None:
+        self._execute(f"DROP TABLE IF EXISTS {KEYS_TABLE}")
 
 
 def _pair(row: dict[str, Any]) -> Pair:

@@ -28,7 +28,7 @@ from .embeddings import Embedder, cosine, scorer_id
 from .emit import Score, Sink, collector_otlp_endpoint, otlp_exporter, score_span
 from .judge import Judge, JudgeError, Judgement
 from .limits import Budget, RateLimiter
-from .pairs import Pair, count_sql, read_pages
+from .pairs import Execute, MaterializedPairs, Pair, count_sql, read_pages
 
 __all__ = ["SIMILARITY", "ScoreOptions", "ScoreSummary", "open_destination", "run_scoring"]
 
@@ -216,24 +216,31 @@ class _Run:
 
         started = time.monotonic()
         ids = [scorer_id for scorer_id, _ in self.scorers.values()]
-        total = int(self.reader.query(count_sql(ids, self.options.experiment, self.roles)).rows[0][0])
-        if self.options.limit is not None:
-            total = min(total, self.options.limit)
+        o = self.options
+        keys: MaterializedPairs | None = None
+        if isinstance(self.reader, LocalReader):  # the run's own connection: evaluate the pairs once
+            keys = MaterializedPairs(_execute_on(self.reader.store), ids, experiment=o.experiment, roles=self.roles, limit=o.limit)
+            total = keys.total
+            pages = keys.pages(o.page_size)
+        else:  # a collector's read-only endpoint: keyset pages
+            total = int(self.reader.query(count_sql(ids, o.experiment, self.roles)).rows[0][0])
+            if o.limit is not None:
+                total = min(total, o.limit)
+            pages = read_pages(self.reader, ids, page_size=o.page_size, experiment=o.experiment, roles=self.roles, limit=o.limit)
         self.summary.to_score = total
         columns = (TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
         with Progress(*columns, console=Console(stderr=True), disable=not show_progress, transient=False) as bar:
             task = bar.add_task("pairs", total=total)
             with ThreadPoolExecutor(max_workers=max(1, self.options.concurrency), thread_name_prefix="otel-shadow-judge") as pool:
                 try:
-                    for page in read_pages(
-                        self.reader, ids, page_size=self.options.page_size, experiment=self.options.experiment,
-                        roles=self.roles, limit=self.options.limit,
-                    ):
+                    for page in pages:
                         self._page(page.pairs, pool, lambda n: bar.advance(task, n))
                         if self.summary.stopped:
                             break
                 finally:
                     self._flush()
+                    if keys is not None:
+                        keys.close()
         self.summary.tokens_spent = int(self.budget.spent)
         if self.price is not None:
             self.summary.judge_usd_spent = round(float(self.usd.spent), 6)
@@ -374,6 +381,20 @@ class _Run:
             self.judge.name, scorer, self.judge.model, config, j.score, started, ended, label=j.label,
             explanation=j.explanation, input_tokens=j.input_tokens, output_tokens=j.output_tokens, extra=extra,
         ))
+
+
+def _execute_on(store: Store) -> Execute:
+    """Our own SQL on the run's connection (a temporary table lives on the connection that made it)."""
+    import duckdb
+
+    def execute(sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+        try:
+            result = store.con.execute(sql)
+            return ([d[0] for d in result.description] if result.description else []), result.fetchall()
+        except duckdb.Error as exc:
+            raise StoreError(f"reading the pairs to score from '{store.path}': {exc}") from exc
+
+    return execute
 
 
 def _judge_price(judge: Judge | None, options: ScoreOptions) -> Price | None:
