@@ -630,7 +630,7 @@ def _moved(outcome: Any, fmt: str) -> None:
 @click.option("--actor", default="rollout", show_default=True, help="Recorded as who moved the plan.")
 @click.option("--watch", "watch_loop", is_flag=True, help="Keep going: check every --interval until the plan is complete or rolled back.")
 @click.option("--interval", type=click.FloatRange(min=0.0), default=60.0, show_default=True, help="Seconds between checks with --watch.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Outcome format.")
 def rollout(db: str, rules_path: str, plan_path: str | None, rule: str | None, thresholds_file: str | None,
             actor: str, watch_loop: bool, interval: float, fmt: str) -> None:
     """Move a rule one step along its rollout plan, on the verdict of that step's data.
@@ -660,7 +660,7 @@ def rollout(db: str, rules_path: str, plan_path: str | None, rule: str | None, t
 @cli.command()
 @_rollout_options
 @click.option("--actor", default=None, help="Recorded as who moved the plan (default: user@host).")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Outcome format.")
 def promote(db: str, rules_path: str, plan_path: str | None, rule: str | None, thresholds_file: str | None,
             actor: str | None, fmt: str) -> None:
     """Move a rule's plan one step on by hand, whatever the verdict (recorded with it).
@@ -682,7 +682,7 @@ def promote(db: str, rules_path: str, plan_path: str | None, rule: str | None, t
 @_rollout_options
 @click.option("--actor", default=None, help="Recorded as who moved the plan (default: user@host).")
 @click.option("--reason", default="rolled back by hand", show_default=True, help="Recorded with the move.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Outcome format.")
 def rollback(db: str, rules_path: str, plan_path: str | None, rule: str | None, thresholds_file: str | None,
              actor: str | None, reason: str, fmt: str) -> None:
     """Take a rule back to the start: no canary, the first step's sample rate (recorded with who did it).
