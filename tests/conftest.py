@@ -34,6 +34,9 @@ SLOW: dict[str, str] = {
     "tests/scoring/test_scores_in_the_verdict.py": "scorer runs against the local model server",
     "tests/store/test_bad_input.py::test_a_full_disk": "a writer process fills a tmpfs",
     "tests/store/test_exporter_entry_point.py::test_opentelemetry_instrument_with_the_duckdb_exporter": "opentelemetry-instrument in a process",
+    "tests/rollout/test_alerts_cli.py::test_the_collector_runs_the_watch": "collector processes started, fed and stopped twice",
+    "tests/rollout/test_alerts_cli.py::test_watch_beside_a_file_a_collector_holds": "a collector process",
+    "tests/rollout/test_alerts_docs.py": "the demo and the alerts page's commands, run",
     "tests/test_cli.py::test_demo_": "the demo end to end",
     "tests/test_docs.py::test_the_docs_commands_work_as_written_and_store_rows": "every command the docs show, run",
 }
