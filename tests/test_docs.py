@@ -72,6 +72,7 @@ RUN_DOCS = {  # doc → (the database its commands write, the primary × candida
     "README.md": ("otel-shadow.duckdb", 400),
     "docs/instrumentation.md": ("shadow.duckdb", 3),
     "docs/cli.md": ("demo.duckdb", 400),
+    "docs/rollout.md": ("shadow.duckdb", 150),
 }
 NOT_RUN = {".venv/bin/python -m pytest -q": "runs this very test suite"}
 ROOT = Path(__file__).parent.parent
