@@ -4,8 +4,9 @@ Shadowing must never change the call it wraps. Whatever goes wrong in our bookke
 that cannot be ended, a candidate that cannot be built, a fingerprint that raises) comes here:
 
 * on the span, when one is given and still recording, as an event ``shadow.internal_error``;
-* counted in the OpenTelemetry counter ``shadow.internal.errors`` (attribute ``shadow.where``),
-  through the global meter provider, so the user's backend can alert on it;
+* counted in the OpenTelemetry counter ``shadow.internal.errors`` (attribute ``shadow.where``) on
+  the meter providers given to ``Shadow`` or the instrumentors (the global one when none was),
+  so the user's backend can alert on it;
 * logged at WARNING with its traceback, once per place per minute (a failure that repeats on
   every call must not flood the application's log), at DEBUG otherwise.
 """
@@ -15,6 +16,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics
@@ -22,7 +25,14 @@ from opentelemetry import metrics
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
 
-__all__ = ["INTERNAL_ERRORS_METRIC", "INTERNAL_ERROR_EVENT", "WHERE_ATTRIBUTE", "internal_failure"]
+__all__ = [
+    "INTERNAL_ERRORS_METRIC",
+    "INTERNAL_ERROR_EVENT",
+    "WHERE_ATTRIBUTE",
+    "failures",
+    "internal_failure",
+    "register",
+]
 
 INTERNAL_ERRORS_METRIC = "shadow.internal.errors"
 INTERNAL_ERROR_EVENT = "shadow.internal_error"
@@ -33,38 +43,55 @@ logger = logging.getLogger("otel_shadow")
 
 _lock = threading.Lock()
 _last_logged: dict[str, float] = {}
-_counter: list[Any] = []  # the instrument, made on the first failure (a failure-free app makes none)
+_tally: Counter[str] = Counter()  # failures by place, read by the observable counters
+_registered: set[int] = set()  # the meter providers that have the counter (0: the global one)
 
 
-def _count(where: str) -> None:
-    if not _counter:
-        meter = metrics.get_meter("otel_shadow")
-        counter = meter.create_counter(
-            INTERNAL_ERRORS_METRIC,
-            unit="{error}",
-            description="otel-shadow's own failures (the wrapped call was not affected)",
-        )
-        with _lock:
-            if not _counter:
-                _counter.append(counter)
-    _counter[0].add(1, {WHERE_ATTRIBUTE: where})
+def register(meter_provider: metrics.MeterProvider | None = None) -> None:
+    """Give ``meter_provider`` (default: the global one) the ``shadow.internal.errors`` counter, once."""
+    key = 0 if meter_provider is None else id(meter_provider)
+    with _lock:
+        if key in _registered:
+            return
+        _registered.add(key)
+    from .._version import __version__
+
+    meter = (meter_provider or metrics.get_meter_provider()).get_meter("otel_shadow", __version__)
+    meter.create_observable_counter(
+        INTERNAL_ERRORS_METRIC,
+        callbacks=[_observe],
+        unit="{error}",
+        description="otel-shadow's own failures, by place (the wrapped call was not affected)",
+    )
+
+
+def _observe(options: Any) -> Iterable[metrics.Observation]:
+    with _lock:
+        items = list(_tally.items())
+    for where, value in items:
+        yield metrics.Observation(value, {WHERE_ATTRIBUTE: where})
+
+
+def failures() -> dict[str, int]:
+    """Internal failures so far in this process, by place."""
+    with _lock:
+        return dict(_tally)
 
 
 def internal_failure(where: str, exc: BaseException, span: Span | None = None) -> None:
     """Report one of otel-shadow's own failures at ``where`` (a short stable name). Never raises."""
+    now = time.monotonic()
+    with _lock:
+        _tally[where] += 1
+        last = _last_logged.get(where)
+        loud = last is None or now - last >= LOG_INTERVAL_S
+        if loud:
+            _last_logged[where] = now
     try:
+        if not _registered:
+            register()
         if span is not None and span.is_recording():
-            span.add_event(
-                INTERNAL_ERROR_EVENT,
-                {WHERE_ATTRIBUTE: where, "exception.type": type(exc).__qualname__, "exception.message": str(exc)},
-            )
-        _count(where)
-        now = time.monotonic()
-        with _lock:
-            last = _last_logged.get(where)
-            loud = last is None or now - last >= LOG_INTERVAL_S
-            if loud:
-                _last_logged[where] = now
+            span.add_event(INTERNAL_ERROR_EVENT, {WHERE_ATTRIBUTE: where, "exception.type": type(exc).__qualname__})
         if loud:
             logger.warning("otel-shadow: internal failure in %s (the call was not affected)", where, exc_info=exc)
         else:

@@ -22,6 +22,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Link, NonRecordingSpan, Span, SpanContext, SpanKind
 
 from .. import attributes as A
+from .failures import register as register_failures
 
 __all__ = ["Telemetry", "candidate_context"]
 
@@ -141,6 +142,7 @@ class Telemetry:
             if self._meter_provider is not None
             else metrics.get_meter(_INSTRUMENTATION_NAME, __version__)
         )
+        register_failures(self._meter_provider)
         meter.create_observable_counter(
             A.METRIC_CANDIDATE_RUNS,
             callbacks=[self._observe_runs],

@@ -228,8 +228,8 @@ class ShadowEngine:
                 if rule is None:
                     return None
                 return PrimaryCall(self, rule, adapter, method, instance, kwargs, model, _traces_natively(instance))
-            except Exception:
-                logger.debug("otel-shadow: could not plan a shadow for this call", exc_info=True)
+            except Exception as exc:
+                internal_failure("plan_call", exc)
                 return None
 
         if is_async and method != "stream":  # AsyncMessages.stream returns a manager, not a coroutine
@@ -357,8 +357,8 @@ class PrimaryCall:
                 span.set_attributes(attrs)
             if as_event:
                 span.add_event("gen_ai.client.inference.operation.details", attrs)
-        except Exception:
-            logger.debug("otel-shadow: capturing input content failed", exc_info=True)
+        except Exception as exc:
+            internal_failure("capture_input", exc, span)
 
     def _redact(self, text: str) -> str:
         return self.engine.redact(text) if self.engine.redact is not None else text
@@ -426,8 +426,8 @@ class PrimaryCall:
             parsed, observable = unwrap_raw(result)
             info = self.adapter.response_info(parsed) if observable and parsed is not None else None
             self.finish(info, None, loop)
-        except Exception:
-            logger.debug("otel-shadow: observing the primary's response failed", exc_info=True)
+        except Exception as exc:
+            internal_failure("observe_response", exc, self.span)
         return result
 
     # --- finishing -----------------------------------------------------------------------------------

@@ -3,23 +3,21 @@
 Each proxy forwards every chunk as it arrives (no buffering), feeds it to an ``Accumulator``
 (per-chunk work: a type check and an append), and finishes the primary exactly once, from
 whichever comes first: the end of the stream, an error, ``close()``, the ``with`` block's exit, or
-garbage collection of an abandoned stream. Errors in our own bookkeeping are swallowed (logged at
-debug level); the user's exceptions propagate unchanged.
+garbage collection of an abandoned stream. Errors in our own bookkeeping go to the one handler of
+internal failures (``core.failures``); the user's exceptions propagate unchanged.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any
 
 import wrapt
 
+from ..core.failures import internal_failure
 from ._genai import Accumulator, Info
 
 __all__ = ["AsyncStreamProxy", "AsyncStreamManagerProxy", "StreamManagerProxy", "SyncStreamProxy"]
-
-logger = logging.getLogger("otel_shadow")
 
 Finish = Callable[[Info | None, BaseException | None], None]
 
@@ -37,8 +35,8 @@ class _Watch:
     def feed(self, item: Any) -> None:
         try:
             self.acc.feed(item)
-        except Exception:
-            logger.debug("otel-shadow: reading a stream chunk failed", exc_info=True)
+        except Exception as exc:
+            internal_failure("stream_chunk", exc)
 
     def finish(self, complete: bool, error: BaseException | None = None, info: Info | None = None) -> None:
         if self.done:
@@ -46,8 +44,8 @@ class _Watch:
         self.done = True
         try:
             self.on_finish(info if info is not None else self.acc.result(complete), error)
-        except Exception:
-            logger.debug("otel-shadow: finishing a stream failed", exc_info=True)
+        except Exception as exc:
+            internal_failure("stream_finish", exc)
 
 
 class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
