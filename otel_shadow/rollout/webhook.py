@@ -106,6 +106,17 @@ class Delivery:
     error: str | None  # why it failed (no secret in it)
 
 
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args: Any, **kwargs: Any) -> None:
         return None  # the 3xx is raised as an HTTPError: a failed delivery
@@ -137,6 +148,13 @@ class Webhook:
         self.max_response_bytes = max_response_bytes
         self._sleep = sleep
         self._opener = urllib.request.build_opener(_NoRedirect())
+        host = urlsplit(url).hostname or ""
+        if secret and url.startswith("http://") and not _is_loopback(host):
+            logger.warning(
+                "webhook %s is plain http to another host: the secret and the alerts cross the network "
+                "unencrypted; use https://",
+                url,
+            )
 
     def __repr__(self) -> str:
         return f"Webhook({self.url!r}, secret={'set' if self._secret else 'none'})"

@@ -374,3 +374,13 @@ def test_intervals_read_seconds_minutes_and_hours(text: str, seconds: float) -> 
 def test_an_unreadable_interval_is_refused(text: str) -> None:
     with pytest.raises(ConfigError, match="must be a duration above 0"):
         parse_interval(text)
+
+
+def test_a_secret_sent_over_plain_http_to_another_host_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="otel_shadow"):
+        Webhook("http://127.0.0.1:9/hook", SECRET)
+        Webhook("https://alerts.example.com/hook", SECRET)
+        assert caplog.records == []
+        Webhook("http://alerts.example.com/hook", SECRET)
+    assert [r.levelno for r in caplog.records] == [logging.WARNING]
+    assert "unencrypted" in caplog.text and SECRET not in caplog.text
