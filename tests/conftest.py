@@ -27,6 +27,7 @@ SLOW: dict[str, str] = {
     "tests/analysis/test_comparison_gates.py::test_agreement_metrics_pass_at_the_floor_and_fail_below_it": "hundreds of pairs through the SDK",
     "tests/collector/test_healing.py": "decode workers killed, tmpfs file systems filled up",
     "tests/collector/test_interop.py": "other SDKs (Python exporters, Node.js) in their own processes",
+    "tests/collector/test_segments_tier.py": "three collectors fed over HTTP; collector processes killed and restarted",
     "tests/collector/test_reliability.py::test_kill_9_under_load_loses_no_acknowledged_span": "collector processes under load, killed",
     "tests/collector/test_reliability.py::test_sigterm_": "collector processes stopped by SIGTERM",
     "tests/collector/test_reliability.py::test_a_database_held_by_another_process_is_a_clear_error": "a collector process",
