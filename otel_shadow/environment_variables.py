@@ -33,6 +33,9 @@ OTEL_SHADOW_EXIT_GRACE: Final = "OTEL_SHADOW_EXIT_GRACE"
 OTEL_SHADOW_DB: Final = "OTEL_SHADOW_DB"
 """Path of the DuckDB database used by the exporter and the CLI. Default ``otel-shadow.duckdb``."""
 
+OTEL_SHADOW_CLICKHOUSE: Final = "OTEL_SHADOW_CLICKHOUSE"
+"""ClickHouse database ``report``, ``sql`` and ``clickhouse-views`` read instead of the DuckDB file: ``http(s)://user:password@host:8123/db`` or ``chdb:FOLDER``."""
+
 OTEL_SHADOW_CONFIG: Final = "OTEL_SHADOW_CONFIG"
 """YAML file of shadow rules for zero-code instrumentation of LLM client calls."""
 
