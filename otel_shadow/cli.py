@@ -17,6 +17,7 @@ import click
 from . import __version__
 from .environment_variables import (
     DEFAULT_DB,
+    OTEL_SHADOW_CLICKHOUSE,
     OTEL_SHADOW_COLLECTOR_TOKEN,
     OTEL_SHADOW_DB,
 )
@@ -41,7 +42,7 @@ segments_option = click.option(
 )
 clickhouse_option = click.option(
     "--clickhouse",
-    envvar="OTEL_SHADOW_CLICKHOUSE",
+    envvar=OTEL_SHADOW_CLICKHOUSE,
     default=None,
     metavar="URL",
     help="Read a ClickHouse database instead of --db: http(s)://user:password@host:8123/database, or chdb:FOLDER (docs/clickhouse.md).",
@@ -701,7 +702,7 @@ def rollback(db: str, rules_path: str, plan_path: str | None, rule: str | None, 
 
 
 @cli.command("clickhouse-views")
-@click.option("--clickhouse", envvar="OTEL_SHADOW_CLICKHOUSE", required=True, metavar="URL", help="The database to create the views in (and where otel_traces is, unless --traces-database).")
+@click.option("--clickhouse", envvar=OTEL_SHADOW_CLICKHOUSE, required=True, metavar="URL", help="The database to create the views in (and where otel_traces is, unless --traces-database).")
 @click.option("--traces-table", default="otel_traces", show_default=True, help="The clickhouseexporter's traces_table_name.")
 @click.option("--traces-database", default=None, help="Database of the traces table (default: the URL's).")
 def clickhouse_views(clickhouse: str, traces_table: str, traces_database: str | None) -> None:
