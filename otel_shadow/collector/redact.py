@@ -139,7 +139,7 @@ class IngestRedactor:
         return value  # numbers and booleans carry no text
 
     def _text(self, text: str, deadline: float) -> str:
-        if time.monotonic() > deadline:
+        if time.monotonic() >= deadline:
             self.stats.values_withheld += 1
             return WITHHELD
         suffix = ""
