@@ -10,6 +10,7 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -107,17 +108,35 @@ def test_fuzzed_otlp_json_shapes_are_400_or_stored(collector: Collector, doc: An
 COLLECTOR = [sys.executable, "-m", "otel_shadow", "collector", "--grpc-port", "0", "--http-port", "0", "--log-level", "WARNING"]
 
 
+def _wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def _ready(info: dict[str, Any]) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{info['http_port']}/readyz", timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def _start(db: Path, *args: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    """A collector process, once it answers ready; its stderr goes to <db>.stderr (no pipe left open)."""
     info_path = Path(f"{db}.collector.json")
     info_path.unlink(missing_ok=True)
-    proc = subprocess.Popen([*COLLECTOR, "--db", str(db), *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    stderr = Path(f"{db}.stderr")
+    with stderr.open("w") as err:  # the child has its own copy of the descriptor
+        proc = subprocess.Popen([*COLLECTOR, "--db", str(db), *args], stdout=subprocess.DEVNULL, stderr=err, text=True)
     deadline = time.monotonic() + 30
     while not info_path.exists():
-        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        assert proc.poll() is None, stderr.read_text()
         assert time.monotonic() < deadline, "collector did not start"
         time.sleep(0.05)
-    time.sleep(0.1)
-    return proc, json.loads(info_path.read_text())
+    info = json.loads(info_path.read_text())
+    _wait_for(lambda: _ready(info), 30, "the collector did not become ready")
+    return proc, info
 
 
 def _children(pid: int) -> list[int]:
@@ -172,7 +191,8 @@ def test_kill_9_under_load_loses_no_acknowledged_span(tmp_path: Path) -> None:
         subprocess.Popen([sys.executable, "-c", LOADER, str(info["grpc_port"]), str(acked), str(Path(__file__).parents[2])])
         for _ in range(2)
     ]
-    time.sleep(3)
+    # killed under load: once the loaders have had batches acknowledged, while they send more
+    _wait_for(lambda: acked.exists() and len(acked.read_text().split()) > 10, 60, "the load did not get going")
     workers = _children(proc.pid)
     assert workers, "the collector should decode in worker processes"
     proc.send_signal(signal.SIGKILL)
@@ -241,13 +261,12 @@ def test_a_database_held_by_another_process_is_a_clear_error(tmp_path: Path) -> 
 
     db = tmp_path / "held.duckdb"
     Store.open(db).close()
-    holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(db)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
-        out = subprocess.run([*COLLECTOR, "--db", str(db)], capture_output=True, text=True, timeout=60)
-    finally:
-        holder.kill()
-        holder.wait()
+    with subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(db)], stdout=subprocess.PIPE, text=True) as holder:
+        try:
+            assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+            out = subprocess.run([*COLLECTOR, "--db", str(db)], capture_output=True, text=True, timeout=60)
+        finally:
+            holder.kill()  # leaving the with closes its pipe and waits
     assert out.returncode == 2
     assert "error: database" in out.stderr and "is held by process" in out.stderr and "Traceback" not in out.stderr
     assert not Path(f"{db}.collector.json").exists()
@@ -316,7 +335,12 @@ def test_sigterm_exits_within_the_drain_timeout_while_a_decode_worker_hangs(tmp_
 
     client = threading.Thread(target=stuck_request)
     client.start()
-    time.sleep(1.0)
+
+    def admitted() -> bool:  # the stuck request is in, waiting for the stopped worker
+        metrics = httpx.get(f"http://127.0.0.1:{info['http_port']}/metrics", params={"format": "json"}, timeout=5)
+        return bool(metrics.json()["inflight_bytes"] > 0)
+
+    _wait_for(admitted, 30, "the request did not reach the collector")
     try:
         code, _ = _sigterm_exit_seconds(proc)
     finally:

@@ -118,8 +118,8 @@ def hold(db: Path) -> Iterator[Any]:
 
     yield start
     for holder in holders:
-        holder.kill()
-        holder.wait()
+        with holder:  # closes its pipe and waits
+            holder.kill()
 
 
 def test_a_stale_collector_info_file_is_named_as_stale(db: Path, hold: Any) -> None:

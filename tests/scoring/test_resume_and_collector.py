@@ -39,14 +39,14 @@ def test_a_run_killed_midway_resumes_without_rescoring_or_duplicates(llm: LLMSer
         "--judge-base-url", llm.openai_url, "--batch-size", "5", "--concurrency", "2", "--bias-check", "0",
         "--no-progress",
     ]
-    process = subprocess.Popen(command, env={**os.environ, "OPENAI_API_KEY": "test"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while _judge_calls(llm) < 25:
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline, "the scoring process made no progress"
-        time.sleep(0.01)
-    process.send_signal(signal.SIGKILL)
-    process.wait(10)
+    env = {**os.environ, "OPENAI_API_KEY": "test"}
+    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        deadline = time.monotonic() + 60
+        while _judge_calls(llm) < 25:
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "the scoring process made no progress"
+            time.sleep(0.01)
+        process.send_signal(signal.SIGKILL)  # leaving the with closes its pipes and waits
     with Store.open(db, read_only=True) as store:
         kept = store.query("SELECT count(*) FROM shadow_scores").rows[0][0]
         assert store.query(SCORE_SPANS).rows == [(kept,)]
@@ -76,7 +76,7 @@ class CollectorProcess:
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
-        self.process.wait(20)
+        self.process.communicate(timeout=20)  # waits, and closes the stderr pipe
 
 
 def test_scoring_while_a_collector_holds_the_database_goes_through_it(llm: LLMServer, tmp_path: Path) -> None:

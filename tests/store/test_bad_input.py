@@ -33,11 +33,10 @@ def locked_db(tmp_path: Path) -> Iterator[Path]:
     path = tmp_path / "held.duckdb"
     with Store.open(path) as store:
         Writer(store).write(request(*pair()))
-    holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(path)], stdout=subprocess.PIPE, text=True)
-    assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
-    yield path
-    holder.kill()
-    holder.wait()
+    with subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(path)], stdout=subprocess.PIPE, text=True) as holder:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        yield path
+        holder.kill()  # leaving the with closes its pipe and waits
 
 
 def test_a_file_that_is_not_a_database(tmp_path: Path) -> None:
