@@ -646,8 +646,17 @@ def rollout(db: str, rules_path: str, plan_path: str | None, rule: str | None, t
     """
     import time
 
+    from .errors import DatabaseLocked
+
     while True:
-        ramp = _ramp(db, rules_path, plan_path, rule, thresholds_file)
+        try:
+            ramp = _ramp(db, rules_path, plan_path, rule, thresholds_file)
+        except DatabaseLocked as exc:
+            if not watch_loop:
+                raise
+            click.echo(f"{exc} (trying again in {interval:g} s)", err=True)  # --watch outlives a busy moment
+            time.sleep(interval)
+            continue
         try:
             outcome = ramp.advance(actor)
         finally:
