@@ -151,27 +151,23 @@ def edit_rule(
     A canary fraction needs the rule's own ``canary:`` block (its sticky key): a plan alone never
     makes a rule serve the candidate's answer to users.
     """
-    # positions shift with each edit: the later position in the file is changed first
-    edits: list[tuple[int, str, float]] = []
     root, _ = load_yaml(text, source, "a rules file")
     _, node = _find_rule(root, source, rule)
-    if canary_fraction is not None:
-        canary = _child(node, "canary")
-        if not isinstance(canary, yaml.MappingNode):
-            raise ConfigError(
-                f"{source}:{node.start_mark.line + 1}: rule {rule!r} has no `canary:` block, and a canary step serves "
-                f"the candidate's answer to users, which only a rule that says so may do; add "
-                f"`canary: {{fraction: 0.0, key: user}}` to the rule (key: user, baggage:<name> or request:<field>)"
-            )
-        edits.append((canary.start_mark.index, "canary", canary_fraction))
-    if sample_rate is not None:
-        edits.append((node.start_mark.index, "sample_rate", sample_rate))
-    for _, key, value in sorted(edits, key=lambda e: e[0], reverse=True):
-        root, _ = load_yaml(text, source, "a rules file")
+    if canary_fraction is not None and not isinstance(_child(node, "canary"), yaml.MappingNode):
+        raise ConfigError(
+            f"{source}:{node.start_mark.line + 1}: rule {rule!r} has no `canary:` block, and a canary step serves "
+            f"the candidate's answer to users, which only a rule that says so may do; add "
+            f"`canary: {{fraction: 0.0, key: user}}` to the rule (key: user, baggage:<name> or request:<field>)"
+        )
+    edits = [("canary", "fraction", canary_fraction), (None, "sample_rate", sample_rate)]
+    for block, key, value in edits:
+        if value is None:
+            continue
+        root, _ = load_yaml(text, source, "a rules file")  # the first edit moved the positions after it
         _, node = _find_rule(root, source, rule)
-        target = node if key == "sample_rate" else _child(node, "canary")
+        target = _child(node, block) if block else node
         assert isinstance(target, yaml.MappingNode)
-        text = _set(text, target, "fraction" if key == "canary" else key, value)
+        text = _set(text, target, key, value)
     return text
 
 

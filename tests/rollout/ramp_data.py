@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -126,7 +125,3 @@ def write_cohorts(
             )
         )
     _write(store, spans)
-
-
-def open_writer(path: Path) -> Store:
-    return Store.open(path)

@@ -94,3 +94,14 @@ def test_a_held_database_is_refused_with_the_fix_and_nothing_moves(tmp_path: Pat
     assert result.returncode == 2
     assert "needs the database to itself" in result.stderr and "while no other process holds it" in result.stderr
     assert rules.read_text() == RULES
+
+
+def test_rollout_watch_keeps_moving_until_the_plan_is_complete(tmp_path: Path) -> None:
+    plan = "steps:\n  - {phase: shadow, fraction: 0.5, min_time: 0, min_pairs: 200}\n  - {phase: shadow, fraction: 1.0, min_time: 0, min_pairs: 200}\n"
+    args, rules, db = _files(tmp_path, plan)
+    with Store.open(db) as store:  # pairs stamped an hour ahead: every step's window holds them
+        write_pairs(store, "chat", 2000, dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1), seed=0)
+    result = run("rollout", *args, "--watch", "--interval", "0")
+    assert result.returncode == 0, result.stderr
+    assert [line.split(":")[1].strip() for line in result.stdout.splitlines()] == ["start", "advance", "complete"]
+    assert load_rules(rules).rules[0].sample_rate == 1.0
