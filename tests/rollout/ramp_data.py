@@ -40,13 +40,19 @@ def _write(store: Store, spans: list[Any]) -> None:
 
 
 def write_pairs(
-    store: Store, experiment: str, n: int, at: dt.datetime, seed: int, candidate_error_rate: float = 0.0
+    store: Store,
+    experiment: str,
+    n: int,
+    at: dt.datetime,
+    seed: int,
+    candidate_error_rate: float = 0.0,
+    slowdown: float = 1.0,
 ) -> None:
     """``n`` primary × candidate pairs starting at ``at`` (one per millisecond), same latency law."""
     rng = np.random.default_rng(seed)
     shared = rng.normal(0.0, 0.5, n)
     primary_ms = np.exp(np.log(800.0) + shared + rng.normal(0.0, 0.1, n))
-    candidate_ms = np.exp(np.log(800.0) + shared + rng.normal(0.0, 0.1, n))
+    candidate_ms = np.exp(np.log(800.0) + shared + rng.normal(0.0, 0.1, n)) * slowdown
     errors = rng.random(n) < candidate_error_rate
     base = ns(at)
     spans = []

@@ -80,7 +80,12 @@ def test_a_good_candidate_walks_the_default_plan_to_100_percent(tmp_path: Path) 
     assert "rule chat: complete, canary 100%" in render_text(report)
 
 
-def test_a_candidate_with_more_errors_is_rolled_back(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("bad", "reason"), [({"candidate_error_rate": 0.3}, "error rate"), ({"slowdown": 1.6}, "p95 latency")]
+)
+def test_a_candidate_with_more_errors_or_slower_is_rolled_back(
+    tmp_path: Path, bad: dict[str, float], reason: str
+) -> None:
     rules = _rules(tmp_path)
     clock = FakeClock()
     with Store.open(tmp_path / "s.duckdb") as store:
@@ -90,9 +95,9 @@ def test_a_candidate_with_more_errors_is_rolled_back(tmp_path: Path) -> None:
         clock.tick(3600)
         assert ramp.advance().action == "advance"
         assert _values(rules) == (0.25, 0.0)
-        write_pairs(store, "chat", 600, clock.tick(60), seed=2, candidate_error_rate=0.3)
+        write_pairs(store, "chat", 600, clock.tick(60), seed=2, **bad)
         outcome = ramp.advance()  # a FAIL does not wait for min_time
-        assert outcome.action == "rollback" and outcome.verdict == "FAIL" and "error rate" in outcome.message
+        assert outcome.action == "rollback" and outcome.verdict == "FAIL" and reason in outcome.message
         assert _values(rules) == (0.05, 0.0)
         assert _moves(store)[-1] == ("rollback", 0, "rolled_back", "rollout", "FAIL")
         before = rules.read_bytes()
