@@ -249,13 +249,31 @@ class Ramp:
                 "active",
                 verdict.verdict,
                 verdict.pairs,
-                f"holding at {step.describe()}: {why}",
+                f"holding at {step.describe()}: {why}{self._drift(state.step)}",
             )
         if action == "rollback":
             return self._rollback(actor, verdict, why)
         if state.step + 1 >= len(self.plan.steps):
             return self._move("complete", state.step, "complete", actor, verdict, why)
         return self._move("advance", state.step + 1, "active", actor, verdict, why)
+
+    def _drift(self, index: int) -> str:
+        """A note when the rules file no longer says what step ``index`` wrote (a hand edit since)."""
+        sample_rate, canary = self._values(index, "active")
+        now = rule_values(read_rules_text(self.rules_path), str(self.rules_path), self.rule)
+        notes = [
+            f"{name} is {found}, not the step's {wanted}"
+            for name, wanted, found in (
+                ("sample_rate", sample_rate, now.sample_rate),
+                ("canary.fraction", canary, now.canary_fraction),
+            )
+            if wanted is not None and found != wanted
+        ]
+        return (
+            f"; note: the rules file was edited since ({', '.join(notes)}); the next move sets it again"
+            if notes
+            else ""
+        )
 
     def promote(self, actor: str) -> Outcome:
         """A person moves the plan one step on, whatever the verdict (which is recorded with the move)."""

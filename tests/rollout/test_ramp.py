@@ -168,3 +168,14 @@ def test_decide_moves_only_on_pass_with_enough_data_and_rolls_back_on_fail(
     verdict: str, pairs: int, elapsed: float, action: str
 ) -> None:
     assert decide(Step("shadow", 0.05, 3600, 500), StepVerdict(verdict, pairs), elapsed)[0] == action
+
+
+def test_a_hold_says_when_the_rules_file_was_edited_by_hand_since_the_step(tmp_path: Path) -> None:
+    rules = _rules(tmp_path)
+    with Store.open(tmp_path / "s.duckdb") as store:
+        ramp = Ramp(store, rules, DEFAULT_PLAN, parse_rules, clock=FakeClock())
+        ramp.advance()
+        rules.write_text(rules.read_text().replace("sample_rate: 0.05", "sample_rate: 0.3"))
+        outcome = ramp.advance()
+    assert outcome.action == "hold"
+    assert "the rules file was edited since (sample_rate is 0.3, not the step's 0.05)" in outcome.message
