@@ -97,17 +97,21 @@ def _rewrite(code: str) -> str:
 
 
 # The analysis's comparison-metrics statement (otel_shadow.analysis.data.METRICS_SQL) reads the
-# DuckDB store's spans table and its JSON. Here: the same rows from the candidate and replicate
-# executions of shadow_runs, de-duplicated there; booleans are 'true' / 'false' in the exporter.
+# DuckDB store's spans table and its JSON. Here: the same rows from the exporter's spans (the span's
+# own shadow.outcome, re-sent copies once); booleans are 'true' / 'false' in the exporter.
 _METRICS_SQL = """
 SELECT experiment, config_id AS candidate_config_id, role AS candidate_role, substring(key, 15) AS metric,
        count(value) AS n, avg(value) AS mean, if(count(value) > 1, varSamp(value), 0.0) AS var
 FROM (
     SELECT experiment, config_id, role, key,
            multiIf(attributes[key] = 'true', 1.0, attributes[key] = 'false', 0.0, toFloat64OrNull(attributes[key])) AS value
-    FROM shadow_runs
+    FROM (
+        SELECT trace_id, span_id, experiment, config_id, role, attributes
+        FROM otel_shadow_spans
+        WHERE role IN ('candidate', 'replicate') AND outcome = 'ok'
+        LIMIT 1 BY trace_id, span_id  -- re-sent copies are identical
+    )
     ARRAY JOIN arrayFilter(k -> startsWith(k, 'shadow.metric.'), mapKeys(attributes)) AS key
-    WHERE role IN ('candidate', 'replicate') AND outcome = 'ok'
 )
 WHERE value IS NOT NULL
 GROUP BY ALL
