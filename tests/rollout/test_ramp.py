@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from otel_shadow.analysis import build_report, render_json, render_text
+from otel_shadow.analysis.data import Query
 from otel_shadow.instrumentation.rules import load_rules, parse_rules
 from otel_shadow.rollout.plan import DEFAULT_PLAN, Step, parse_plan
 from otel_shadow.rollout.ramp import Ramp, StepVerdict, decide
@@ -36,6 +38,14 @@ def _rules(tmp_path: Path, text: str = RULES) -> Path:
 def _values(path: Path) -> tuple[float, float | None]:
     rule = load_rules(path).rules[0]
     return rule.sample_rate, rule.canary.fraction if rule.canary else None
+
+
+def _reader(store: Store) -> Query:
+    def query(sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+        result = store.query(sql)
+        return result.columns, result.rows
+
+    return query
 
 
 def _moves(store: Store) -> list[tuple[str, int, str, str, str | None]]:
@@ -70,7 +80,7 @@ def test_a_good_candidate_walks_the_default_plan_to_100_percent(tmp_path: Path) 
         assert seen == [(0.25, 0.0), (1.0, 0.0), (1.0, 0.05), (1.0, 0.25), (1.0, 0.5), (1.0, 1.0), (1.0, 1.0)]
         assert [m[0] for m in _moves(store)] == ["start"] + ["advance"] * 6 + ["complete"]
         assert ramp.advance().action == "none"  # a complete plan stays complete
-        report = build_report(lambda sql: (store.query(sql).columns, store.query(sql).rows))
+        report = build_report(_reader(store))
     text = rules.read_text()
     assert text.startswith("# the team's shadow rules: keep this comment\n")
     assert "sample_rate: 1.0   # tiny to begin with" in text  # only the number changed
@@ -179,3 +189,13 @@ def test_a_hold_says_when_the_rules_file_was_edited_by_hand_since_the_step(tmp_p
         outcome = ramp.advance()
     assert outcome.action == "hold"
     assert "the rules file was edited since (sample_rate is 0.3, not the step's 0.05)" in outcome.message
+
+
+def test_a_store_from_before_rollouts_reports_no_rollout(tmp_path: Path) -> None:
+    path = tmp_path / "old.duckdb"
+    with Store.open(path) as store:
+        write_pairs(store, "chat", 200, FakeClock()(), seed=0)
+        store.con.execute("DROP TABLE rollout_history")  # as a store written before the table existed
+    with Store.open(path, read_only=True) as store:
+        report = build_report(_reader(store))
+    assert report.rollout == [] and len(report.candidates) == 1
