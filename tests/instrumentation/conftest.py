@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import anthropic
@@ -58,14 +58,17 @@ def instrument(provider: TracerProvider, scheduler: Scheduler) -> Iterator[Calla
         inst.uninstrument()
 
 
+# the clients are closed after each test: their pooled connections are sockets (ResourceWarning)
 @pytest.fixture
-def oai(llm_server: LLMServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=llm_server.openai_url, api_key="test-key", max_retries=0)
+def oai(llm_server: LLMServer) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=llm_server.openai_url, api_key="test-key", max_retries=0) as client:
+        yield client
 
 
 @pytest.fixture
-def aoai(llm_server: LLMServer) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=llm_server.openai_url, api_key="test-key", max_retries=0)
+async def aoai(llm_server: LLMServer) -> AsyncIterator[openai.AsyncOpenAI]:
+    async with openai.AsyncOpenAI(base_url=llm_server.openai_url, api_key="test-key", max_retries=0) as client:
+        yield client
 
 
 # The anthropic SDK (2.x) traces its own calls, on by default; it is off here, so the primary's
@@ -75,13 +78,17 @@ NO_SDK_SPANS: dict[str, Any] = {"open_telemetry": False} if ANTHROPIC_TRACES_ITS
 
 
 @pytest.fixture
-def claude(llm_server: LLMServer) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=llm_server.anthropic_url, api_key="test-key", max_retries=0, **NO_SDK_SPANS)
+def claude(llm_server: LLMServer) -> Iterator[anthropic.Anthropic]:
+    with anthropic.Anthropic(base_url=llm_server.anthropic_url, api_key="test-key", max_retries=0, **NO_SDK_SPANS) as client:
+        yield client
 
 
 @pytest.fixture
-def aclaude(llm_server: LLMServer) -> anthropic.AsyncAnthropic:
-    return anthropic.AsyncAnthropic(base_url=llm_server.anthropic_url, api_key="test-key", max_retries=0, **NO_SDK_SPANS)
+async def aclaude(llm_server: LLMServer) -> AsyncIterator[anthropic.AsyncAnthropic]:
+    async with anthropic.AsyncAnthropic(
+        base_url=llm_server.anthropic_url, api_key="test-key", max_retries=0, **NO_SDK_SPANS
+    ) as client:
+        yield client
 
 
 def by_role(exporter: InMemorySpanExporter) -> dict[str, list[Any]]:

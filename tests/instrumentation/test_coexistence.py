@@ -101,19 +101,22 @@ async def test_with_the_anthropic_sdks_own_tracing_on_or_off_one_genai_span_per_
     ours = AnthropicShadowInstrumentor()
     ours.instrument(rules=RULES, tracer_provider=provider, scheduler=scheduler)
     try:
+        # the clients are closed before the test ends: their pooled connections are sockets
         if call == "async":
-            client: Any = anthropic.AsyncAnthropic(base_url=llm_server.anthropic_url, api_key="k", max_retries=0, open_telemetry=option)
-            message = await client.messages.create(**ASK)
-            assert message.content[0].text
-            assert await scheduler.aflush(10)
+            async with anthropic.AsyncAnthropic(
+                base_url=llm_server.anthropic_url, api_key="k", max_retries=0, open_telemetry=option
+            ) as aclient:
+                message = await aclient.messages.create(**ASK)
+                assert message.content[0].text
+                assert await scheduler.aflush(10)
         else:
-            client = anthropic.Anthropic(base_url=llm_server.anthropic_url, api_key="k", max_retries=0, open_telemetry=option)
-            if call == "stream":
-                events = list(client.messages.create(**ASK, stream=True))
-                assert events[-1].type == "message_stop"
-            else:
-                assert client.messages.create(**ASK).content[0].text
-            assert scheduler.flush(10)
+            with anthropic.Anthropic(base_url=llm_server.anthropic_url, api_key="k", max_retries=0, open_telemetry=option) as client:
+                if call == "stream":
+                    events = list(client.messages.create(**ASK, stream=True))
+                    assert events[-1].type == "message_stop"
+                else:
+                    assert client.messages.create(**ASK).content[0].text
+                assert scheduler.flush(10)
     finally:
         ours.uninstrument()
     genai = genai_spans(spans)
@@ -142,9 +145,10 @@ def test_with_the_anthropic_sdks_own_tracing_the_primary_row_names_provider_and_
     ours = AnthropicShadowInstrumentor()
     ours.instrument(rules=RULES, tracer_provider=provider, scheduler=scheduler)
     try:
-        client = anthropic.Anthropic(base_url=llm_server.anthropic_url, api_key="k", max_retries=0, open_telemetry={"tracer_provider": provider})
-        client.messages.create(**ASK)
-        assert scheduler.flush(10)
+        native = {"tracer_provider": provider}
+        with anthropic.Anthropic(base_url=llm_server.anthropic_url, api_key="k", max_retries=0, open_telemetry=native) as client:
+            client.messages.create(**ASK)
+            assert scheduler.flush(10)
     finally:
         ours.uninstrument()
     assert runs(provider, store_path)[1][:3] == ("primary", "anthropic", "chat")

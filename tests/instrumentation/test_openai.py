@@ -125,10 +125,10 @@ def test_candidate_failures_never_reach_the_user_and_retries_are_limited(
     instrument: Any, oai: openai.OpenAI, spans: Any, scheduler: Scheduler, llm_server: Any, model: str, error: str
 ) -> None:
     instrument({"rules": [{"name": "bad", "match": {"model": "gpt-4o"}, "max_retries": 0, "candidates": [{"model": model}]}]})
-    user = openai.OpenAI(base_url=llm_server.openai_url, api_key="k", max_retries=5)  # the user's own retries
     before = sum(1 for r in llm_server.requests if r.get("model") == model)
-    assert user.chat.completions.create(model="gpt-4o", messages=MESSAGES).choices[0].message.content
-    assert scheduler.flush(10)
+    with openai.OpenAI(base_url=llm_server.openai_url, api_key="k", max_retries=5) as user:  # the user's own retries
+        assert user.chat.completions.create(model="gpt-4o", messages=MESSAGES).choices[0].message.content
+        assert scheduler.flush(10)
     (candidate,) = by_role(spans)["candidate"]
     assert candidate.attributes[A.SHADOW_OUTCOME] == "error" and candidate.attributes[A.ERROR_TYPE] == error
     assert sum(1 for r in llm_server.requests if r.get("model") == model) - before == 1  # no retries
