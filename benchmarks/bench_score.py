@@ -61,7 +61,7 @@ def output(prompt_no: int, variant: int) -> str:
 def build(db: Path, pairs: int) -> None:
     exporter = DuckDBSpanExporter(str(db))
     provider = TracerProvider()
-    provider.add_span_processor(BatchSpanProcessor(exporter, max_export_batch_size=512))
+    provider.add_span_processor(BatchSpanProcessor(exporter, max_export_batch_size=512, max_queue_size=1 << 20))
     shadow = Shadow(configs=[{"v": 0}, {"v": 1}], tracer_provider=provider, capture_content=True, scheduler=Scheduler(workers=2, max_pending=100_000))
 
     @shadow.experiment(name="support")
@@ -119,6 +119,9 @@ def paging(tmp: str, store_pairs: int, scored_pairs: int) -> dict[str, Any]:
 
     source = Path(tmp) / "paging.duckdb"
     build(source, store_pairs)
+    with Store.open(source, read_only=True) as store:  # what the run will read (the SDK may drop some calls' candidates)
+        sql = "SELECT count(*) FROM shadow_pairs WHERE primary_outcome = 'ok' AND candidate_outcome = 'ok'"
+        store_pairs = int(store.query(sql).rows[0][0])
     out: dict[str, Any] = {"store_pairs": store_pairs, "page_size": 256, "read_s": {"keyset": [], "materialized": []}}
     for round_no in range(3):
         for mode in (("keyset", "materialized") if round_no % 2 == 0 else ("materialized", "keyset")):

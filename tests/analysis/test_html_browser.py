@@ -104,7 +104,7 @@ class Browser:
                 raise RuntimeError(f"chromium closed its DevTools pipe (exit {self.process.poll()}); {self.log}: {log}")
             self._buffer += chunk
         message, self._buffer = self._buffer.split(b"\0", 1)
-        return json.loads(message)  # type: ignore[no-any-return]
+        return json.loads(message)
 
     def send(self, method: str, params: dict[str, Any] | None = None, session: bool = False, timeout: float = 60.0) -> dict[str, Any]:
         self._id += 1
@@ -121,7 +121,7 @@ class Browser:
             elif "error" in reply:
                 raise RuntimeError(f"DevTools {method} failed: {reply['error']}")
             else:
-                return reply.get("result", {})  # type: ignore[no-any-return]
+                return reply.get("result", {})
         raise TimeoutError(f"DevTools {method}: no reply within {timeout:.0f} s")
 
     def wait_for(self, event: str, timeout: float = 60.0) -> None:

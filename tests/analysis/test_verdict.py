@@ -5,18 +5,21 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from otel_shadow.analysis import SCHEMA, Thresholds, render_json, render_text
+from otel_shadow.analysis.gates import GateResult
+from otel_shadow.analysis.report import CandidateReport
 from otel_shadow.errors import ConfigError
 
 from .helpers import lognormal_pairs, report_of, write_pairs
 
 
-def gate(candidate: object, name: str) -> object:
-    return next(g for g in candidate.gates if g.name == name)  # type: ignore[attr-defined]
+def gate(candidate: CandidateReport, name: str) -> GateResult:
+    return next(g for g in candidate.gates if g.name == name)
 
 
 def test_a_blatant_failure_on_few_pairs_is_a_fail_not_insufficient(tmp_path: Path) -> None:
@@ -50,6 +53,7 @@ def test_identical_configs_pass_and_a_slower_candidate_fails(tmp_path: Path) -> 
     (slow,) = report_of(tmp_path / "slow.duckdb").candidates
     assert slow.verdict == "FAIL"
     p95 = gate(slow, "latency_p95")
+    assert p95.interval is not None
     assert p95.status == "FAIL" and p95.interval[0] > 1.2 and p95.limit == pytest.approx(1.2)
     # the reason is a sentence with its interval and its limit
     assert re.fullmatch(r"p95 latency \+\d+% \[\+\d+%, \+\d+%\], limit \+20% \(.*\)", p95.reason), p95.reason
@@ -65,6 +69,7 @@ def test_fixed_inference_is_narrower_and_says_it_holds_for_one_read_only(tmp_pat
     (fixed,) = fixed_report.candidates
     a, f = gate(anytime, "latency_p95"), gate(fixed, "latency_p95")
     assert a.estimate == f.estimate and a.level == f.level
+    assert a.interval is not None and f.interval is not None
     assert a.interval[0] < f.interval[0] and f.interval[1] < a.interval[1]
     assert (anytime.verdict, fixed.verdict) == ("MARGINAL", "FAIL")
     assert "fixed-sample intervals (inference: fixed), valid only when this report is read once" in render_text(fixed_report)
@@ -114,7 +119,7 @@ def test_cancelled_executions_are_no_error(tmp_path: Path) -> None:
 
     from ..store.otlp import pair, request
 
-    spans = []
+    spans: list[Any] = []
     for i in range(300):
         spans += pair(candidate_outcome="cancelled" if i % 2 else "ok")
     with Store.open(tmp_path / "s.duckdb") as store:
