@@ -27,6 +27,8 @@ VIEW_NAMES = (
     "shadow_noise_floor",
     "shadow_metrics",
     "shadow_metric_summary",
+    "shadow_scores",
+    "shadow_score_summary",
 )
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 

@@ -273,3 +273,77 @@ SELECT
 FROM (SELECT * FROM m WHERE candidate_role = 'candidate') AS c
 LEFT JOIN (SELECT * FROM m WHERE candidate_role = 'replicate') AS r ON r.experiment = c.experiment AND r.metric = c.metric
 SETTINGS join_use_nulls = 1;
+
+-- One row per scored pair × scorer: the spans `otel-shadow score` writes (named
+-- "gen_ai.evaluation <scorer>", children of the candidate span, linked to the primary; see
+-- docs/scoring.md). A pair that two runs scored with the same scorer config keeps its first score.
+CREATE OR REPLACE VIEW ${db}.shadow_scores AS
+SELECT
+    nullIf(s.attributes['shadow.score.experiment'], '')                      AS experiment,
+    s.trace_id                                                              AS trace_id,
+    l.linked_span_id                                                        AS primary_span_id,
+    s.parent_span_id                                                        AS candidate_span_id,
+    nullIf(s.attributes['shadow.score.primary.config.id'], '')               AS primary_config_id,
+    nullIf(s.attributes['shadow.score.candidate.config.id'], '')             AS candidate_config_id,
+    nullIf(s.attributes['shadow.score.candidate.role'], '')                  AS candidate_role,
+    nullIf(s.attributes['gen_ai.evaluation.name'], '')                       AS scorer,
+    nullIf(s.attributes['shadow.score.scorer.id'], '')                       AS scorer_id,
+    nullIf(s.attributes['shadow.score.model'], '')                           AS model,
+    toFloat64OrNull(s.attributes['gen_ai.evaluation.score.value'])           AS score,
+    nullIf(s.attributes['gen_ai.evaluation.score.label'], '')                AS label,
+    nullIf(s.attributes['gen_ai.evaluation.explanation'], '')                AS explanation,
+    multiIf(s.attributes['shadow.score.judge.consistent'] = 'true', true,
+            s.attributes['shadow.score.judge.consistent'] = 'false', false, NULL) AS consistent,
+    toInt64OrNull(s.attributes['shadow.score.usage.input_tokens'])           AS input_tokens,
+    toInt64OrNull(s.attributes['shadow.score.usage.output_tokens'])          AS output_tokens,
+    fromUnixTimestamp64Nano(toInt64OrNull(s.attributes['shadow.score.pair.start_time_unix_nano'])) AS start_time,
+    s.start_time                                                            AS scored_at,
+    s.span_id                                                               AS score_span_id
+FROM (
+    SELECT * FROM ${db}.otel_shadow_spans
+    WHERE experiment IS NULL AND name LIKE 'gen_ai.evaluation %' AND attributes['shadow.score.scorer.id'] != ''
+    ORDER BY start_time, span_id
+    LIMIT 1 BY trace_id, parent_span_id, attributes['shadow.score.scorer.id']
+) AS s
+LEFT JOIN (
+    SELECT DISTINCT trace_id, span_id, linked_span_id FROM ${db}.otel_shadow_span_links WHERE link_type = 'score.primary'
+) AS l ON l.trace_id = s.trace_id AND l.span_id = s.span_id
+SETTINGS join_use_nulls = 1;
+
+-- Per experiment × candidate config × scorer: the mean score, the judge's wins / ties / losses and
+-- how often the position-bias check agreed, beside the same scorer's mean over replicates.
+CREATE OR REPLACE VIEW ${db}.shadow_score_summary AS
+WITH m AS (
+    SELECT experiment, candidate_config_id, candidate_role, scorer, scorer_id,
+           min(model)                                        AS model,
+           count()                                           AS pairs,
+           avg(score)                                        AS mean,
+           countIf(label = 'win')                            AS wins,
+           countIf(label = 'tie')                            AS ties,
+           countIf(label = 'loss')                           AS losses,
+           count(consistent)                                 AS bias_checked,
+           avg(multiIf(consistent, 1.0, NOT consistent, 0.0, NULL)) AS bias_agreement
+    FROM ${db}.shadow_scores
+    GROUP BY experiment, candidate_config_id, candidate_role, scorer, scorer_id
+)
+SELECT
+    c.experiment AS experiment,
+    c.candidate_config_id AS candidate_config_id,
+    c.scorer AS scorer,
+    c.scorer_id AS scorer_id,
+    c.model AS model,
+    c.pairs AS pairs,
+    c.mean                                                   AS mean_score,
+    c.wins AS wins,
+    c.ties AS ties,
+    c.losses AS losses,
+    c.wins / nullIf(c.wins + c.ties + c.losses, 0)           AS win_rate,
+    c.bias_checked AS bias_checked,
+    c.bias_agreement AS bias_agreement,
+    r.pairs                                                  AS replicate_pairs,
+    r.mean                                                   AS replicate_mean,
+    c.mean - r.mean                                          AS difference_from_floor
+FROM (SELECT * FROM m WHERE candidate_role = 'candidate') AS c
+LEFT JOIN (SELECT * FROM m WHERE candidate_role = 'replicate') AS r
+    ON r.experiment = c.experiment AND r.scorer_id = c.scorer_id
+SETTINGS join_use_nulls = 1;

@@ -105,6 +105,45 @@ def simulate(requests: int, seed: int = 7) -> list[ReadableSpan]:
     return list(memory.get_finished_spans())
 
 
+def with_scores(spans: Sequence[ReadableSpan]) -> list[ReadableSpan]:
+    """The spans, plus the score spans ``otel-shadow score`` writes (its own ``score_span``): a judge
+    and an embedding similarity on every ok pair, scored twice for some (the first score counts)."""
+    from otel_shadow.scoring.emit import Score, score_span
+    from otel_shadow.scoring.pairs import Pair
+
+    by_id = {s.context.span_id: s for s in spans if s.context is not None}
+    scores = []
+    for number, span in enumerate(spans):
+        attributes = span.attributes or {}
+        link = span.links[0] if span.links else None
+        primary = by_id.get(link.context.span_id) if link is not None else None
+        if primary is None or span.context is None or attributes.get("shadow.outcome") != "ok":
+            continue
+        pair = Pair(
+            experiment=str(attributes["shadow.experiment"]), trace_id=f"{span.context.trace_id:032x}",
+            primary_span_id=primary.context.span_id if primary.context else 0, candidate_span_id=span.context.span_id,
+            primary_config_id="P", candidate_config_id=str(attributes["shadow.config.id"]),
+            candidate_role=str(attributes["shadow.role"]), start_ns=primary.start_time or 0,
+            request=None, primary_output=None, candidate_output=None, done=frozenset(),
+        )  # fmt: skip
+        ended = (span.end_time or 0) + 60_000_000_000
+        config = attributes["shadow.config.id"]
+        label = {"C-same": ("win", "tie")[number % 2], "C-slow": "loss"}.get(
+            str(config), ("win", "tie", "loss")[number % 3]
+        )
+        judge = Score("judge", "judge-1", "judge-model", {"rubric": "helpful"}, {"win": 1.0, "tie": 0.5, "loss": 0.0}[label],
+                      ended, ended + 1_000_000, label=label, explanation=f"because {number}", input_tokens=300,
+                      output_tokens=20, extra={"shadow.score.judge.consistent": number % 4 != 0})  # fmt: skip
+        similar = Score("semantic_similarity", "embed-1", "minilm", {"model": "minilm"}, 0.9 + (number % 10) / 100,
+                        ended, ended + 2_000_000)  # fmt: skip
+        scores += [score_span(pair, judge), score_span(pair, similar)]
+        if number % 7 == 0:  # scored again later, with another value: the first score is kept
+            again = Score("semantic_similarity", "embed-1", "minilm", {"model": "minilm"}, 0.1, ended + 9_000_000,
+                          ended + 9_500_000)  # fmt: skip
+            scores.append(score_span(pair, again))
+    return [*spans, *scores]
+
+
 def with_resent_copies(spans: Sequence[ReadableSpan], every: int = 9) -> list[ReadableSpan]:
     """The spans, plus a second copy of every ``every``-th one (a client that re-sent a batch)."""
     return [*spans, *spans[::every]]

@@ -18,7 +18,7 @@ from otel_shadow.store import Store
 from otel_shadow.store.exporter import DuckDBSpanExporter
 
 from .otel_traces import ClickHouseExporterRows
-from .simulate import simulate, with_resent_copies
+from .simulate import simulate, with_resent_copies, with_scores
 
 REQUESTS = 400
 
@@ -26,7 +26,7 @@ REQUESTS = 400
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory: pytest.TempPathFactory, chdb_folder: Path) -> Iterator[tuple[Store, ClickHouseReader]]:
     root = tmp_path_factory.mktemp("differential")
-    spans = with_resent_copies(simulate(REQUESTS))
+    spans = with_resent_copies(with_scores(simulate(REQUESTS)))
     duck = DuckDBSpanExporter(str(root / "shadow.duckdb"))
     assert duck.export(spans).name == "SUCCESS"
     duck.shutdown()
@@ -104,6 +104,7 @@ def test_the_same_spans_make_the_same_pairs(stores: tuple[Store, ClickHouseReade
         ("shadow_coverage", "experiment"),
         ("shadow_noise_floor", "experiment, primary_config_id"),
         ("shadow_metric_summary", "experiment, candidate_config_id, metric"),
+        ("shadow_score_summary", "experiment, candidate_config_id, scorer"),
     ],
 )
 def test_the_same_spans_make_the_same_summaries(stores: tuple[Store, ClickHouseReader], view: str, order: str) -> None:
@@ -128,6 +129,24 @@ def test_the_same_spans_give_the_same_metrics_per_pair(stores: tuple[Store, Clic
     _same([list(r) for r in d.rows], [list(r) for r in c.rows], "shadow_metrics")
 
 
+def test_the_same_spans_give_the_same_scores_per_pair(stores: tuple[Store, ClickHouseReader]) -> None:
+    duck, clickhouse = stores
+    columns = (
+        "experiment, primary_config_id, candidate_config_id, candidate_role, scorer, scorer_id, model, score, label, "
+        "explanation, consistent, input_tokens, output_tokens, start_time, scored_at"
+    )
+    order = "ORDER BY candidate, scorer"
+    d = duck.query(
+        f"SELECT hex_span_id(candidate_span_id) AS candidate, hex_span_id(primary_span_id) AS primary_id, {columns} "
+        f"FROM shadow_scores {order}"
+    )
+    c = clickhouse.query(
+        f"SELECT candidate_span_id AS candidate, primary_span_id AS primary_id, {columns} FROM shadow_scores {order}"
+    )
+    assert len(d.rows) > 2 * REQUESTS and 0.1 not in [r[9] for r in d.rows]  # re-scored pairs keep their first score
+    _same([list(r) for r in d.rows], [list(r) for r in c.rows], "shadow_scores")
+
+
 def test_the_same_spans_get_the_same_verdicts(stores: tuple[Store, ClickHouseReader]) -> None:
     duck, clickhouse = stores
     thresholds = Thresholds(min_pairs=50)
@@ -136,8 +155,10 @@ def test_the_same_spans_get_the_same_verdicts(stores: tuple[Store, ClickHouseRea
     verdicts = {r.candidate_config_id: r.verdict for r in d.candidates}
     # the data is made so that the verdicts differ: a real difference would show
     assert verdicts["C-same"] == "PASS" and verdicts["C-slow"] == "FAIL" and verdicts["C-flaky"] == "FAIL"
-    # the comparison metrics (read by their own statement) and the noise floor take part
-    assert {"agreement", "metric_similarity"} <= {g.name for g in d.candidates[0].gates}
+    # the comparison metrics (read by their own statement), the noise floor and the batch scores take part
+    assert {"agreement", "metric_similarity", "judge_win_rate", "semantic_similarity"} <= {
+        g.name for g in d.candidates[0].gates
+    }
     _same(d.to_dict(), c.to_dict(), "report")
 
 
