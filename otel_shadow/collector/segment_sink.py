@@ -2,9 +2,9 @@
 
 Runs beside the pipeline, never in its way: a request is acknowledged after its DuckDB commit,
 whatever happens here, and a segment is made only from committed rows (``store.segments``). A
-failure to write a segment (a full disk) is logged and retried at the next tick; the rows wait
-in the DuckDB file meanwhile, so nothing acknowledged is lost, and ``health`` reports it once it
-has lasted ``unhealthy_after_s``.
+failure to write a segment (a full disk) is logged, counted (``segment_failures``,
+``last_segment_error`` in the collector's metrics) and retried at the next tick; the rows wait
+in the DuckDB file meanwhile, so nothing acknowledged is lost.
 
 Start: segments a kill left claimed are written again (``SegmentWriter.recover``). Stop: one
 last segment holds whatever was committed until then.
@@ -52,7 +52,6 @@ class SegmentSink:
         *,
         interval_s: float = 60.0,
         collector_id: str | None = None,
-        unhealthy_after_s: float = 300.0,
     ) -> None:
         if interval_s <= 0:
             from ..errors import ConfigError
@@ -60,11 +59,9 @@ class SegmentSink:
             raise ConfigError(f"--segment-seconds must be more than 0 (got {interval_s:g})")
         self.writer = SegmentWriter(store, root, collector_id)
         self.interval_s = interval_s
-        self.unhealthy_after_s = unhealthy_after_s
         self.stats = SegmentStats()
         self._lock = threading.Lock()  # one segment at a time (the thread, and the final one at stop)
         self._stop = threading.Event()
-        self._failing_since: float | None = None
         self._thread = threading.Thread(target=self._run, name="otel-shadow-segments", daemon=True)
 
     @property
@@ -91,7 +88,6 @@ class SegmentSink:
         if info is not None:
             self._closed(info)
         with self._lock:
-            self._failing_since = None
             self.stats.last_segment_error = None
         return info
 
@@ -123,15 +119,6 @@ class SegmentSink:
     def _failed(self, exc: BaseException) -> None:
         self.stats.segment_failures += 1
         self.stats.last_segment_error = str(exc)
-        if self._failing_since is None:
-            self._failing_since = time.monotonic()
-
-    def health(self) -> str | None:
-        """Why the process needs attention (None: fine): segments have failed for too long."""
-        since = self._failing_since
-        if since is not None and time.monotonic() - since > self.unhealthy_after_s:
-            return f"no segment could be closed for {time.monotonic() - since:.0f} s: {self.stats.last_segment_error}"
-        return None
 
     def stop(self, timeout: float = 10.0, *, final: bool = True) -> bool:
         """Stop the schedule, then (``final``) close one last segment (call after the pipeline

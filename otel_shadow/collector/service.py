@@ -152,8 +152,7 @@ class Collector:
         if c.segments is not None:
             try:
                 self.segments = SegmentSink(
-                    self._store, c.segments, interval_s=c.segment_seconds, collector_id=c.collector_id,
-                    unhealthy_after_s=c.unhealthy_after_s,
+                    self._store, c.segments, interval_s=c.segment_seconds, collector_id=c.collector_id
                 )
                 self.segments.start()  # first writes again what a kill left claimed
             except BaseException:

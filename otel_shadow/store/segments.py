@@ -44,6 +44,7 @@ from importlib import resources
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import ConfigError, SchemaTooNew, StoreError
@@ -173,25 +174,29 @@ class SegmentWriter:
 
     # --- the three steps ----------------------------------------------------------------------------
     def recover(self) -> list[SegmentInfo]:
-        """Write again and close the segments a kill left claimed (their rows are still in DuckDB)."""
+        """At start: write again and close the segments a kill left claimed (their rows are still
+        in DuckDB), and remove the temporary files it left."""
+        done = self._finish_claimed()
+        self._remove_stale_temporaries()
+        return done
+
+    def _finish_claimed(self) -> list[SegmentInfo]:
+        """Write (again, under the same names) and close every segment claimed but not closed."""
         with self._cursor() as cursor:
-            open_ = cursor.execute(
+            claimed = cursor.execute(
                 "SELECT seq, partition, collector_id FROM otel_shadow_segments WHERE closed_at IS NULL ORDER BY seq"
             ).fetchall()
         done = []
-        for seq, partition, collector_id in open_:
-            logger.warning(
-                "segment %s-%d was claimed but not closed (the collector was killed); writing it again",
-                collector_id,
-                seq,
-            )
+        for seq, partition, collector_id in claimed:
+            logger.warning("segment %s-%d was claimed but not closed; writing it again", collector_id, seq)
             done.append(self._write_and_close(int(seq), str(partition), str(collector_id), replace=True))
-        self._remove_stale_temporaries()
         return done
 
     def close_segment(self, now: _dt.datetime | None = None) -> SegmentInfo | None:
         """Claim every committed batch not yet in a segment, write them, close the segment. None
-        when there was nothing new."""
+        when there was nothing new. A segment an earlier call failed to write (a full disk) is
+        finished first."""
+        self._finish_claimed()
         when = now or _dt.datetime.now(_dt.timezone.utc)
         partition = _partition(when.astimezone(_dt.timezone.utc))
         with self._cursor() as cursor:
@@ -254,8 +259,18 @@ class SegmentWriter:
         (temporary file, fsync, rename). No file when the table has no rows in this segment."""
         folder = self.root / f"table={table}" / partition
         final = folder / f"{name}.parquet"
+        uuids = [
+            row[0]
+            for row in cursor.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = ? AND data_type = 'UUID'",
+                [table],
+            ).fetchall()
+        ]
+        # UUIDs leave as their 16 bytes (Parquet's UUID type: a third smaller and faster to read
+        # than text); DuckDB's Arrow output would give text under the locked configuration
+        as_bytes = ", ".join(f"unhex(replace(CAST({c} AS VARCHAR), '-', '')) AS {c}" for c in uuids)
         reader = cursor.sql(
-            f"SELECT * FROM {table} WHERE batch_id IN "  # table is one of SEGMENT_TABLES
+            f"SELECT * {f'REPLACE ({as_bytes})' if as_bytes else ''} FROM {table} WHERE batch_id IN "  # table is one of SEGMENT_TABLES
             f"(SELECT batch_id FROM otel_shadow_segment_batches WHERE seq = {int(seq)})"
         ).to_arrow_reader(_ROWS_PER_BATCH)
         rows = 0
@@ -265,6 +280,7 @@ class SegmentWriter:
             for batch in reader:
                 if not batch.num_rows:
                     continue
+                batch = _with_uuid_type(batch, uuids)
                 if writer is None:
                     folder.mkdir(parents=True, exist_ok=True)
                     schema = batch.schema.with_metadata({_KV_SCHEMA: str(SCHEMA_VERSION).encode()})
@@ -339,6 +355,15 @@ class SegmentWriter:
 
     def _cursor(self) -> SegmentWriter._CursorContext:
         return SegmentWriter._CursorContext(self.store)
+
+
+def _with_uuid_type(batch: pa.RecordBatch, columns: list[str]) -> pa.RecordBatch:
+    """``batch`` with its 16-byte ``columns`` typed as Arrow's UUID (Parquet's UUID logical type)."""
+    for column in columns:
+        i = batch.schema.get_field_index(column)
+        storage = batch.column(i).cast(pa.binary(16))
+        batch = batch.set_column(i, pa.field(column, pa.uuid()), pa.ExtensionArray.from_storage(pa.uuid(), storage))
+    return batch
 
 
 def _rollback(cursor: duckdb.DuckDBPyConnection) -> None:
@@ -444,7 +469,9 @@ def _replace_with_view(
         "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
         [table],
     ).fetchall()
-    source = f"read_parquet([{', '.join(_literal(str(p)) for p in paths)}], union_by_name = true)"
+    source = (
+        f"read_parquet([{', '.join(_literal(str(p)) for p in paths)}], union_by_name = true, hive_partitioning = false)"
+    )
     present = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
     columns = ", ".join(
         f'CAST("{name}" AS {kind}) AS "{name}"' if name in present else f'CAST(NULL AS {kind}) AS "{name}"'

@@ -90,21 +90,25 @@ def test_two_collectors_routed_by_trace_id_give_the_report_of_one_that_saw_every
 ) -> None:
     segments = tmp_path / "segments"
     tier = [
-        start_collector(db=str(tmp_path / f"tier-{i}.duckdb"), segments=str(segments), segment_seconds=0.3)
+        start_collector(db=str(tmp_path / f"tier-{i}.duckdb"), segments=str(segments), segment_seconds=0.5)
         for i in range(2)
     ]
     single = start_collector(db=str(tmp_path / "single.duckdb"))
+    traffic = _traffic(1200, seed=11)
     with httpx.Client(timeout=30) as client:
-        for body in _traffic(1200, seed=11):
+        for n, body in enumerate(traffic, 1):
             _post(client, single, body)
             for collector, part in zip(tier, _split_by_trace(body, 2)):
                 if part.resource_spans:
                     _post(client, collector, part)
-            time.sleep(0.01)  # the stream lasts several segment intervals
+            if n % 10 == 0:  # besides the schedule's: segments closed mid-stream, whatever the timing
+                for collector in tier:
+                    assert collector.segments is not None
+                    collector.segments.close_now()
     for collector in [*tier, single]:
         collector.stop(10)
     closed = [c.segments.stats.segments_closed for c in tier if c.segments is not None]
-    assert all(n >= 2 for n in closed), f"each collector should close several segments, not {closed}"
+    assert all(n >= 3 for n in closed), f"each collector should close several segments, not {closed}"
 
     with Store.open(tmp_path / "single.duckdb", read_only=True) as one, open_segments(segments) as many:
         expected, got = build_report(_rows(one)), build_report(_rows(many))
@@ -161,9 +165,18 @@ def test_kill_9_loses_no_acknowledged_span_and_the_restart_closes_the_rest(tmp_p
         in_segments = {row[0] for row in store.query(SPAN_KEYS).rows}
     with Store.open(db, read_only=True) as store:
         in_duckdb = {row[0] for row in store.query(SPAN_KEYS).rows}
+        # a segment killed between its files' rename and its close is still claimed: its rows are
+        # in both places until the restart writes it again under the same names
+        claimed = {
+            row[0]
+            for row in store.query(
+                f"{SPAN_KEYS} WHERE batch_id IN (SELECT b.batch_id FROM otel_shadow_segment_batches b "
+                "JOIN otel_shadow_segments s USING (seq) WHERE s.closed_at IS NULL)"
+            ).rows
+        }
     assert in_segments and in_duckdb, "the kill should find rows both closed and still waiting"
-    assert expected <= in_segments | in_duckdb  # every acknowledged span: closed, or recoverable
-    assert not in_segments & in_duckdb  # a row leaves DuckDB only once its segment is closed
+    assert expected <= in_segments | in_duckdb  # every acknowledged span: in a segment, or recoverable
+    assert in_segments & in_duckdb <= claimed  # a row leaves DuckDB once its segment is closed, not before
 
     # the restart closes what waited (a segment left claimed is written again under its own name)
     proc, _ = _start(db, "--segments", str(segments), "--segment-seconds", "60", "--collector-id", "c1")

@@ -118,6 +118,24 @@ def test_a_segment_left_claimed_by_a_failure_is_written_again_under_the_same_nam
         assert read.query("SELECT count(*), count(DISTINCT (trace_id, span_id)) FROM spans").rows == [(120, 120)]
 
 
+def test_a_segment_that_failed_to_write_is_finished_by_the_next_one(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "c.duckdb") as store:
+        writer, segments = Writer(store), SegmentWriter(store, tmp_path / "seg", collector_id="c1")
+        _write_pairs(writer, 30, seed=8)
+        blocker = tmp_path / "seg/table=spans"
+        blocker.write_text("not a folder")  # a full disk, say: the write fails after the claim
+        with pytest.raises(OSError):
+            segments.close_segment(NOON)
+        blocker.unlink()
+        _write_pairs(writer, 20, seed=9)
+        info = segments.close_segment(NOON)  # finishes segment 1, then closes segment 2
+        assert info is not None and (info.seq, info.spans) == (2, 40)
+        assert store.query("SELECT count(*) FROM spans").rows == [(0,)]
+    files = list_segment_files(tmp_path / "seg")["spans"]
+    assert [f.name for f in files] == ["c1-0000000001.parquet", "c1-0000000002.parquet"]
+    assert [pq.read_metadata(f).num_rows for f in files] == [60, 40]
+
+
 def test_two_stores_with_the_same_collector_id_never_overwrite_each_others_segments(tmp_path: Path) -> None:
     for name in ("a", "b"):
         with Store.open(tmp_path / f"{name}.duckdb") as store:
@@ -184,6 +202,9 @@ def test_the_segment_layout_is_plain_hive_parquet_for_any_reader(tmp_path: Path)
     finally:
         con.close()
     assert [(str(d), int(h), n) for d, h, n in rows] == [("2026-11-29", 12, 50), ("2026-11-29", 13, 50)]
+    # ids keep their type: Parquet's UUID (16 bytes), not text
+    schema = pq.read_schema(next((tmp_path / "seg/table=span_links").rglob("*.parquet")))
+    assert str(schema.field("trace_id").type) == str(schema.field("linked_trace_id").type) == "extension<arrow.uuid>"
 
 
 def test_segments_of_a_newer_schema_are_refused_with_what_to_do(tmp_path: Path) -> None:
