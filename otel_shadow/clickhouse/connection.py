@@ -254,6 +254,7 @@ def _import(module: str, package: str) -> Any:
 _TIMEOUT_CODES = {"159", "TIMEOUT_EXCEEDED"}
 _TOO_LARGE_CODES = {"396", "TOO_MANY_ROWS_OR_BYTES"}
 _READONLY_CODES = {"164", "READONLY", "497", "ACCESS_DENIED"}
+_UNKNOWN_TABLE_CODES = {"60", "UNKNOWN_TABLE"}
 
 
 def _error(exc: Exception, limits: ClickHouseLimits) -> StoreError:
@@ -274,6 +275,8 @@ def _error(exc: Exception, limits: ClickHouseLimits) -> StoreError:
         )
     if keys & _READONLY_CODES:
         return ReadOnlyQuery(f"{detail} ({_ALLOWED})")
+    if keys & _UNKNOWN_TABLE_CODES and "shadow_" in detail:
+        return QueryError(f"{detail}; create otel-shadow's views first: otel-shadow clickhouse-views --clickhouse URL")
     if "Connection" in type(exc).__name__ or isinstance(exc, OSError):
         return StoreError(f"cannot reach ClickHouse: {detail}")
     return QueryError(detail)

@@ -96,6 +96,9 @@ def test_a_result_past_the_row_limit_is_refused(reader: ClickHouseReader) -> Non
 def test_sql_errors_name_the_problem(reader: ClickHouseReader) -> None:
     with pytest.raises(QueryError, match="no_such_view"):
         reader.query("SELECT * FROM no_such_view")
+    # a database without the views: the error says how to create them
+    with pytest.raises(QueryError, match="otel-shadow clickhouse-views --clickhouse URL"):
+        reader.query("SELECT * FROM shadow_summary")
 
 
 def test_urls_name_a_server_or_a_chdb_folder() -> None:
