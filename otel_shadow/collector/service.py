@@ -31,8 +31,8 @@ from .decode import DecodePool, default_workers
 from .pipeline import Pipeline
 from .receiver_grpc import GrpcReceiver
 from .receiver_http import build_app
-from .segment_sink import SegmentSink
 from .redact import IngestRedactor
+from .segment_sink import SegmentSink
 from .sql_endpoint import SqlEndpoint, SqlLimits
 
 __all__ = ["Collector", "CollectorConfig", "configure_logging"]
@@ -65,13 +65,13 @@ class CollectorConfig:
     unhealthy_after_s: float = 300.0  # /healthz says 503 once the store has not committed for this long
     sql: bool = True  # /v1/sql, always behind a token (--token, or one made per run: see sql_endpoint)
     sql_limits: SqlLimits = field(default_factory=SqlLimits)
-    segments: str | None = None  # also close the committed rows into Parquet segments in this folder
-    segment_seconds: float = 60.0
-    collector_id: str | None = None  # names this collector's segment files (default: kept in the store)
     retention_s: float | None = None  # traces older than this are deleted, in small steps between commits
     retention_export: str | None = None  # export them to Parquet here first
     retention_interval_s: float = 600.0  # how often a retention pass starts
     redact_rules: str | None = None  # redaction rules applied to content at ingest (docs/retention.md)
+    segments: str | None = None  # also close the committed rows into Parquet segments in this folder
+    segment_seconds: float = 60.0
+    collector_id: str | None = None  # names this collector's segment files (default: kept in the store)
 
 
 class _JsonFormatter(logging.Formatter):
@@ -114,9 +114,9 @@ class Collector:
         self._http_thread: threading.Thread | None = None
         self.http_port: int | None = None
         self.sql: SqlEndpoint | None = None
-        self.segments: SegmentSink | None = None
         self.retention: Retention | None = None
         self.redactor: IngestRedactor | None = None
+        self.segments: SegmentSink | None = None
         # the SQL endpoint's token when the operator set none: known only to this OS user (info file)
         self.sql_token = config.token or secrets.token_urlsafe(32)
 
@@ -217,6 +217,13 @@ class Collector:
                 "set --token (OTEL_SHADOW_COLLECTOR_TOKEN) or bind to 127.0.0.1",
                 c.host,
             )
+        exposed = _readable_by_others(c.db)
+        if exposed:
+            logger.warning(
+                "%s: other users of this machine can read the database (captured content included); "
+                "chmod 700 its folder, or start the collector under umask 077 (docs/retention.md)",
+                exposed,
+            )
         threading.Thread(target=self._report_stats, name="otel-shadow-stats", daemon=True).start()
 
     def _start_http(self) -> None:
@@ -272,12 +279,12 @@ class Collector:
             uptime_s=time.time() - self.started_at,
             rss_bytes=_rss_bytes(),
         )
-        if self.segments is not None:
-            snapshot.update(self.segments.stats.snapshot())
         if self.redactor is not None:
             snapshot.update({f"redaction_{k}": v for k, v in vars(self.redactor.stats).items()})
         if self.retention is not None and self.retention.last_report is not None:
             snapshot["retention_last_pass"] = self.retention.last_report.as_dict() | {"files": len(self.retention.last_report.files)}
+        if self.segments is not None:
+            snapshot.update(self.segments.stats.snapshot())
         return snapshot
 
     def _report_stats(self) -> None:
@@ -390,6 +397,24 @@ def _return_freed_buffers() -> None:
         ctypes.CDLL("libc.so.6").mallopt(-3, 2**20)  # M_MMAP_THRESHOLD
     except (OSError, AttributeError):  # not glibc (musl…)
         pass
+
+
+def _readable_by_others(db: str) -> str | None:
+    """Why users other than this one can read ``db`` (None when they cannot, or for :memory:):
+    the file is readable by group or others and its folder lets them in."""
+    import stat
+
+    if db == ":memory:":
+        return None
+    try:
+        file_mode = os.stat(db).st_mode
+        folder_mode = os.stat(Path(db).resolve().parent).st_mode
+    except OSError:
+        return None
+    for who, read, enter in (("others", stat.S_IROTH, stat.S_IXOTH), ("its group", stat.S_IRGRP, stat.S_IXGRP)):
+        if file_mode & read and folder_mode & enter:
+            return f"'{db}' is readable by {who}"
+    return None
 
 
 def _is_loopback(host: str) -> bool:
