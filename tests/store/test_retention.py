@@ -315,3 +315,31 @@ def test_a_collector_removes_exactly_what_is_older_while_ingest_goes_on(tmp_path
         (t, s) for t, s in zip(spans.column("trace_id").to_pylist(), spans.column("span_id").to_pylist())
     } == removed
     assert spans.num_rows == len(removed)
+
+
+def test_a_collector_warns_when_other_users_can_read_its_database(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_path / "shared"
+    folder.mkdir(mode=0o755)
+    folder.chmod(0o755)
+    db = folder / "c.duckdb"
+    with Store.open(db):
+        pass
+    db.chmod(0o644)
+    collector = Collector(
+        CollectorConfig(db=str(db), grpc_port=0, http_port=0, decode_workers=0, stats_interval_s=3600)
+    )
+    with caplog.at_level("WARNING", logger="otel_shadow.collector"):
+        collector.start()
+        collector.stop(5)
+    assert any("other users of this machine can read the database" in r.getMessage() for r in caplog.records)
+    folder.chmod(0o700)  # the documented fix: the folder lets no one else in
+    caplog.clear()
+    collector = Collector(
+        CollectorConfig(db=str(db), grpc_port=0, http_port=0, decode_workers=0, stats_interval_s=3600)
+    )
+    with caplog.at_level("WARNING", logger="otel_shadow.collector"):
+        collector.start()
+        collector.stop(5)
+    assert not any("can read the database" in r.getMessage() for r in caplog.records)
