@@ -428,9 +428,10 @@ def open_segments(root: str | os.PathLike[str]) -> Store:
         con.execute("SET enable_external_access = false")
         _check_schema_versions(con, root, every)
         con.execute(_read_sql("schema.sql"))
+        columns_of = _file_columns(con, every)
         for table, paths in files.items():
             if paths:
-                _replace_with_view(con, table, paths, root)
+                _replace_with_view(con, table, paths, columns_of)
         con.execute(_read_sql("views.sql"))
         con.execute("INSERT INTO otel_shadow_meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
         con.execute("SET enable_progress_bar = false")
@@ -460,19 +461,31 @@ def _check_schema_versions(con: duckdb.DuckDBPyConnection, root: str | os.PathLi
         )
 
 
+def _file_columns(con: duckdb.DuckDBPyConnection, paths: list[str]) -> dict[str, tuple[str, ...]]:
+    """Each file's top-level columns with their types, read from the footers once."""
+    rows = con.execute(
+        "SELECT file_name, list(name || ' ' || coalesce(duckdb_type, type) ORDER BY column_id) "
+        f"FROM parquet_schema([{', '.join(_literal(p) for p in paths)}]) WHERE num_children IS NULL "
+        "GROUP BY file_name"
+    ).fetchall()
+    return {str(name): tuple(columns) for name, columns in rows}
+
+
 def _replace_with_view(
-    con: duckdb.DuckDBPyConnection, table: str, paths: list[Path], root: str | os.PathLike[str]
+    con: duckdb.DuckDBPyConnection, table: str, paths: list[Path], columns_of: dict[str, tuple[str, ...]]
 ) -> None:
     """The empty table of schema.sql → a view of the same name and column types over ``paths``
-    (a column no file has reads as NULL: segments of an older schema)."""
+    (a column no file has reads as NULL: segments of an older schema). The files are unified by
+    column name only when their columns differ: otherwise every query would read every footer
+    to bind the view, several times per report."""
     declared = con.execute(
         "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
         [table],
     ).fetchall()
-    source = (
-        f"read_parquet([{', '.join(_literal(str(p)) for p in paths)}], union_by_name = true, hive_partitioning = false)"
-    )
-    present = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+    shapes = {columns_of.get(str(p), ()) for p in paths}
+    present = {column.split(" ", 1)[0] for shape in shapes for column in shape}
+    by_name = ", union_by_name = true" if len(shapes) > 1 else ""
+    source = f"read_parquet([{', '.join(_literal(str(p)) for p in paths)}]{by_name}, hive_partitioning = false)"
     columns = ", ".join(
         f'CAST("{name}" AS {kind}) AS "{name}"' if name in present else f'CAST(NULL AS {kind}) AS "{name}"'
         for name, kind in declared

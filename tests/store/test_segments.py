@@ -207,6 +207,24 @@ def test_the_segment_layout_is_plain_hive_parquet_for_any_reader(tmp_path: Path)
     assert str(schema.field("trace_id").type) == str(schema.field("linked_trace_id").type) == "extension<arrow.uuid>"
 
 
+def test_segments_missing_a_column_an_older_version_did_not_write_read_it_as_null(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "c.duckdb") as store:
+        writer, segments = Writer(store), SegmentWriter(store, tmp_path / "seg", collector_id="c1")
+        _write_pairs(writer, 10, seed=10)
+        info = segments.close_segment(NOON)
+        _write_pairs(writer, 15, seed=11)
+        segments.close_segment(NOON + dt.timedelta(hours=1))
+    assert info is not None
+    first = next(f for f in info.files if f.parent.parent.parent.name == "table=spans")
+    older = pq.read_table(first).drop_columns(["gen_ai_request_model"])
+    pq.write_table(older, first)  # as a version without that column wrote it
+    with open_segments(tmp_path / "seg") as store:
+        assert store.query("SELECT count(*), count(gen_ai_request_model) FROM spans WHERE role IS NOT NULL").rows == [
+            (50, 30)
+        ]
+        assert store.query("SELECT sum(pairs) FROM shadow_summary").rows == [(25,)]
+
+
 def test_segments_of_a_newer_schema_are_refused_with_what_to_do(tmp_path: Path) -> None:
     hour = tmp_path / "seg/table=spans/date=2026-11-29/hour=12"
     hour.mkdir(parents=True)
