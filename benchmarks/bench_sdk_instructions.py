@@ -41,7 +41,7 @@ def unsampled(prompt, config: Config):
 request = tracer.start_span("request")
 context.attach(trace.set_span_in_context(request))
 exp = unsampled.__shadow_experiment__
-attrs = {**exp._primary_attrs, **exp.shadow_plan.unsampled("sampling"),
+attrs = {**exp._primary_attrs, **exp.shadow_plan.unsampled["sampling"],
          "shadow.outcome": "ok", "shadow.output.hash": "0123456789abcdef", "shadow.output.length": 12}
 unsampled("hi")
 with tracer.start_as_current_span("bench", attributes=attrs):

@@ -22,7 +22,8 @@ import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
-from typing import Any, Generic, NamedTuple, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
@@ -270,41 +271,43 @@ class Experiment:
 
             @functools.wraps(fn)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                return (await self.call_async(args, kwargs, False)).value
+                return await self.call_async(args, kwargs)
 
             wrapper: Callable[..., Any] = async_wrapper
         else:
 
             @functools.wraps(fn)
             def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
-                return self.call_sync(args, kwargs, False).value
+                return self.call_sync(args, kwargs)
 
             wrapper = sync_wrapper
         setattr(wrapper, _EXPERIMENT_ATTR, self)
         return wrapper
 
     # --- the drivers: the call itself, sync or async; everything else is shared below ------------
-    def call_sync(self, args: tuple[Any, ...], kwargs: dict[str, Any], collect: bool) -> Called:
-        call = self._open(args, kwargs, collect)
+    def call_sync(self, args: tuple[Any, ...], kwargs: dict[str, Any], called: Called | None = None) -> Any:
+        """Call the experiment; returns the primary's value. A runner passes ``called`` to be filled."""
+        call = self._open(args, kwargs, called)
         try:
             value = self.fn(*args, **self.plan.apply(self.primary, args, kwargs))
         except BaseException as exc:
-            self._failed(call, exc, None)
+            self._finish(call, NO_OUTPUT, exc, None)
             raise
-        return self._returned(call, value, None)
+        return self._finish(call, value, None, None)
 
-    async def call_async(self, args: tuple[Any, ...], kwargs: dict[str, Any], collect: bool) -> Called:
-        call = self._open(args, kwargs, collect)
+    async def call_async(self, args: tuple[Any, ...], kwargs: dict[str, Any], called: Called | None = None) -> Any:
+        """Await the experiment; returns the primary's value. A runner passes ``called`` to be filled."""
+        call = self._open(args, kwargs, called)
         loop = asyncio.get_running_loop()
         try:
             value = await self.fn(*args, **self.plan.apply(self.primary, args, kwargs))
         except BaseException as exc:
-            self._failed(call, exc, loop)
+            self._finish(call, NO_OUTPUT, exc, loop)
             raise
-        return self._returned(call, value, loop)
+        return self._finish(call, value, None, loop)
 
     # --- the shared call: open, decide, end, schedule --------------------------------------------
-    def _open(self, args: tuple[Any, ...], kwargs: dict[str, Any], collect: bool) -> _Call:
+    def _open(self, args: tuple[Any, ...], kwargs: dict[str, Any], called: Called | None) -> _Open:
         """Start the primary span, decide sampling from its trace id (a child span shares its
         parent's), and make the span current for the primary's own call."""
         span = self.telemetry.start_span(self.name, attributes=self._primary_attrs)
@@ -316,28 +319,54 @@ class Experiment:
         else:
             reason = plan.sample(span.get_span_context())
         token = otel_context.attach(trace.set_span_in_context(span))
-        return _Call(span, reason, args, kwargs, token, time.perf_counter_ns() if collect else 0)
+        if called is not None:  # a runner's call: timed for its ShadowResult
+            called.started_ns = time.perf_counter_ns()
+        return span, reason, args, kwargs, token, called
 
-    def _returned(self, call: _Call, value: Any, loop: asyncio.AbstractEventLoop | None) -> Called:
-        elapsed = time.perf_counter_ns() - call.started_ns if call.started_ns else 0
-        otel_context.detach(call.token)
-        try:
-            end_attrs = primary_end_attributes(A.OUTCOME_OK, value)
-            if self.capture_content:
-                end_attrs[A.SHADOW_OUTPUT] = render_content(value, self.redact)
-                end_attrs[A.SHADOW_INPUT] = render_content({"args": call.args, "kwargs": call.kwargs}, self.redact)
-        except Exception as exc:  # a fingerprint must never cost the user their answer
-            internal_failure("primary_output", exc, call.span)
-            end_attrs = {A.SHADOW_OUTCOME: A.OUTCOME_OK}
-        tasks, dropped = self._finish(call, end_attrs, value, loop)
-        main = None
-        if call.started_ns:  # a runner's call: it returns a ShadowResult
-            main = VariantResult(value, self.primary.id, A.ROLE_PRIMARY, A.OUTCOME_OK, elapsed / 1e6, config=dict(self.primary.data))
-        return Called(value, main, tasks, dropped)
+    def _finish(
+        self, call: _Open, value: Any, exc: BaseException | None, loop: asyncio.AbstractEventLoop | None
+    ) -> Any:
+        """End the primary (it returned ``value``, or raised ``exc``), schedule its work; return ``value``.
 
-    def _failed(self, call: _Call, exc: BaseException, loop: asyncio.AbstractEventLoop | None) -> None:
-        otel_context.detach(call.token)
-        span = call.span
+        Unsampled (the common call): the precomputed coverage attributes, and the caller ends the
+        span. Sampled: the work is scheduled (never blocking) and the span is ended off the
+        caller's path once a task is admitted (``ShadowPlan.schedule``): ``span.end()`` runs every
+        span processor.
+        """
+        span, reason, args, kwargs, token, called = call
+        otel_context.detach(token)
+        if exc is None:
+            if called is not None:
+                called.value = value
+                called.main = self._main_result(value, called.started_ns)
+            try:
+                end_attrs = primary_end_attributes(A.OUTCOME_OK, value)
+                if self.capture_content:
+                    end_attrs[A.SHADOW_OUTPUT] = render_content(value, self.redact)
+                    end_attrs[A.SHADOW_INPUT] = render_content({"args": args, "kwargs": kwargs}, self.redact)
+            except Exception as failure:  # a fingerprint must never cost the user their answer
+                internal_failure("primary_output", failure, span)
+                end_attrs = {A.SHADOW_OUTCOME: A.OUTCOME_OK}
+        else:
+            end_attrs = self._primary_failed(span, exc)
+        plan = self.shadow_plan
+        if reason is not None or not plan.has_work:
+            if reason is not None:
+                end_attrs.update(plan.unsampled[reason])
+                if called is not None:
+                    called.dropped = [self._dropped_result(s, A.ROLE_CANDIDATE, reason) for s in self.candidates]
+            span.set_attributes(end_attrs)  # one call: the SDK takes the span lock once
+            span.end()
+        else:
+            self._schedule(call, end_attrs, value, loop)
+        return value
+
+    def _main_result(self, value: Any, started_ns: int) -> VariantResult:
+        elapsed_ms = (time.perf_counter_ns() - started_ns) / 1e6
+        return VariantResult(value, self.primary.id, A.ROLE_PRIMARY, A.OUTCOME_OK, elapsed_ms, config=dict(self.primary.data))
+
+    def _primary_failed(self, span: Span, exc: BaseException) -> dict[str, Any]:
+        """Record the primary's exception on its span; its end attributes."""
         try:
             record_exception(span, exc)
             span.set_status(Status(StatusCode.ERROR, str(exc)))
@@ -347,31 +376,19 @@ class Experiment:
                     logger.warning("otel-shadow: %s", hint)
         except Exception as failure:
             internal_failure("primary_error", failure, span)
-        self._finish(call, primary_end_attributes(A.OUTCOME_ERROR, exc=exc), NO_OUTPUT, loop)
+        return primary_end_attributes(A.OUTCOME_ERROR, exc=exc)
 
-    def _finish(
-        self, call: _Call, end_attrs: dict[str, Any], value: Any, loop: asyncio.AbstractEventLoop | None
-    ) -> tuple[list[CandidateTask], list[VariantResult]]:
-        """Schedule the work (never blocking) and end the primary span.
-
-        Unsampled (the common call): the precomputed coverage attributes, and the caller ends the
-        span. Sampled: the span is ended off the caller's path once a task is admitted (the
-        plan's ``schedule``): ``span.end()`` runs every span processor.
-        """
-        span = call.span
-        reason = call.reason
-        collect = call.started_ns != 0
+    def _schedule(
+        self, call: _Open, end_attrs: dict[str, Any], value: Any, loop: asyncio.AbstractEventLoop | None
+    ) -> None:
+        """A sampled call: build its work, schedule it through the plan, end the span if none ran."""
+        span, _, args, kwargs, _, called = call
         plan = self.shadow_plan
-        if reason is not None or not plan.has_work:
-            if reason is not None:
-                end_attrs.update(plan.unsampled(reason))
-            span.set_attributes(end_attrs)  # one call: the SDK takes the span lock once
-            span.end()
-            if collect and reason is not None:
-                return _NO_TASKS, [self._dropped_result(s, A.ROLE_CANDIDATE, reason) for s in self.candidates]
-            return _NO_TASKS, []
+        collect = called is not None
         tasks: list[CandidateTask] = []
         dropped: list[VariantResult] = []
+        if called is not None:
+            called.tasks, called.dropped = tasks, dropped
         try:
             roles = plan.roles()
             specs = self._work_specs[: len(roles)]
@@ -379,7 +396,7 @@ class Experiment:
             ctx = span.get_span_context()
             work = [
                 CandidateTask(
-                    ExperimentCandidate(self, spec, role, call.args, call.kwargs, primary_hash, value),
+                    ExperimentCandidate(self, spec, role, args, kwargs, primary_hash, value),
                     ctx,
                     self.timeout,
                     collect,
@@ -397,39 +414,27 @@ class Experiment:
         if not tasks:  # nothing admitted: the caller ends the span (``PrimaryEnd`` is run-once anyway)
             span.set_attributes(end_attrs)
             span.end()
-        return tasks, dropped
 
     @staticmethod
     def _dropped_result(spec: ConfigSpec, role: str, reason: str) -> VariantResult:
         return VariantResult(None, spec.id, role, A.OUTCOME_DROPPED, 0.0, drop_reason=reason, config=dict(spec.data))
 
 
-class _Call:
-    """One experiment call in flight: what its drivers hand to the shared steps."""
-
-    __slots__ = ("span", "reason", "args", "kwargs", "token", "started_ns")
-
-    def __init__(
-        self, span: Span, reason: str | None, args: tuple[Any, ...], kwargs: dict[str, Any], token: object, started_ns: int
-    ) -> None:
-        self.span = span
-        self.reason = reason  # why it gets no work (None: sampled)
-        self.args = args
-        self.kwargs = kwargs
-        self.token = token  # the primary span is current until the primary returns
-        self.started_ns = started_ns  # nonzero: a runner's call, timed for its ShadowResult
+_Open = tuple[Span, "str | None", tuple[Any, ...], dict[str, Any], object, "Called | None"]
+"""A call in flight, from ``_open`` to its end: (primary span, drop reason or None, args, kwargs,
+context token, the runner's ``Called`` or None). A plain tuple: the caller's path allocates no
+object of ours per call."""
 
 
-class Called(NamedTuple):
-    """What an experiment call gives its wrapper or runner."""
+@dataclass(slots=True)
+class Called:
+    """What a runner's call gives back: the primary's value and result, the work scheduled and not."""
 
-    value: Any  # the primary's value, returned to the caller
-    main: VariantResult | None  # the primary's result (a runner's call only)
-    tasks: list[CandidateTask]  # the scheduled work
-    dropped: list[VariantResult]  # the work not run (a runner's call only)
-
-
-_NO_TASKS: list[CandidateTask] = []  # shared, never mutated
+    value: Any = None
+    main: VariantResult | None = None  # the primary's result
+    tasks: list[CandidateTask] = field(default_factory=list)  # the work scheduled
+    dropped: list[VariantResult] = field(default_factory=list)  # the work not run
+    started_ns: int = 0
 
 
 class ExperimentCandidate:
@@ -520,7 +525,9 @@ class Runner(Generic[R]):
         self.await_variants = await_variants
 
     def __call__(self, *args: Any, **kwargs: Any) -> ShadowResult:
-        _, main, tasks, dropped = self.experiment.call_sync(args, kwargs, True)
+        called = Called()
+        self.experiment.call_sync(args, kwargs, called)
+        main, tasks, dropped = called.main, called.tasks, called.dropped
         assert main is not None  # a runner's call is timed
         if self.await_variants:
             for task in tasks:
@@ -538,10 +545,12 @@ class AsyncRunner:
 
     async def __call__(self, *args: Any, **kwargs: Any) -> ShadowResult:
         exp = self.experiment
+        called = Called()
         if exp.is_async:
-            _, main, tasks, dropped = await exp.call_async(args, kwargs, True)
+            await exp.call_async(args, kwargs, called)
         else:
-            _, main, tasks, dropped = exp.call_sync(args, kwargs, True)
+            exp.call_sync(args, kwargs, called)
+        main, tasks, dropped = called.main, called.tasks, called.dropped
         assert main is not None
         result = ShadowResult(main, tuple(dropped), tasks, tuple(dropped))
         if self.await_variants:

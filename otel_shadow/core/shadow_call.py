@@ -13,8 +13,9 @@ sync or async wrapper of an experiment, the wrapper of an LLM client method) ask
 3. ``schedule(...)``: admission through the scheduler's one front door, then the coverage
    attributes of the primary span (candidates scheduled and dropped, by reason; replicates
    apart: a replicate is not a candidate) and the drop counters.
-4. ``unsampled(reason)``: the same attributes and counters for a call that was not sampled
-   (precomputed: the common case costs a dict lookup and a counter append).
+4. ``unsampled[reason]``: the same attributes for a call that was not sampled (precomputed; its
+   drops were counted with the decision: the common call costs a comparison, a counter append
+   and a dict lookup).
 
 ``primary_end_attributes`` gives the primary span's outcome and output fingerprint. The drivers
 only do what needs I/O or an event loop: the call, the spans, the content capture.
@@ -48,7 +49,7 @@ _UNSAMPLED_REASONS = (A.DROP_NESTED, A.DROP_DISABLED, A.DROP_TRACE_NOT_SAMPLED, 
 class ShadowPlan:
     """What one experiment, or one version of a rule, decides on each call; built once."""
 
-    __slots__ = ("name", "telemetry", "sampler", "threshold", "candidates", "replicate_rate", "has_work", "_unsampled")
+    __slots__ = ("name", "telemetry", "sampler", "threshold", "candidates", "replicate_rate", "has_work", "unsampled")
 
     def __init__(self, name: str, telemetry: Telemetry, sampler: Sampler, candidates: int, replicate_rate: float) -> None:
         self.name = name
@@ -58,7 +59,8 @@ class ShadowPlan:
         self.candidates = candidates
         self.replicate_rate = replicate_rate
         self.has_work = candidates > 0 or replicate_rate > 0.0
-        self._unsampled: dict[str, dict[str, Any]] = {
+        # the coverage attributes of a call not sampled, by reason (shared: never mutate)
+        self.unsampled: Mapping[str, Mapping[str, Any]] = {
             reason: {
                 A.SHADOW_SAMPLED: False,
                 A.SHADOW_CANDIDATES_SCHEDULED: 0,
@@ -70,26 +72,30 @@ class ShadowPlan:
 
     # --- 1. sampled or not, and why ----------------------------------------------------------------
     def sample(self, ctx: SpanContext) -> str | None:
-        """Why the call whose primary span has ``ctx`` gets no work, or None (sampled)."""
+        """Why the call whose primary span has ``ctx`` gets no work, or None (sampled).
+
+        A call not sampled has its candidates counted as dropped here, with the decision."""
         trace_id = ctx.trace_id
         if trace_id:  # a real trace: the rate on its id (random ids: uniform)
             if (trace_id & _LOW_64) >= self.threshold:
+                self.telemetry.count_drops(self.name, A.DROP_SAMPLING, self.candidates)
                 return A.DROP_SAMPLING
         elif not self.sampler.by_trace_id(0):  # no tracing configured: the sampler draws
-            return A.DROP_SAMPLING
-        return self.guards(ctx)
+            return self._not_sampled(A.DROP_SAMPLING)
+        reason = self.guards(ctx)
+        return None if reason is None else self._not_sampled(reason)
 
     def sample_key(self, key_of: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
         """The decision by a user's key function (maybe costly user code: the cheap guards go first)."""
         reason = self.guards(None)
         if reason is not None:
-            return reason
+            return self._not_sampled(reason)
         try:
             keep = self.sampler.by_key(key_of(*args, **kwargs))
         except Exception:  # the user's own code failed, not ours: the call gets no work
             logger.debug("otel-shadow: sample_key raised; candidates skipped", exc_info=True)
             keep = False
-        return None if keep else A.DROP_SAMPLING
+        return None if keep else self._not_sampled(A.DROP_SAMPLING)
 
     @staticmethod
     def guards(ctx: SpanContext | None) -> str | None:
@@ -102,10 +108,9 @@ class ShadowPlan:
             return A.DROP_DISABLED
         return None
 
-    def unsampled(self, reason: str) -> Mapping[str, Any]:
-        """The coverage attributes of a call not sampled (shared, never mutate); its drops counted."""
+    def _not_sampled(self, reason: str) -> str:
         self.telemetry.count_drops(self.name, reason, self.candidates)
-        return self._unsampled[reason]
+        return reason
 
     # --- 2. which work runs ------------------------------------------------------------------------------
     def roles(self) -> list[str]:

@@ -53,6 +53,7 @@ from ..core.stacktrace import record_exception
 from ..core.tasks import TaskView
 from ..core.telemetry import Telemetry, candidate_context
 from ..environment_variables import OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT, OTEL_SHADOW_CONFIG
+from ..redaction import default_redactor
 from ._genai import ADAPTERS, DEFAULT_OPERATION, Accumulator, Adapter, Info, unwrap_raw
 from .rules import CandidateRule, Rule, Rules, RulesSource, RuleState, shared_source, validate_rules
 from .streams import AsyncStreamManagerProxy, AsyncStreamProxy, StreamManagerProxy, SyncStreamProxy
@@ -361,7 +362,9 @@ class PrimaryCall:
             internal_failure("capture_input", exc, span)
 
     def _redact(self, text: str) -> str:
-        return self.engine.redact(text) if self.engine.redact is not None else text
+        # no redact= hook: the rules file of OTEL_SHADOW_REDACT_RULES, the one the collector applies too
+        redact = self.engine.redact if self.engine.redact is not None else default_redactor()
+        return redact(text) if redact is not None else text
 
     # --- running -------------------------------------------------------------------------------------
     def run_sync(self, wrapped: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -487,7 +490,7 @@ class PrimaryCall:
         ctx = span.get_span_context()
         reason = plan.sample(ctx)
         if reason is not None:
-            attrs.update(plan.unsampled(reason))
+            attrs.update(plan.unsampled[reason])
             return
         roles = plan.roles()
         state = self.engine.state(rule)
