@@ -325,8 +325,11 @@ def test_otlp_and_duckdb_example_writes_the_same_pairs_to_both(server: LLMServer
 # --- the local model server, and no example left behind ----------------------------------------------
 
 
-def test_the_local_model_server_answers_any_model_name_only_when_asked(model_server: LLMServer) -> None:
+def test_the_local_model_server_answers_any_model_name_only_when_asked(
+    model_server: LLMServer, request: pytest.FixtureRequest
+) -> None:
     client = openai.OpenAI(base_url=model_server.openai_url, api_key="local", max_retries=0)
+    request.addfinalizer(client.close)  # its pooled connections are sockets
 
     def ask(c: openai.OpenAI, model: str) -> str:
         return (
@@ -338,8 +341,9 @@ def test_the_local_model_server_answers_any_model_name_only_when_asked(model_ser
     assert model_server.spec("gpt-5-beta") is model_server.models["gpt-5-beta"]
     with LLMServer() as strict:  # the default: an unknown name is a 404, as with a real API
         assert strict.spec("gpt-4") is None
-        with pytest.raises(openai.NotFoundError, match="gpt-4"):
-            ask(openai.OpenAI(base_url=strict.openai_url, api_key="local", max_retries=0), "gpt-4")
+        strict_client = openai.OpenAI(base_url=strict.openai_url, api_key="local", max_retries=0)
+        with strict_client, pytest.raises(openai.NotFoundError, match="gpt-4"):
+            ask(strict_client, "gpt-4")
 
 
 def test_every_file_in_examples_is_run_by_a_test() -> None:
