@@ -163,15 +163,19 @@ class ClickHouseReader:
         self.where = target.where
         self._client: Any = None
         self._chdb: Any = None
+        self._settings: dict[str, Any] = {}
         if target.kind == "chdb":
             self._chdb = _open_chdb(target, self.limits.settings())
         else:
-            self._client = _open_http(target, self.limits.settings())
+            self._client, self._settings = _open_http(target, self.limits.settings())
 
     def query(self, sql: str) -> QueryResult:
         text = translate(check_query(sql, self.limits.max_sql_bytes))
         try:
-            table = self._chdb.query(text, "ArrowTable") if self._chdb is not None else self._client.query_arrow(text)
+            if self._chdb is not None:
+                table = self._chdb.query(text, "ArrowTable")
+            else:
+                table = self._client.query_arrow(text, settings=self._settings)
         except Exception as exc:  # the driver's errors: mapped to otel-shadow's, by ClickHouse's code
             if self._chdb is not None:
                 self._settle()
@@ -220,22 +224,34 @@ def _open_chdb(target: ClickHouseTarget, settings: dict[str, Any]) -> Any:
     return connection
 
 
-def _open_http(target: ClickHouseTarget, settings: dict[str, Any]) -> Any:
+def _open_http(target: ClickHouseTarget, settings: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The client, and the settings each query carries (readonly=1 unless the user's profile is already read-only)."""
     clickhouse_connect = _import("clickhouse_connect", "clickhouse-connect")
     try:
-        return clickhouse_connect.get_client(
+        client = clickhouse_connect.get_client(
             host=target.host,
             port=target.port,
             username=target.username,
             password=target.password,
             database=target.database,
             secure=target.secure,
-            settings=settings,
             connect_timeout=10,
             send_receive_timeout=int(settings["max_execution_time"]) + 10,
         )
     except Exception as exc:
         raise StoreError(f"cannot reach {target.where}: {_first_line(exc)}") from exc
+    profile = client.server_settings.get("readonly")
+    level = int(profile.value) if profile is not None and str(profile.value).isdigit() else 0
+    if level == 1:
+        client.close()
+        raise StoreError(
+            f"the ClickHouse user {target.username!r} has readonly = 1, which also forbids the query settings "
+            "otel-shadow needs (join_use_nulls, cast_keep_nullable, its limits); give it a profile with "
+            "readonly = 2 (reads only, settings allowed) or none: otel-shadow sets readonly = 1 itself"
+        )
+    if level == 2:  # already read-only, and the readonly setting itself cannot be changed
+        settings = {k: v for k, v in settings.items() if k != "readonly"}
+    return client, settings
 
 
 def _import(module: str, package: str) -> Any:
