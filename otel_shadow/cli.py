@@ -492,7 +492,7 @@ def _open_to_write(db: str, fix: str) -> Any:
     except DatabaseLocked as exc:
         if Path(f"{db}.collector.json").exists():
             raise DatabaseLocked(f"'{db}' is held by a running collector: {fix}") from None
-        raise DatabaseLocked(f"{exc} ({fix})") from None
+        raise DatabaseLocked(f"{exc} For this command, stop that process first, then run it again.") from None
 
 
 @cli.command()
