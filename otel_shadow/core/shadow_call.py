@@ -51,7 +51,9 @@ class ShadowPlan:
 
     __slots__ = ("name", "telemetry", "sampler", "threshold", "candidates", "replicate_rate", "has_work", "unsampled")
 
-    def __init__(self, name: str, telemetry: Telemetry, sampler: Sampler, candidates: int, replicate_rate: float) -> None:
+    def __init__(
+        self, name: str, telemetry: Telemetry, sampler: Sampler, candidates: int, replicate_rate: float
+    ) -> None:
         self.name = name
         self.telemetry = telemetry
         self.sampler = sampler

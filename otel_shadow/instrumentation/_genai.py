@@ -62,6 +62,12 @@ class Info:
         return attrs
 
 
+def _dump(item: Any) -> Any:
+    """A tool call as plain data (a pydantic model's dump, else its text)."""
+    dump = getattr(item, "model_dump", None)
+    return dump() if callable(dump) else str(item)
+
+
 def unwrap_raw(result: Any) -> tuple[Any, bool]:
     """``(parsed, observable)`` for a ``with_raw_response`` result; streamed raw responses are not parsed."""
     if hasattr(result, "http_response") and callable(getattr(result, "parse", None)):
@@ -240,7 +246,7 @@ class OpenAIChat(Adapter):
             info.text = getattr(message, "content", None) or ""
             tool_calls = getattr(message, "tool_calls", None)
             if tool_calls and not info.text:
-                info.text = json.dumps([getattr(t, "model_dump", lambda: str(t))() for t in tool_calls], sort_keys=True, default=str)
+                info.text = json.dumps([_dump(t) for t in tool_calls], sort_keys=True, default=str)
             info.finish_reasons = [str(c.finish_reason) for c in choices if getattr(c, "finish_reason", None)]
         usage = getattr(response, "usage", None)
         if usage is not None:

@@ -1,4 +1,4 @@
-"""The instrumentors: thin ``BaseInstrumentor`` subclasses that only wrap and unwrap.
+"""The instrumentors: thin ``BaseInstrumentor`` subclasses that only wrap and unwrap (and the wrap points).
 
 Registered under the ``opentelemetry_instrumentor`` entry point as ``shadow_openai`` and
 ``shadow_anthropic`` (names of their own, so ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` can turn
@@ -28,6 +28,7 @@ from wrapt import wrap_function_wrapper
 
 from ..errors import ConfigError
 from .engine import ShadowEngine, engine_from
+from .wrappers import make_wrapper
 
 logger = logging.getLogger("otel_shadow")
 
@@ -82,7 +83,8 @@ class _ShadowInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 target = getattr(importlib.import_module(module), cls, None)
                 if target is None or not hasattr(target, method):  # an SDK version without it
                     continue
-                wrap_function_wrapper(module, f"{cls}.{method}", self.engine.wrapper(self.provider, operation, method, is_async))
+                wrapper = make_wrapper(self.engine, self.provider, operation, method, is_async)
+                wrap_function_wrapper(module, f"{cls}.{method}", wrapper)
                 self.wrapped.append((target, method))
             except Exception as exc:  # an SDK layout we do not know: that method is not shadowed
                 _report_once(f"otel-shadow: {module}.{cls}.{method} is not shadowed: {type(exc).__name__}: {exc}")
