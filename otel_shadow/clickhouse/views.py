@@ -20,6 +20,7 @@ __all__ = ["VIEW_NAMES", "create_views", "views_sql"]
 VIEW_NAMES = (
     "otel_shadow_spans",
     "otel_shadow_span_links",
+    "otel_shadow_runs",
     "shadow_runs",
     "shadow_pairs",
     "shadow_coverage",
