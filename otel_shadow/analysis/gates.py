@@ -130,7 +130,7 @@ class GateResult:
     limit: float | None = None
     pass_limit: float | None = None
     level: float | None = None  # confidence of the interval (after Holm)
-    p_value: float | None = None  # anytime-valid p-value of "beyond the limit"
+    p_value: float | None = None  # p-value of "beyond the limit" (anytime-valid unless inference is fixed)
     n: int | None = None
     unit: str | None = None  # "ratio", "difference", "rate", "mean"
     details: dict[str, Any] = field(default_factory=dict)
