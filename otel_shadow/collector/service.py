@@ -161,7 +161,7 @@ class Collector:
         if c.retention_s is not None:
             self.retention = Retention(
                 self._store, datetime.timedelta(seconds=c.retention_s), export_dir=c.retention_export,
-                interval_s=c.retention_interval_s,
+                interval_s=c.retention_interval_s, list_in_background=True,
             )
         workers = default_workers() if c.decode_workers is None else c.decode_workers
         self.pipeline = Pipeline(

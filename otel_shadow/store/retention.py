@@ -23,6 +23,7 @@ import hashlib
 import logging
 import os
 import re
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -135,6 +136,7 @@ class Retention:
         chunk_traces: int = 500,
         max_pass_traces: int = 200_000,
         interval_s: float = 600.0,
+        list_in_background: bool = False,
         clock: Any = None,
     ) -> None:
         if store.read_only:
@@ -152,6 +154,11 @@ class Retention:
         self._cutoff: dt.datetime | None = None
         self._capped = False
         self._next_pass = 0.0  # monotonic
+        # a collector lists a pass's traces on a cursor of its own, in a thread: a read, during which
+        # its writer goes on committing (the listing is the one step whose cost grows with the backlog)
+        self.list_in_background = list_in_background
+        self._listing: threading.Thread | None = None
+        self._listed: list[tuple[Any, ...]] | BaseException = []
         self.report: RetentionReport | None = None  # the pass in progress (or the last one)
         self.last_report: RetentionReport | None = None  # the last finished pass
         if self.export_dir is not None:
@@ -165,6 +172,8 @@ class Retention:
     # --- a collector's view: one small step at a time -------------------------------------------
     def due(self) -> bool:
         """A pass is under way, or the interval since the last one has passed."""
+        if self._listing is not None:
+            return not self._listing.is_alive()
         return bool(self._pending) or self._cutoff is not None or time.monotonic() >= self._next_pass
 
     def step(self) -> bool:
@@ -173,6 +182,13 @@ class Retention:
         try:
             if self._cutoff is None:
                 self._begin_pass()
+                more = True
+            elif self._listing is not None:
+                if self._listing.is_alive():
+                    return True  # not due yet: a collector does not call it meanwhile
+                self._listing.join()
+                self._listing = None
+                self._take_listed()
                 more = True
             elif self._pending:
                 # one day per step, so that a step writes at most one file per table
@@ -189,7 +205,7 @@ class Retention:
         except BaseException:
             # the pass is abandoned (nothing of the failed step was deleted) and tried again after
             # the interval, not at once: a full export disk must not turn into a busy loop
-            self._pending, self._cutoff = [], None
+            self._pending, self._cutoff, self._listing = [], None, None
             self._next_pass = time.monotonic() + self.interval_s
             raise
         report = self.report
@@ -226,11 +242,41 @@ class Retention:
         cutoff = self.cutoff()
         self._cutoff = cutoff
         self.report = RetentionReport(cutoff)
-        rows = self._read(
-            "SELECT trace_id, min(start_time) AS began FROM spans WHERE start_time < ? "
-            "GROUP BY trace_id ORDER BY began, trace_id LIMIT ?",
-            [_naive_utc(cutoff), self.max_pass_traces + 1],
+        if not self.list_in_background:
+            self._listed = self._list(cutoff)
+            self._take_listed()
+            return
+        self._listed = []
+        self._listing = threading.Thread(
+            target=self._list_into, args=(cutoff,), name="otel-shadow-retention", daemon=True
         )
+        self._listing.start()
+
+    def _list(self, cutoff: dt.datetime) -> list[tuple[Any, ...]]:
+        """The traces that began before ``cutoff``, oldest first, on a cursor of their own."""
+        try:
+            cursor = self.store.con.cursor()
+            try:
+                return cursor.execute(
+                    "SELECT trace_id, min(start_time) AS began FROM spans WHERE start_time < ? "
+                    "GROUP BY trace_id ORDER BY began, trace_id LIMIT ?",
+                    [_naive_utc(cutoff), self.max_pass_traces + 1],
+                ).fetchall()
+            finally:
+                cursor.close()
+        except duckdb.Error as exc:
+            raise map_query_error(exc) from exc
+
+    def _list_into(self, cutoff: dt.datetime) -> None:
+        try:
+            self._listed = self._list(cutoff)
+        except BaseException as exc:  # raised by the next step, in the writer's thread
+            self._listed = exc
+
+    def _take_listed(self) -> None:
+        rows, self._listed = self._listed, []
+        if isinstance(rows, BaseException):
+            raise rows
         self._capped = len(rows) > self.max_pass_traces
         self._pending = [(trace, began.date()) for trace, began in rows[: self.max_pass_traces]]
 
