@@ -238,6 +238,7 @@ def test_bad_options_are_refused_before_anything_runs(llm: LLMServer, pairs_db: 
         (["--embeddings", llm.openai_url], "needs --embedding-model"),
         ([], "nothing to score with"),
         (["--judge-model", "sim-judge", "--rubric", str(db.parent / "missing.yaml")], "does not exist"),
+        (["--embeddings", llm.openai_url, "--embedding-model", "sim-embed", "--judge-budget-usd", "1"], "give --judge-model too"),
     ]:
         with pytest.raises(SystemExit) as exit_info:
             main(["score", "--db", str(db), "--no-progress", *argv])
