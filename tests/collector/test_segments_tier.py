@@ -105,6 +105,8 @@ def test_two_collectors_routed_by_trace_id_give_the_report_of_one_that_saw_every
                 for collector in tier:
                     assert collector.segments is not None
                     collector.segments.close_now()
+        metrics = client.get(http_url(tier[0], "/metrics"), params={"format": "json"}).json()
+        assert metrics["segments_closed"] >= 2 and metrics["segment_failures"] == 0  # self-metrics say so
     for collector in [*tier, single]:
         collector.stop(10)
     closed = [c.segments.stats.segments_closed for c in tier if c.segments is not None]
