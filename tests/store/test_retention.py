@@ -114,6 +114,23 @@ def test_a_trace_is_aged_by_its_first_span_so_a_late_score_goes_with_its_pair(tm
         assert store.query("SELECT count(*) FROM shadow_scores").rows == [(0,)]
 
 
+def test_a_pass_listed_in_the_background_removes_the_same_traces_then_waits(tmp_path: Path) -> None:
+    """As a collector runs it: the listing on a thread of its own, steps whenever ``due``."""
+    old, new = [trace(40), trace(45, score=True)], [trace(3)]
+    with Store.open(tmp_path / "s.duckdb") as store:
+        write(store, old + new)
+        retention = Retention(store, parse_duration("30d"), list_in_background=True, interval_s=3600)
+        deadline = time.monotonic() + 30
+        while retention.last_report is None and time.monotonic() < deadline:
+            if retention.due():
+                retention.step()
+            else:
+                time.sleep(0.01)
+        assert retention.last_report is not None and retention.last_report.traces == 2
+        assert stored(store, "spans") == keys([s for t in new for s in t])
+        assert not retention.due()  # the next pass waits for the interval
+
+
 def test_exported_parquet_holds_exactly_the_removed_rows_partitioned_by_day(tmp_path: Path) -> None:
     old = [trace(age) for age in (31, 31.5, 50, 51, 52)]
     new = [trace(2)]
