@@ -10,7 +10,8 @@ collector makes them: each chunk is committed to a DuckDB file, then closed into
 RSS is its own.
 
 Run: ``.venv/bin/python benchmarks/bench_scale.py --pairs 100000`` (the lead runs --pairs 10000000
-on a quiet machine; it needs about 6 GB of disk at 10M).
+on a quiet machine; it needs about 6 GB of disk at 10M). ``--ingest`` measures instead what
+``--segments`` costs a collector's ingest (bench_collector's load, with and without).
 """
 
 from __future__ import annotations
@@ -142,6 +143,31 @@ def measure(folder: Path, rounds: int) -> dict[str, Any]:
     return result
 
 
+def ingest(seconds: float, rounds: int) -> dict[str, Any]:
+    """Collector throughput without and with --segments (closing a segment every 5 s, so several
+    close during each run), alternating, with bench_collector's load processes."""
+    from bench_collector import run
+
+    runs: dict[str, list[dict[str, Any]]] = {"duckdb_only": [], "with_segments": []}
+    for _ in range(rounds):
+        runs["duckdb_only"].append(run(4, seconds, ["--store-all"]))
+        with tempfile.TemporaryDirectory() as folder:
+            result = run(4, seconds, ["--store-all", "--segments", folder, "--segment-seconds", "5"])
+            with open_segments(folder) as store:  # the rows moved there; the DuckDB file kept the rest
+                result["spans_in_segments"] = store.query("SELECT count(*) FROM spans").rows[0][0]
+        runs["with_segments"].append(result)
+        for name, samples in runs.items():
+            print(name, json.dumps(samples[-1]), flush=True)
+    return {
+        name: {
+            "acked_spans_per_s": sorted(r["acked_spans_per_s"] for r in samples),
+            "ack_latency_p99_ms": sorted(r["ack_latency_p99_ms"] for r in samples),
+            "peak_rss_mib": sorted(r["peak_rss_mib"] for r in samples),
+        }
+        for name, samples in runs.items()
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=100_000)
@@ -152,10 +178,18 @@ def main() -> int:
     parser.add_argument(
         "--folder", default=None, help="Where to build the stores (default: a temporary folder, removed)."
     )
+    parser.add_argument(
+        "--ingest", action="store_true", help="Measure collector throughput with and without --segments instead."
+    )
+    parser.add_argument("--seconds", type=float, default=15.0, help="With --ingest: seconds of load per run.")
     parser.add_argument("--child", nargs=2, metavar=("KIND", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(*args.child)
+        return 0
+    if args.ingest:
+        result = {"seconds": args.seconds, "cores": os.cpu_count(), **ingest(args.seconds, args.rounds)}
+        print(f"written to {save('scale-ingest', result)}")
         return 0
     chunk = args.chunk or max(10_000, args.pairs // 20)
     folder = Path(args.folder or tempfile.mkdtemp(prefix="bench-scale-"))
