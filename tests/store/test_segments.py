@@ -98,6 +98,17 @@ def test_the_report_over_segments_equals_the_report_over_the_duckdb_file(tmp_pat
         ).rows == [("UUID", "JSON", "TIMESTAMP_NS")]
 
 
+def test_a_pair_whose_spans_two_collectors_stored_is_one_pair_over_their_segments(tmp_path: Path) -> None:
+    primary, candidate = pair()  # routing changed mid-trace: the primary went to c1, the candidate to c2
+    for name, span in (("c1", primary), ("c2", candidate)):
+        with Store.open(tmp_path / f"{name}.duckdb") as store:
+            Writer(store).write(request(span))
+            assert store.query("SELECT count(*) FROM shadow_pairs").rows == [(0,)]  # neither sees the pair
+            SegmentWriter(store, tmp_path / "seg", collector_id=name).close_segment(NOON)
+    with open_segments(tmp_path / "seg") as store:
+        assert store.query("SELECT count(*), min(candidate_config_id) FROM shadow_pairs").rows == [(1, "C")]
+
+
 def test_a_segment_left_claimed_by_a_failure_is_written_again_under_the_same_name(tmp_path: Path) -> None:
     with Store.open(tmp_path / "c.duckdb") as store:
         writer, segments = Writer(store), SegmentWriter(store, tmp_path / "seg", collector_id="c1")
