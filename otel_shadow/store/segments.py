@@ -164,10 +164,8 @@ class SegmentWriter:
     def _collector_id(cursor: duckdb.DuckDBPyConnection, given: str | None) -> str:
         """The id this store's segments are named by: the one given, else the one kept in the store
         (made once: a restarted collector keeps its name, two stores never share one)."""
-        if given is not None:
-            validate_collector_id(given)
         row = cursor.execute("SELECT value FROM otel_shadow_meta WHERE key = ?", [_META_ID]).fetchone()
-        chosen = given or (row[0] if row else _default_collector_id())
+        chosen = validate_collector_id(given or (str(row[0]) if row else _default_collector_id()))
         if row is None or row[0] != chosen:
             cursor.execute("INSERT OR REPLACE INTO otel_shadow_meta VALUES (?, ?)", [_META_ID, chosen])
         return str(chosen)
