@@ -315,6 +315,31 @@ def test_the_clickhouse_path_writes_the_table_the_views_read() -> None:
     assert config["service"]["pipelines"]["traces"]["exporters"] == ["clickhouse"]
 
 
+_NIL_TERM = re.compile(r'^attributes\["([^"]+)"\] == nil$')
+
+
+def drops(condition: str, attributes: dict[str, Any]) -> bool:
+    """The filter processor's verdict on a span (true: dropped), for the one OTTL form used here:
+    ``attributes["k"] == nil`` terms joined by ``and``; any other form fails, so it gets a test too."""
+    terms = [_NIL_TERM.match(t.strip()) for t in condition.split(" and ")]
+    assert all(terms), f"condition outside the evaluated form: {condition!r}"
+    return all(t.group(1) not in attributes for t in terms if t)
+
+
+def test_the_clickhouse_path_keeps_shadow_genai_and_score_spans_and_drops_the_rest() -> None:
+    from otel_shadow.scoring.emit import Score, score_span
+    from otel_shadow.scoring.pairs import Pair
+
+    config = load(Path(__file__).parents[1] / "collector/otelcol-clickhouse.yaml")
+    (condition,) = config["processors"]["filter/shadow_only"]["traces"]["span"]
+    pair = Pair("exp", "ab" * 16, 1, 2, "p", "c", "candidate", 1, "q", "a", "b", frozenset())
+    score = score_span(pair, Score("semantic_similarity", "id1", "m", {}, 0.9, 1, 2))  # what `otel-shadow score` sends
+    assert not drops(condition, dict(score.attributes or {}))
+    assert not drops(condition, {"shadow.experiment": "exp", "shadow.role": "primary"})
+    assert not drops(condition, {"gen_ai.operation.name": "chat"})
+    assert drops(condition, {"http.route": "/health"})
+
+
 @pytest.mark.parametrize(
     ("change", "problem"),
     [
