@@ -389,6 +389,7 @@ def main() -> int:
     name = "verdict" + ("-quick" if args.quick else "") + ("-speed" if args.speed_only else "")
     name += "" if args.pairs == 2000 else f"-{args.pairs}pairs"
     name += "" if args.inference == "anytime" else f"-{args.inference}"
+    name += "" if args.seeds in (None, 50) else f"-{seeds}seeds"
     name += "" if only is None else "-" + "-".join(only)
     with tempfile.TemporaryDirectory() as folder:
         result: dict[str, Any] = {"pairs_per_run": PAIRS, "seeds": seeds, "thresholds": repr(THRESHOLDS)}
