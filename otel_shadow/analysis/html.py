@@ -13,8 +13,10 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from .canary import CanaryReport
 from .gates import GateResult
 from .report import CandidateReport, Report
+from .rollout_state import RolloutState
 from .timeline import TimelinePoint
 from .verdict import intervals_note
 
@@ -209,13 +211,78 @@ def _gate_table(gates: list[Any]) -> str:
     return f"<table><tr><th>status</th><th>gate</th><th>finding</th></tr>{rows}</table>"
 
 
+def _pct(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
+
+def _canary_section(canaries: Sequence[CanaryReport]) -> str:
+    """The canary cohorts in a section of their own, saying they are compared unpaired."""
+    if not canaries:
+        return ""
+    parts = [
+        '<h2 id="canary">Canary (unpaired)</h2>',
+        '<p class="note">UNPAIRED: users served the candidate\'s answer against the primary cohort of the same '
+        "window; two independent samples, not the same requests, so the intervals are wider than the shadow "
+        "pairs' at the same count.</p>",
+    ]
+    for c in canaries:
+        m = c.metrics
+        parts.append(
+            f'<h3 class="canary">{_e(c.experiment)} · canary {_e(c.canary_config_id)} vs primary '
+            f"{_e(c.primary_config_id if c.primary_config_id is not None else '?')} {_badge(c.verdict)}</h3>"
+        )
+        parts.append(
+            f"<p>{int(m.get('canary_calls') or 0):,} canary calls (error rate {_pct(m.get('canary_error_rate'))}), "
+            f"{int(m.get('primary_calls') or 0):,} primary calls (error rate {_pct(m.get('primary_error_rate'))})"
+            + (f", canary from {_e(m['first_canary_at'])} to {_e(m.get('last_canary_at'))}" if m.get("first_canary_at") else "")
+            + "</p>"
+        )
+        parts.append(_gate_table(c.gates))
+        parts.extend(f'<p class="note">note: {_e(n)}</p>' for n in c.notes)
+    return "".join(parts)
+
+
+def _where(r: RolloutState) -> str:
+    if r.status == "complete":
+        return "complete"
+    if r.status == "rolled_back":
+        return "ROLLED BACK"
+    return f"step {r.step + 1} of {r.steps or '?'}"
+
+
+def _rollout_section(states: Sequence[RolloutState]) -> str:
+    """Each rule's plan now, then its moves oldest first: who or what moved it, when, on which verdict."""
+    if not states:
+        return ""
+    parts = ['<h2 id="rollout">Rollout</h2>']
+    for r in states:
+        parts.append(
+            f'<h3 class="rollout">rule {_e(r.rule)}: {_e(_where(r))}, {_e(r.phase)} {r.fraction * 100:g}% '
+            f"since {_e(r.since)}</h3>"
+            + (f'<p class="note">rules file {_e(r.rules_file)}</p>' if r.rules_file else "")
+        )
+        rows = "".join(
+            f"<tr><td>{_e(m.at)}</td><td>{_e(m.action)}</td><td>{_e(m.phase)} {m.fraction * 100:g}% "
+            f"(step {m.step + 1})</td><td>{_e(m.actor)}</td>"
+            f"<td>{_badge(m.verdict) if m.verdict else '—'}"
+            f"{f' on {m.pairs:,}' if m.verdict and m.pairs is not None else ''}</td>"
+            f"<td>{_e(m.reason or '')}</td></tr>"
+            for m in r.history
+        )
+        parts.append(
+            "<table><tr><th>when (UTC)</th><th>move</th><th>to</th><th>by</th><th>verdict</th><th>why</th></tr>"
+            f"{rows}</table>"
+        )
+    return "".join(parts)
+
+
 def render_html(report: Report, timeline: Sequence[TimelinePoint] = ()) -> str:
     """The whole report as one HTML document (no external resource of any kind).
 
     ``timeline``: ``verdict_timeline(...)`` of the same report, drawn as each candidate's verdict over time.
     """
     body = [f"<h1>otel-shadow report {_badge(report.worst) if report.worst else ''}</h1>"]
-    if not report.candidates:
+    if not report.candidates and not report.canary and not report.rollout:
         body.append("<p>No shadow pairs yet: run an experiment (otel-shadow demo) or send spans to the collector.</p>")
     for c in report.candidates:
         m = c.metrics
@@ -237,6 +304,8 @@ def render_html(report: Report, timeline: Sequence[TimelinePoint] = ()) -> str:
             body.append(f"<h3>Per {_e(report.segment_by)}</h3>{_segment_plots(c, report.segment_by)}")
             body.append(f"<table><tr><th>segment</th><th>verdict</th><th>pairs</th><th>why</th></tr>{rows}</table>")
         body.extend(f'<p class="note">note: {_e(n)}</p>' for n in c.notes)
+    body.append(_canary_section(report.canary))
+    body.append(_rollout_section(report.rollout))
     body.append(
         f'<p class="note">{_e(intervals_note(report.thresholds))} See docs/report.md.</p>'
     )
