@@ -14,6 +14,7 @@ Without chromium the test is skipped on a developer's machine, and fails in CI (
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import fcntl
 import json
 import os
@@ -27,6 +28,9 @@ from typing import Any
 
 import pytest
 
+from otel_shadow.store import Store
+
+from ..rollout.ramp_data import write_cohorts
 from .helpers import lognormal_pairs, report_of, write_pairs
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "_artifacts"
@@ -213,6 +217,8 @@ def test_the_html_report_shows_each_verdict_in_chromium_offline_without_console_
     p, c = lognormal_pairs(3000, seed=4, slowdown=1.4)
     write_pairs(db, p, c, experiment="search", routes=routes)
     assert {x.experiment: x.verdict for x in report_of(db).candidates} == {"checkout": "PASS", "search": "FAIL"}
+    with Store.open(db) as store:  # and a canary cohort: its own section, after the candidates
+        write_cohorts(store, "chat", canary=300, primary=300, at=dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc), seed=5)
 
     rendered = subprocess.run(
         [sys.executable, "-m", "otel_shadow", "report", "--format", "html", "--db", str(db), "--segment-by", "http.route"],
@@ -227,7 +233,7 @@ def test_the_html_report_shows_each_verdict_in_chromium_offline_without_console_
     # offline: the only thing the page loaded is itself
     assert browser.requested_urls() == [page.as_uri()]
     # each candidate's heading shows its verdict, in the order of the report, as rendered text
-    headings = browser.evaluate("Array.from(document.querySelectorAll('h2')).map(h => h.innerText)")
+    headings = browser.evaluate("Array.from(document.querySelectorAll('h2:not(#canary)')).map(h => h.innerText)")
     assert [h.split(" · ")[0] for h in headings] == ["checkout", "search"], headings
     assert headings[0].endswith("PASS") and headings[1].endswith("FAIL"), headings
     assert browser.evaluate("document.title") == "otel-shadow report: FAIL"
@@ -237,6 +243,8 @@ def test_the_html_report_shows_each_verdict_in_chromium_offline_without_console_
     )
     assert len(sizes) >= 4 and all(w > 100 and h > 50 for w, h in sizes), sizes
     assert "p95 latency" in browser.evaluate("document.body.innerText")
+    canary = browser.evaluate("Array.from(document.querySelectorAll('#canary, h3.canary')).map(h => h.innerText)")
+    assert canary[0] == "Canary (unpaired)" and canary[1].startswith("chat · canary C vs primary P "), canary
     # the verdict over time: one cell per cut-off, for each candidate
     cells = browser.evaluate(
         "Array.from(document.querySelectorAll('svg[aria-label=\"verdict over time\"]')).map(s => s.querySelectorAll('rect').length)"
