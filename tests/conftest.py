@@ -42,6 +42,7 @@ SLOW: dict[str, str] = {
     "tests/rollout/test_alerts_cli.py::test_the_collector_runs_the_watch": "collector processes started, fed and stopped twice",
     "tests/rollout/test_alerts_cli.py::test_watch_beside_a_file_a_collector_holds": "a collector process",
     "tests/rollout/test_alerts_docs.py": "the demo and the alerts page's commands, run",
+    "tests/rollout/test_rollout_e2e.py": "hundreds of calls through the real openai client to a model server process; a watch process",
     "tests/test_cli.py::test_demo_": "the demo end to end",
     "tests/test_docs.py::test_the_docs_commands_work_as_written_and_store_rows": "every command the docs show, run",
 }

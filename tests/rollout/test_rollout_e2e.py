@@ -1,0 +1,322 @@
+"""Issue 14 end to end: a ramp and its alerts on the real parts, against the shipped simulated models.
+
+The application is the real ``openai`` client, shadowed by a rules file through otel-shadow's
+instrumentation (the rules re-read by ``RulesSource``, the hot reload every instrumented process
+runs), calling the local model server over HTTP. Its spans go through a ``BatchSpanProcessor`` and
+the in-process DuckDB exporter into a real DuckDB file. The rollout is the library ``Ramp`` and
+the watch the library ``AlertWatch`` on that same open store (DuckDB lets one process write a
+file, and here that process is the application), then ``otel-shadow watch --once`` as a process
+once the application has let the file go; the webhook goes to an HTTP receiver on loopback.
+
+The plan is shadow-only: the SDK does not serve a canary yet (docs/rollout.md, "The canary:
+block"), so a canary step would only change the rules file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, NumberDataPoint
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+from otel_shadow import Scheduler
+from otel_shadow.instrumentation import OpenAIShadowInstrumentor
+from otel_shadow.instrumentation.rules import RulesSource, parse_rules
+from otel_shadow.rollout.alerts import load_watch_config
+from otel_shadow.rollout.plan import parse_plan
+from otel_shadow.rollout.ramp import Outcome, Ramp
+from otel_shadow.rollout.watch import make_watch
+from otel_shadow.rollout.webhook import SECRET_HEADER
+from otel_shadow.store import Store
+from otel_shadow.store.exporter import DuckDBSpanExporter
+
+from .test_alerts import Receiver
+
+RULE = "chat-e2e"
+PRIMARY = "e2e-primary"
+
+# SimulatedModel fields by model name. One style: the candidates answer what the primary answers
+# (when they answer). The primary is slow enough that the good candidate is faster by far more than
+# a loaded machine's noise on a few hundred calls (its p95 interval must end below the limit).
+MODELS: dict[str, dict[str, Any]] = {
+    PRIMARY: {"latency_ms": 60},
+    "e2e-good": {"latency_ms": 2},  # as good, and faster
+    "e2e-erring": {"latency_ms": 2, "fail_every": 2},  # a 500 on about half the prompts (by prompt hash)
+    "e2e-slow": {"latency_ms": 250},  # several times the primary's latency
+}
+
+# The model server runs in a process of its own, as a provider's API would: in the application's
+# process its event loop would share the GIL with the calls whose latency is measured.
+SERVER = """
+import json, sys
+from otel_shadow.testing import LLMServer, SimulatedModel
+
+models = {name: SimulatedModel(**spec) for name, spec in json.loads(sys.argv[1]).items()}
+server = LLMServer(models=models).start()
+print(server.openai_url, flush=True)
+sys.stdin.read()  # until the test closes the pipe
+server.stop()
+"""
+
+RULES = f"""\
+rules:
+  - name: {RULE}
+    match: {{provider: openai, model: {PRIMARY}}}
+    sample_rate: 0.0            # the rollout sets it
+    max_concurrency: 16
+    candidates:
+      - model: CANDIDATE
+"""
+
+# min_time 0 and small min_pairs: the plan walks in seconds (the verdict itself needs 100 pairs)
+PLAN = """\
+steps:
+  - {phase: shadow, fraction: 0.5, min_time: 0, min_pairs: 100}
+  - {phase: shadow, fraction: 1.0, min_time: 0, min_pairs: 100}
+"""
+
+USERS = 8  # threads calling at once, as concurrent users would
+BATCH = 80  # calls between two rollout (and watch) checks
+MAX_BATCHES = 15  # a run that has not settled by then fails, with the last outcome
+SECRET = "e2e-webhook-secret"
+
+# The verdict's thresholds (docs/report.md), as a team with little traffic would set them: a step
+# of 100 pairs can PASS. Under the default 2 pp margin a candidate without a single error stays
+# MARGINAL until about 260 pairs (the anytime interval of an error rate of 0 is that wide).
+GATES = """\
+error_rate_margin: 0.08
+"""
+
+
+class App:
+    """The application: the real openai client, shadowed by the rules file, spans into the store."""
+
+    def __init__(self, server: str, rules: Path, store: Store) -> None:
+        self.source = RulesSource(rules)  # checks the file once a second, as in every application
+        self.scheduler = Scheduler(workers=8, max_pending=256)
+        self.provider = TracerProvider()
+        self.provider.add_span_processor(BatchSpanProcessor(DuckDBSpanExporter(store=store)))
+        self.instrumentor = OpenAIShadowInstrumentor()
+        self.instrumentor.instrument(rules=self.source, tracer_provider=self.provider, scheduler=self.scheduler)
+        self.client = openai.OpenAI(base_url=server, api_key="test-key", max_retries=0)
+        self.users = ThreadPoolExecutor(USERS, thread_name_prefix="e2e-user")
+        self.prompts = itertools.count()
+
+    def _call(self, i: int) -> str:
+        response = self.client.chat.completions.create(
+            model=PRIMARY, messages=[{"role": "user", "content": f"Question {i}: how do I reset my password?"}]
+        )
+        return response.choices[0].message.content or ""
+
+    def serve(self, calls: int) -> None:
+        """``calls`` user requests from ``USERS`` threads; then every candidate has finished and every span is stored."""
+        answers = list(self.users.map(self._call, [next(self.prompts) for _ in range(calls)]))
+        assert all(answers), "a primary call returned no answer"
+        assert self.scheduler.flush(60), "candidates still running after 60 s"
+        assert self.provider.force_flush(60_000), "spans not exported after 60 s"
+
+    def sees(self, sample_rate: float, timeout: float = 10.0) -> None:
+        """Wait until the hot reload has picked up ``sample_rate`` (within about a second)."""
+        deadline = time.monotonic() + timeout
+        while (now := self.source.rules.rules[0].sample_rate) != sample_rate:
+            assert time.monotonic() < deadline, f"the application still reads sample_rate {now} after {timeout} s"
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        self.users.shutdown()
+        self.instrumentor.uninstrument()
+        self.scheduler.shutdown(10)
+        self.provider.shutdown()  # the exporter leaves the store open: the test closes it
+        self.client.close()
+        self.source.close()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    """The simulated models' OpenAI URL."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", SERVER, json.dumps(MODELS)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ),
+    )
+    assert process.stdin is not None and process.stdout is not None
+    try:
+        url = process.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:"), f"the model server did not start (printed {url!r})"
+        yield url
+    finally:
+        process.stdin.close()
+        process.wait(timeout=30)
+        process.stdout.close()
+
+
+def _setup(tmp_path: Path, candidate: str) -> tuple[Path, Path, str]:
+    """The rules file, the database path and the thresholds file of one run."""
+    rules, gates = tmp_path / "shadow.yaml", tmp_path / "gates.yaml"
+    rules.write_text(RULES.replace("CANDIDATE", candidate))
+    gates.write_text(GATES)
+    return rules, tmp_path / "shadow.duckdb", str(gates)
+
+
+def _ramp(store: Store, rules: Path, gates: str) -> Ramp:
+    """What ``otel-shadow rollout --plan plan.yaml --thresholds gates.yaml`` builds."""
+    thresholds = load_watch_config(gates).thresholds
+    return Ramp(store, rules, parse_plan(PLAN, "plan.yaml"), parse_rules, thresholds=thresholds)
+
+
+def _sampled_out_share(store: Store, since: dt.datetime, until: dt.datetime | None) -> float:
+    """Of the rule's primary calls in [since, until), the share its sample rate left unshadowed."""
+    rows = store.query(
+        "SELECT avg(CASE WHEN coalesce(drop_reasons, '') LIKE '%sampling%' THEN 1.0 ELSE 0.0 END), count(*) "
+        "FROM shadow_runs WHERE experiment = ? AND role = 'primary' AND start_time >= ?"
+        + ("" if until is None else " AND start_time < ?"),
+        [RULE, since] + ([] if until is None else [until]),
+    ).rows
+    share, count = rows[0]
+    assert count >= BATCH, f"only {count} primary calls between {since} and {until}"
+    return float(share)
+
+
+def _moves(store: Store) -> list[tuple[Any, ...]]:
+    """(moved_at, action, phase, fraction, status) of each move of the rule's plan."""
+    return store.query(
+        "SELECT moved_at, action, phase, fraction, status FROM rollout_history WHERE rule = ? ORDER BY seq", [RULE]
+    ).rows
+
+
+def test_a_good_candidate_walks_the_plan_to_100_percent_through_the_rules_file(
+    tmp_path: Path, server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rules, db, gates = _setup(tmp_path, "e2e-good")
+    monkeypatch.setenv("OTEL_SHADOW_WEBHOOK_SECRET", SECRET)
+    receiver = Receiver()
+    outcomes: list[Outcome] = []
+    try:
+        with Store.open(db) as store:
+            app = App(server, rules, store)
+            try:
+                ramp = _ramp(store, rules, gates)
+                outcomes.append(ramp.advance())  # start: shadow 50%
+                app.sees(0.5)
+                for _ in range(MAX_BATCHES):
+                    app.serve(BATCH)
+                    outcomes.append(ramp.advance())
+                    if outcomes[-1].action == "advance":
+                        app.sees(1.0)
+                    elif outcomes[-1].action != "hold":
+                        break
+                assert outcomes[-1].action == "complete", [o.message for o in outcomes]
+                quiet = make_watch(gates, receiver.url).check(store)
+                moves = _moves(store)
+                at_half = _sampled_out_share(store, moves[0][0], moves[1][0])
+                at_full = _sampled_out_share(store, moves[1][0], None)
+            finally:
+                app.close()
+    finally:
+        receiver.close()
+    assert [o.action for o in outcomes if o.action != "hold"] == ["start", "advance", "complete"]
+    assert all(o.verdict == "PASS" and (o.pairs or 0) >= 100 for o in outcomes if o.action in ("advance", "complete"))
+    assert [m[1:] for m in moves] == [
+        ("start", "shadow", 0.5, "active"),
+        ("advance", "shadow", 1.0, "active"),
+        ("complete", "shadow", 1.0, "complete"),
+    ]
+    assert parse_rules(rules.read_text()).rules[0].sample_rate == 1.0  # the last step stays applied
+    # the running application followed the file: about half its calls shadowed at 50%, all at 100%
+    assert 0.25 < at_half < 0.75, at_half
+    assert at_full == 0.0
+    assert quiet == [] and receiver.posts == []  # a good candidate pages nobody
+
+
+@pytest.mark.parametrize(
+    ("candidate", "reason"),
+    [("e2e-erring", "error rate"), ("e2e-slow", "p95 latency")],
+    ids=["more_errors", "slower"],
+)
+def test_a_bad_candidate_is_rolled_back_and_the_webhook_gets_exactly_one_alert(
+    tmp_path: Path, server: str, monkeypatch: pytest.MonkeyPatch, candidate: str, reason: str
+) -> None:
+    rules, db, gates = _setup(tmp_path, candidate)
+    monkeypatch.setenv("OTEL_SHADOW_WEBHOOK_SECRET", SECRET)
+    receiver = Receiver()
+    reader = InMemoryMetricReader()
+    meters = MeterProvider(metric_readers=[reader])
+    outcomes: list[Outcome] = []
+    raised: list[int] = []  # alerts raised by each check
+    try:
+        with Store.open(db) as store:
+            app = App(server, rules, store)
+            try:
+                ramp = _ramp(store, rules, gates)
+                watch = make_watch(gates, receiver.url, meter_provider=meters)
+                outcomes.append(ramp.advance())
+                app.sees(0.5)
+                for batch in range(MAX_BATCHES + 1):
+                    app.serve(BATCH)
+                    outcomes.append(ramp.advance())
+                    raised.append(len(watch.check(store)))  # the watch runs beside the ramp, at every batch
+                    if outcomes[-1].action == "none":  # a batch after the rollback: the application is
+                        break  # still shadowed at the first step's rate, and still watched
+                    assert batch < MAX_BATCHES and outcomes[-1].action in ("hold", "rollback"), outcomes[-1].message
+                moves = _moves(store)
+            finally:
+                app.close()
+        # a restarted watch, as a process (cron, CI), reads the states back and posts nothing new
+        cli = subprocess.run(
+            [sys.executable, "-m", "otel_shadow", "watch", "--db", str(db), "--thresholds", gates]
+            + ["--webhook", receiver.url, "--once"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=dict(os.environ),
+        )
+        metrics = reader.get_metrics_data()
+    finally:
+        receiver.close()
+        meters.shutdown()
+    assert cli.returncode == 0, cli.stderr
+    rollback = next((o for o in outcomes if o.action == "rollback"), None)
+    assert rollback is not None, [o.message for o in outcomes]
+    assert rollback.verdict == "FAIL" and reason in rollback.message, rollback.message
+    assert [o.action for o in outcomes if o.action != "hold"] == ["start", "rollback", "none"]
+    assert [m[1:] for m in moves] == [("start", "shadow", 0.5, "active"), ("rollback", "shadow", 0.5, "rolled_back")]
+    assert parse_rules(rules.read_text()).rules[0].sample_rate == 0.5  # the first step's rate
+    # exactly one alert, the verdict turning FAIL, however many checks ran: posted once, with the secret
+    assert sum(raised) == 1, raised
+    assert len(receiver.posts) == 1, [body["alert"]["message"] for _, body in receiver.posts]
+    headers, body = receiver.posts[0]
+    assert headers.get(SECRET_HEADER) == SECRET
+    alert: dict[str, Any] = body["alert"]
+    assert (alert["experiment"], alert["kind"], alert["state"]) == (RULE, "verdict", "FAIL")
+    assert body["candidate"]["verdict"] == "FAIL"
+    assert any(reason in r for r in body["candidate"]["reasons"]), body["candidate"]["reasons"]
+    with Store.open(db, read_only=True) as store:
+        assert store.query("SELECT kind, state, webhook FROM shadow_alert_log").rows == [
+            ("verdict", "FAIL", "delivered")
+        ]
+    points = [
+        (point.value, dict(point.attributes or {}).get("shadow.alert.state"))
+        for resource in (metrics.resource_metrics if metrics else [])
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        if metric.name == "shadow.alerts"
+        for point in metric.data.data_points
+        if isinstance(point, NumberDataPoint)
+    ]
+    assert points == [(1, "FAIL")]
