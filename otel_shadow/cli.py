@@ -397,6 +397,9 @@ def collector(
 
 @cli.command()
 @db_option
+@segments_option
+@clickhouse_option
+@click.option("--traces-table", default="otel_traces", show_default=True, help="With --clickhouse: the clickhouseexporter's traces_table_name (or database.table), where the captured content is.")
 @click.option("--embeddings", "embeddings", default=None, help="Embedding similarity: 'local' (pip install 'otel-shadow[embeddings-local]') or an OpenAI-compatible base URL (http://…/v1).")
 @click.option("--embedding-model", default=None, help="With --embeddings URL: the endpoint's embeddings model.")
 @click.option("--judge-model", default=None, help="Pairwise LLM judge: the model's name.")
@@ -419,7 +422,7 @@ def collector(
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when stderr is a terminal).")
 @click.option("--token", envvar=OTEL_SHADOW_COLLECTOR_TOKEN, default=None, help="Collector bearer token.")
 def score(
-    db: str, embeddings: str | None, embedding_model: str | None, judge_model: str | None, judge_base_url: str | None,
+    db: str, segments: str | None, clickhouse: str | None, traces_table: str, embeddings: str | None, embedding_model: str | None, judge_model: str | None, judge_base_url: str | None,
     judge_provider: str, rubric: str | None, bias_check: float, seed: int, budget_tokens: int | None,
     judge_budget_usd: float | None, rate: float | None,
     concurrency: int, limit: int | None, experiment: str | None, replicates: bool, batch_size: int,
@@ -433,6 +436,7 @@ def score(
     Example:
 
         otel-shadow score --embeddings local --judge-model gpt-4o-mini --judge-budget-usd 5.00
+        otel-shadow score --clickhouse http://reader:secret@clickhouse:8123/otel --otlp-endpoint otelcol:4317 --embeddings local
     """
     from .scoring import (
         Judge,
@@ -454,8 +458,12 @@ def score(
     options = ScoreOptions(
         experiment=experiment, limit=limit, replicates=replicates, batch_size=batch_size, concurrency=concurrency,
         rate=rate, budget_tokens=budget_tokens, judge_budget_usd=judge_budget_usd, otlp_endpoint=otlp_endpoint, otlp_insecure=otlp_insecure, token=token,
+        traces_table=traces_table,
     )
-    summary = run_scoring(db, embedder=embedder, judge=judge, options=options, progress=sys.stderr.isatty() if progress is None else progress)
+    summary = run_scoring(
+        db, embedder=embedder, judge=judge, options=options, progress=sys.stderr.isatty() if progress is None else progress,
+        segments=segments, clickhouse=clickhouse,
+    )
     if fmt == "json":
         click.echo(json.dumps(summary.as_dict(), indent=2))
     else:

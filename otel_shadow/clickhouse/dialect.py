@@ -15,11 +15,14 @@ DuckDB                        ClickHouse                              why
 ``attrs ->> '$."key"'``       ``attrs['key']`` when present, else     attributes are a Map, not JSON
                               ``NULL``
 ``epoch_us(t)``               ``toUnixTimestamp64Micro(t)``           epoch conversion
+``epoch_ns(t)``               ``toUnixTimestamp64Nano(t)``            (``otel-shadow score``'s pages)
 ``make_timestamp(us)``        ``fromUnixTimestamp64Micro(us)``
 ``CAST(NULL AS VARCHAR)``     setting ``cast_keep_nullable = 1``      String is not nullable
 LEFT JOIN misses              setting ``join_use_nulls = 1``          NULL, not the type's default
 the comparison-metrics query  its ClickHouse statement                it reads the DuckDB store's
 (``METRICS_SQL``)             (``_METRICS_SQL`` below)                internal table, with JSON
+``otel-shadow score``'s       ``otel_shadow.scoring.pairs``'s         ids are hex strings; content
+pairs: ids, content           ``clickhouse_pairs``                    is in otel_traces' arrays
 ============================  ======================================  ==============================
 
 A rewrite applies to the SQL outside string literals and quoted names only.
@@ -50,6 +53,7 @@ _REWRITES: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], .
         r"if(countIf(\1 IS NOT NULL AND \2 IS NOT NULL AND (\3)) > 1, covarSampIf(\1, \2, \3), NULL)",
     ),
     (re.compile(r"\bepoch_us\s*\(", re.IGNORECASE), "toUnixTimestamp64Micro("),
+    (re.compile(r"\bepoch_ns\s*\(", re.IGNORECASE), "toUnixTimestamp64Nano("),
     (re.compile(r"\bmake_timestamp\s*\(", re.IGNORECASE), "fromUnixTimestamp64Micro("),
 )
 # attrs ->> '$."key"' (the key is inside the literal, so this one is matched on the whole text)

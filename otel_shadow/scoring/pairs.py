@@ -11,20 +11,38 @@ halves. Content is read from where each kind of capture puts it: ``shadow.input`
 ``shadow.output`` (decorated experiments), ``gen_ai.input.messages`` / ``gen_ai.output.messages``
 on the span (zero-code, ``SPAN_ONLY``) or on its ``gen_ai.client.inference.operation.details``
 event (``EVENT_ONLY``).
+
+The pair query is written once, for DuckDB (a file, or Parquet segments, whose views are the
+same). On ClickHouse (``otel-shadow score --clickhouse URL``) the ClickHouse reader translates it
+(``otel_shadow.clickhouse.dialect``); what translation cannot do is a ``PairDialect`` here: how
+ids are written (DuckDB: UUID and UBIGINT; the exporter: hex strings) and where the content is
+(DuckDB: the ``spans`` and ``span_events`` tables; ClickHouse: ``otel_traces``' ``SpanAttributes``
+and ``Events`` arrays, as the Collector's exporter writes them).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .. import attributes as A
 from ..access import Reader
-from ..errors import ResultTooLarge
+from ..errors import ConfigError, ResultTooLarge
 
-__all__ = ["MaterializedPairs", "Pair", "PairPage", "read_pages", "sql_string", "text_of_messages"]
+__all__ = [
+    "DUCKDB",
+    "MaterializedPairs",
+    "Pair",
+    "PairDialect",
+    "PairPage",
+    "clickhouse_pairs",
+    "read_pages",
+    "sql_string",
+    "text_of_messages",
+]
 
 _DETAILS_EVENT = "gen_ai.client.inference.operation.details"
 MIN_PAGE = 1
@@ -70,13 +88,81 @@ def sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+@dataclass(frozen=True, slots=True)
+class PairDialect:
+    """What the pair query cannot leave to SQL translation: ids and where content is stored."""
+
+    name: str
+    trace_hex: str  # SQL of a trace id as 32 lowercase hex digits; {} is the column
+    trace_literal: str  # SQL of a trace id literal, from 32 hex digits ({})
+    span_literal: str  # SQL of a span id literal, from its number ({:d}) or hex ({:016x})
+    content: str  # CTEs `content` (trace_id, span_id, attributes) and `details` (…, input_messages,
+    # output_messages) over the spans of CTE `wanted` (trace_id, span_id)
+
+
+# DuckDB (a file, segments): the store's own tables; re-sent copies of a span are identical: any one
+DUCKDB = PairDialect(
+    name="duckdb",
+    trace_hex="hex_trace_id({})",
+    trace_literal="'{}'::UUID",
+    span_literal="{:d}",
+    content=f"""content AS (
+    SELECT s.trace_id, s.span_id, any_value(s.attributes) AS attributes
+    FROM spans s SEMI JOIN wanted w ON s.trace_id = w.trace_id AND s.span_id = w.span_id
+    GROUP BY s.trace_id, s.span_id
+),
+details AS (
+    SELECT e.trace_id, e.span_id,
+           max(e.attributes ->> '$."{A.GEN_AI_INPUT_MESSAGES}"')  AS input_messages,
+           max(e.attributes ->> '$."{A.GEN_AI_OUTPUT_MESSAGES}"') AS output_messages
+    FROM span_events e SEMI JOIN wanted w ON e.trace_id = w.trace_id AND e.span_id = w.span_id
+    WHERE e.name = '{_DETAILS_EVENT}'
+    GROUP BY e.trace_id, e.span_id
+)""",
+)
+
+_TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}(\.[A-Za-z_][A-Za-z0-9_]{0,127})?$")
+
+
+def clickhouse_pairs(traces_table: str = "otel_traces") -> PairDialect:
+    """ClickHouse over the Collector exporter's table (``traces_table``, or ``database.table``): ids
+    are hex strings (fixed width, so they order as the numbers do), content is read from the
+    table's ``SpanAttributes`` map and its ``Events.Name`` / ``Events.Attributes`` arrays."""
+    if not _TABLE_NAME.match(traces_table):
+        raise ConfigError(
+            f"--traces-table {traces_table!r} is not a plain ClickHouse name (table or database.table: letters, "
+            "digits, _); give the clickhouseexporter's traces_table_name"
+        )
+    traces = ".".join(f"`{part}`" for part in traces_table.split("."))
+    wanted = "(TraceId, SpanId) IN (SELECT trace_id, span_id FROM wanted)"
+    event = f"Events.Attributes[indexOf(Events.Name, '{_DETAILS_EVENT}')]"  # [0]: an empty map
+    return PairDialect(
+        name="clickhouse",
+        trace_hex="{}",
+        trace_literal="'{}'",
+        span_literal="'{:016x}'",
+        content=f"""content AS (
+    SELECT TraceId AS trace_id, SpanId AS span_id, any(SpanAttributes) AS attributes
+    FROM {traces} WHERE {wanted}
+    GROUP BY TraceId, SpanId
+),
+details AS (
+    SELECT TraceId AS trace_id, SpanId AS span_id,
+           max(nullIf({event}['{A.GEN_AI_INPUT_MESSAGES}'], ''))  AS input_messages,
+           max(nullIf({event}['{A.GEN_AI_OUTPUT_MESSAGES}'], '')) AS output_messages
+    FROM {traces} WHERE {wanted} AND has(Events.Name, '{_DETAILS_EVENT}')
+    GROUP BY TraceId, SpanId
+)""",
+    )
+
+
 def _attr(alias: str, key: str) -> str:
     return f"{alias}.attributes ->> '$.\"{key}\"'"
 
 
 def _where(scorer_ids: Sequence[str], experiment: str | None, roles: Sequence[str]) -> list[str]:
     """Pairs whose two sides succeeded, of the roles asked, that some requested scorer has not scored."""
-    where = ["p.primary_outcome = 'ok'", "p.candidate_outcome = 'ok'", f"(d.done IS NULL OR len(d.done) < {len(set(scorer_ids))})"]
+    where = ["p.primary_outcome = 'ok'", "p.candidate_outcome = 'ok'", f"(d.done IS NULL OR length(d.done) < {len(set(scorer_ids))})"]
     where.append("p.candidate_role IN (" + ", ".join(sql_string(r) for r in roles) + ")")
     if experiment is not None:
         where.append(f"p.experiment = {sql_string(experiment)}")
@@ -93,8 +179,10 @@ WITH done AS (
     FROM shadow_scores WHERE scorer_id IN ({ids})
     GROUP BY trace_id, candidate_span_id
 )
-SELECT {k}p.experiment, p.trace_id, p.primary_span_id, p.candidate_span_id, p.primary_config_id,
-       p.candidate_config_id, p.candidate_role, epoch_ns(p.start_time) AS start_ns, d.done
+SELECT {k}p.experiment AS experiment, p.trace_id AS trace_id, p.primary_span_id AS primary_span_id,
+       p.candidate_span_id AS candidate_span_id, p.primary_config_id AS primary_config_id,
+       p.candidate_config_id AS candidate_config_id, p.candidate_role AS candidate_role,
+       epoch_ns(p.start_time) AS start_ns, d.done AS done
 FROM shadow_pairs p
 LEFT JOIN done d ON d.trace_id = p.trace_id AND d.candidate_span_id = p.candidate_span_id
 WHERE {" AND ".join(where)}
@@ -102,31 +190,21 @@ WHERE {" AND ".join(where)}
 """
 
 
-def _with_content(page: str, order: str, extra: str = "") -> str:
+def _with_content(page: str, order: str, extra: str = "", dialect: PairDialect = DUCKDB) -> str:
     """``page`` (a query of pair keys) joined to the content of those spans only: the attributes of
     every other span are never read or joined."""
     return f"""
 WITH page AS ({page}),
 wanted AS (
     SELECT trace_id, primary_span_id AS span_id FROM page
-    UNION SELECT trace_id, candidate_span_id FROM page
+    UNION ALL SELECT trace_id, candidate_span_id FROM page
 ),
-content AS (  -- re-sent copies of a span are identical: any one
-    SELECT s.trace_id, s.span_id, any_value(s.attributes) AS attributes
-    FROM spans s SEMI JOIN wanted w ON s.trace_id = w.trace_id AND s.span_id = w.span_id
-    GROUP BY s.trace_id, s.span_id
-),
-details AS (
-    SELECT e.trace_id, e.span_id,
-           max(e.attributes ->> '$."{A.GEN_AI_INPUT_MESSAGES}"')  AS input_messages,
-           max(e.attributes ->> '$."{A.GEN_AI_OUTPUT_MESSAGES}"') AS output_messages
-    FROM span_events e SEMI JOIN wanted w ON e.trace_id = w.trace_id AND e.span_id = w.span_id
-    WHERE e.name = '{_DETAILS_EVENT}'
-    GROUP BY e.trace_id, e.span_id
-)
+{dialect.content}
 SELECT
-    p.experiment, hex_trace_id(p.trace_id) AS trace_hex, p.primary_span_id, p.candidate_span_id,
-    p.primary_config_id, p.candidate_config_id, p.candidate_role, p.start_ns,
+    p.experiment AS experiment, {dialect.trace_hex.format("p.trace_id")} AS trace_hex,
+    p.primary_span_id AS primary_span_id, p.candidate_span_id AS candidate_span_id,
+    p.primary_config_id AS primary_config_id, p.candidate_config_id AS candidate_config_id,
+    p.candidate_role AS candidate_role, p.start_ns AS start_ns,
     {_attr("pr", A.SHADOW_INPUT)}                    AS shadow_input,
     {_attr("pr", A.GEN_AI_SYSTEM_INSTRUCTIONS)}      AS system_instructions,
     coalesce({_attr("pr", A.GEN_AI_INPUT_MESSAGES)}, pe.input_messages)   AS input_messages,
@@ -134,7 +212,7 @@ SELECT
     coalesce({_attr("pr", A.GEN_AI_OUTPUT_MESSAGES)}, pe.output_messages) AS primary_messages,
     {_attr("c", A.SHADOW_OUTPUT)}                    AS candidate_output,
     coalesce({_attr("c", A.GEN_AI_OUTPUT_MESSAGES)}, ce.output_messages)  AS candidate_messages,
-    p.done{extra}
+    p.done AS done{extra}
 FROM page p
 LEFT JOIN content pr ON pr.trace_id = p.trace_id AND pr.span_id = p.primary_span_id
 LEFT JOIN content c ON c.trace_id = p.trace_id AND c.span_id = p.candidate_span_id
@@ -146,21 +224,21 @@ ORDER BY {order}
 
 def _page_sql(
     scorer_ids: Sequence[str], after: tuple[int, str, int] | None, limit: int,
-    experiment: str | None, roles: Sequence[str],
+    experiment: str | None, roles: Sequence[str], dialect: PairDialect = DUCKDB,
 ) -> str:
     where = _where(scorer_ids, experiment, roles)
     if after is not None:
         start_ns, trace_hex, span = int(after[0]), str(after[1]), int(after[2])
         if len(trace_hex) != 32 or any(c not in "0123456789abcdef" for c in trace_hex):
             raise ValueError(f"bad trace id in keyset: {trace_hex!r}")
-        trace = f"'{trace_hex}'::UUID"
+        trace, span_sql = dialect.trace_literal.format(trace_hex), dialect.span_literal.format(span)
         where.append(
             f"(epoch_ns(p.start_time) > {start_ns} OR (epoch_ns(p.start_time) = {start_ns} AND "
-            f"(p.trace_id > {trace} OR (p.trace_id = {trace} AND p.candidate_span_id > {span}))))"
+            f"(p.trace_id > {trace} OR (p.trace_id = {trace} AND p.candidate_span_id > {span_sql}))))"
         )
     # the page's keys first (top-N over the pairs view), then the content of those spans only
     keys = _keys_sql(scorer_ids, where, f"ORDER BY epoch_ns(p.start_time), p.trace_id, p.candidate_span_id LIMIT {int(limit)}")
-    return _with_content(keys, "p.start_ns, p.trace_id, p.candidate_span_id")
+    return _with_content(keys, "p.start_ns, p.trace_id, p.candidate_span_id", dialect=dialect)
 
 
 def count_sql(scorer_ids: Sequence[str], experiment: str | None, roles: Sequence[str]) -> str:
@@ -182,6 +260,7 @@ WHERE {" AND ".join(where)}
 def read_pages(
     reader: Reader, scorer_ids: Sequence[str], *, page_size: int = 128, experiment: str | None = None,
     roles: Sequence[str] = (A.ROLE_CANDIDATE, A.ROLE_REPLICATE), limit: int | None = None,
+    dialect: PairDialect = DUCKDB,
 ) -> Iterator[PairPage]:
     """Pages of pairs that some of ``scorer_ids`` has not scored, oldest first, at most ``limit`` pairs."""
     after: tuple[int, str, int] | None = None
@@ -190,7 +269,7 @@ def read_pages(
     while remaining is None or remaining > 0:
         want = size if remaining is None else min(size, remaining)
         try:
-            result = reader.query(_page_sql(scorer_ids, after, want, experiment, roles))
+            result = reader.query(_page_sql(scorer_ids, after, want, experiment, roles, dialect))
         except ResultTooLarge:
             if want <= MIN_PAGE:
                 raise
@@ -201,7 +280,7 @@ def read_pages(
             return
         pairs = [_pair(row) for row in rows]
         last = rows[-1]
-        after = (int(last["start_ns"]), str(last["trace_hex"]), int(last["candidate_span_id"]))
+        after = (int(last["start_ns"]), str(last["trace_hex"]), pairs[-1].candidate_span_id)
         if remaining is not None:
             remaining -= len(pairs)
         yield PairPage(pairs, after)
@@ -271,12 +350,17 @@ def _pair(row: dict[str, Any]) -> Pair:
     if isinstance(done, str):  # a list arrives as JSON text from some readers
         done = json.loads(done)
     return Pair(
-        experiment=row["experiment"], trace_id=str(row["trace_hex"]), primary_span_id=int(row["primary_span_id"]),
-        candidate_span_id=int(row["candidate_span_id"]), primary_config_id=row["primary_config_id"],
+        experiment=row["experiment"], trace_id=str(row["trace_hex"]), primary_span_id=_span_id(row["primary_span_id"]),
+        candidate_span_id=_span_id(row["candidate_span_id"]), primary_config_id=row["primary_config_id"],
         candidate_config_id=row["candidate_config_id"], candidate_role=row["candidate_role"],
         start_ns=int(row["start_ns"]), request=request, primary_output=primary, candidate_output=candidate,
         done=frozenset(done or ()),
     )
+
+
+def _span_id(value: Any) -> int:
+    """A span id as its number: DuckDB stores the number, the ClickHouse exporter 16 hex digits."""
+    return int(value, 16) if isinstance(value, str) else int(value)
 
 
 def _cut(text: str | None) -> str | None:

@@ -5,6 +5,11 @@ the scorers that already scored each pair (``shadow_scores``), only the missing 
 computed, and scores are exported in batches of ``batch_size`` as they complete, each batch
 committed before the next, so a run killed at any moment loses at most the scores not yet
 exported, and the next run picks up exactly the pairs that have no score.
+
+Besides a DuckDB file, it reads a folder of Parquet segments (``segments``) or a ClickHouse
+database (``clickhouse``) through their read-only readers; neither can be written here, so the
+scores go over OTLP (``--otlp-endpoint``) to the collector that writes that store, where
+``shadow_scores`` finds them.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import attributes as A
-from ..access import LocalReader, RemoteReader, collector_info_path, open_reader
+from ..access import LocalReader, Reader, RemoteReader, collector_info_path, open_reader
 from ..errors import ConfigError, DatabaseLocked, StoreError
 from ..pricing import Price, PriceTable, load_prices
 from ..store import Store
@@ -28,9 +33,9 @@ from .embeddings import Embedder, cosine, scorer_id
 from .emit import Score, Sink, collector_otlp_endpoint, otlp_exporter, score_span
 from .judge import Judge, JudgeError, Judgement
 from .limits import Budget, RateLimiter
-from .pairs import Execute, MaterializedPairs, Pair, count_sql, read_pages
+from .pairs import DUCKDB, Execute, MaterializedPairs, Pair, PairDialect, clickhouse_pairs, count_sql, read_pages
 
-__all__ = ["SIMILARITY", "ScoreOptions", "ScoreSummary", "open_destination", "run_scoring"]
+__all__ = ["SIMILARITY", "ScoreOptions", "ScoreSummary", "open_destination", "open_readonly_source", "run_scoring"]
 
 logger = logging.getLogger("otel_shadow.scoring")
 
@@ -55,6 +60,7 @@ class ScoreOptions:
     otlp_endpoint: str | None = None  # also send the scores to this OTLP/gRPC backend
     otlp_insecure: bool | None = None
     token: str | None = None  # the collector's token
+    traces_table: str = "otel_traces"  # with --clickhouse: the exporter's traces_table_name
 
 
 @dataclass
@@ -142,6 +148,28 @@ def open_destination(db: str, options: ScoreOptions) -> tuple[LocalReader | Remo
     return LocalReader(store), Sink(DuckDBSpanExporter(store=store), f"'{db}'", extra(), options.otlp_endpoint or "")
 
 
+def open_readonly_source(
+    options: ScoreOptions, *, segments: str | None = None, clickhouse: str | None = None
+) -> tuple[Reader, Sink, PairDialect]:
+    """A store this run only reads (Parquet segments, ClickHouse), and the OTLP endpoint of the
+    collector that writes it: the one way its scores get there."""
+    source = f"--clickhouse {clickhouse}" if clickhouse is not None else f"--segments {segments}"
+    writer = (
+        "the OpenTelemetry Collector that writes otel_traces (collector/otelcol-clickhouse.yaml: HOST:4317)"
+        if clickhouse is not None
+        else "an otel-shadow collector that writes segments into this folder (otel-shadow collector --segments DIR)"
+    )
+    if not options.otlp_endpoint:
+        raise ConfigError(
+            f"otel-shadow score {source} reads a store it cannot write: give --otlp-endpoint of {writer}, "
+            "which stores the scores where shadow_scores reads them"
+        )
+    dialect = clickhouse_pairs(options.traces_table) if clickhouse is not None else DUCKDB
+    reader = open_reader("", options.token, segments=segments, clickhouse=clickhouse)
+    exporter = otlp_exporter(options.otlp_endpoint, insecure=options.otlp_insecure)
+    return reader, Sink(exporter, f"the OTLP endpoint {options.otlp_endpoint}"), dialect
+
+
 def run_scoring(
     db: str,
     *,
@@ -150,14 +178,24 @@ def run_scoring(
     options: ScoreOptions | None = None,
     progress: bool = False,
     on_batch: Callable[[int], None] | None = None,
+    segments: str | None = None,
+    clickhouse: str | None = None,
 ) -> ScoreSummary:
-    """Score what is not yet scored in ``db``; returns what was done."""
+    """Score what is not yet scored in ``db`` (or in the ``segments`` folder, or the ``clickhouse``
+    database, sending the scores to ``options.otlp_endpoint``); returns what was done."""
     options = options or ScoreOptions()
     if embedder is None and judge is None:
         raise ConfigError("nothing to score with: give --embeddings and/or --judge-model")
-    reader, sink = open_destination(db, options)
+    if segments is not None and clickhouse is not None:
+        raise ConfigError("give one store to score: --segments DIR or --clickhouse URL, not both")
+    reader: Reader
+    dialect: PairDialect | None = None  # None: the run's own DuckDB file, whose pairs are materialized
+    if segments is not None or clickhouse is not None:
+        reader, sink, dialect = open_readonly_source(options, segments=segments, clickhouse=clickhouse)
+    else:
+        reader, sink = open_destination(db, options)
     try:
-        run = _Run(reader, sink, embedder, judge, options, on_batch)
+        run = _Run(reader, sink, embedder, judge, options, on_batch, dialect)
         return run.go(progress)
     finally:
         sink.close()
@@ -165,8 +203,12 @@ def run_scoring(
 
 
 class _Run:
-    def __init__(self, reader: Any, sink: Sink, embedder: Embedder | None, judge: Judge | None, options: ScoreOptions, on_batch: Callable[[int], None] | None) -> None:
+    def __init__(
+        self, reader: Any, sink: Sink, embedder: Embedder | None, judge: Judge | None, options: ScoreOptions,
+        on_batch: Callable[[int], None] | None, dialect: PairDialect | None = None,
+    ) -> None:
         self.reader = reader
+        self.dialect = dialect
         self.sink = sink
         self.embedder = embedder
         self.judge = judge
@@ -218,15 +260,18 @@ class _Run:
         ids = [scorer_id for scorer_id, _ in self.scorers.values()]
         o = self.options
         keys: MaterializedPairs | None = None
-        if isinstance(self.reader, LocalReader):  # the run's own connection: evaluate the pairs once
+        if self.dialect is None and isinstance(self.reader, LocalReader):  # the run's own file: evaluate the pairs once
             keys = MaterializedPairs(_execute_on(self.reader.store), ids, experiment=o.experiment, roles=self.roles, limit=o.limit)
             total = keys.total
             pages = keys.pages(o.page_size)
-        else:  # a collector's read-only endpoint: keyset pages
+        else:  # a read-only reader (a collector's endpoint, segments, ClickHouse): keyset pages
             total = int(self.reader.query(count_sql(ids, o.experiment, self.roles)).rows[0][0])
             if o.limit is not None:
                 total = min(total, o.limit)
-            pages = read_pages(self.reader, ids, page_size=o.page_size, experiment=o.experiment, roles=self.roles, limit=o.limit)
+            pages = read_pages(
+                self.reader, ids, page_size=o.page_size, experiment=o.experiment, roles=self.roles, limit=o.limit,
+                dialect=self.dialect or DUCKDB,
+            )
         self.summary.to_score = total
         columns = (TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
         with Progress(*columns, console=Console(stderr=True), disable=not show_progress, transient=False) as bar:
