@@ -128,6 +128,8 @@ class Pipeline:
         self.heal_max_interval_s = heal_max_interval_s
         self.stats = PipelineStats()
         self._failing_since: float | None = None  # monotonic time of the first failed commit in a row
+        # more reasons this process needs a restart, asked by ``health`` after its own (the segment sink's)
+        self.health_checks: list[Callable[[], str | None]] = []
         self._next_heal = 0.0
         self._heal_interval = 0.5
         self._lock = threading.Lock()
@@ -372,6 +374,10 @@ class Pipeline:
                 f"the store has not committed for {time.monotonic() - since:.0f} s "
                 f"(more than {self.unhealthy_after_s:g} s): {_without_paths(self.stats.last_commit_error or '')}"
             )
+        for check in self.health_checks:
+            problem = check()
+            if problem is not None:
+                return problem
         return None
 
     @property

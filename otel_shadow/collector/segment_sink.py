@@ -6,6 +6,11 @@ failure to write a segment (a full disk) is logged, counted (``segment_failures`
 ``last_segment_error`` in the collector's metrics) and retried at the next tick; the rows wait
 in the DuckDB file meanwhile, so nothing acknowledged is lost.
 
+Health: failing for longer than ``unhealthy_after_s`` (the collector's ``--unhealthy-after``) makes
+``health()`` give the reason, which /healthz answers with a 503, since the DuckDB file then grows
+without bound; the first segment written again clears it. Readiness is not touched: ingest still
+commits, so refusing requests would only push the spans back to the clients.
+
 Start: segments a kill left claimed are written again (``SegmentWriter.recover``). Stop: one
 last segment holds whatever was committed until then.
 """
@@ -21,6 +26,7 @@ from typing import Any
 from ..errors import StoreError
 from ..store import Store
 from ..store.segments import SegmentInfo, SegmentWriter
+from .pipeline import _without_paths
 
 __all__ = ["SegmentSink", "SegmentStats"]
 
@@ -52,6 +58,7 @@ class SegmentSink:
         *,
         interval_s: float = 60.0,
         collector_id: str | None = None,
+        unhealthy_after_s: float = 300.0,
     ) -> None:
         if interval_s <= 0:
             from ..errors import ConfigError
@@ -60,6 +67,10 @@ class SegmentSink:
         self.writer = SegmentWriter(store, root, collector_id)
         self.interval_s = interval_s
         self.stats = SegmentStats()
+        self.unhealthy_after_s = unhealthy_after_s
+        # (monotonic time of the first failure in a row, its error); one attribute, so that
+        # ``health`` reads both at once without waiting for the lock a slow write holds
+        self._failing: tuple[float, str] | None = None
         self._lock = threading.Lock()  # one segment at a time (the thread, and the final one at stop)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="otel-shadow-segments", daemon=True)
@@ -89,7 +100,25 @@ class SegmentSink:
             self._closed(info)
         with self._lock:
             self.stats.last_segment_error = None
+            if self._failing is not None:
+                logger.warning("segments are written again (failing for %.0f s)", time.monotonic() - self._failing[0])
+            self._failing = None
         return info
+
+    def health(self) -> str | None:
+        """Why this collector needs attention (None: fine): no segment could be written for more
+        than ``unhealthy_after_s``. Quoted names (paths) are left out: /healthz answers anyone."""
+        failing = self._failing
+        if failing is None:
+            return None
+        since, error = failing
+        elapsed = time.monotonic() - since
+        if elapsed <= self.unhealthy_after_s:
+            return None
+        return (
+            f"no Parquet segment written for {elapsed:.0f} s (more than {self.unhealthy_after_s:g} s; "
+            f"the rows wait in the DuckDB file): {_without_paths(error)}"
+        )
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
@@ -119,6 +148,8 @@ class SegmentSink:
     def _failed(self, exc: BaseException) -> None:
         self.stats.segment_failures += 1
         self.stats.last_segment_error = str(exc)
+        since = self._failing[0] if self._failing is not None else time.monotonic()
+        self._failing = (since, str(exc))
 
     def stop(self, timeout: float = 10.0, *, final: bool = True) -> bool:
         """Stop the schedule, then (``final``) close one last segment (call after the pipeline

@@ -152,7 +152,8 @@ class Collector:
         if c.segments is not None:
             try:
                 self.segments = SegmentSink(
-                    self._store, c.segments, interval_s=c.segment_seconds, collector_id=c.collector_id
+                    self._store, c.segments, interval_s=c.segment_seconds, collector_id=c.collector_id,
+                    unhealthy_after_s=c.unhealthy_after_s,
                 )
                 self.segments.start()  # first writes again what a kill left claimed
             except BaseException:
@@ -174,6 +175,8 @@ class Collector:
             maintenance=self.retention,
             processor=self.redactor,
         )
+        if self.segments is not None:  # segments failing for --unhealthy-after: /healthz 503 with why
+            self.pipeline.health_checks.append(self.segments.health)
         if c.sql:
             self.sql = SqlEndpoint(
                 self._store, tokens=[self.sql_token], limits=c.sql_limits, loopback_only=_is_loopback(c.host)
