@@ -47,24 +47,36 @@ IN_CANDIDATE: contextvars.ContextVar[bool] = contextvars.ContextVar("otel_shadow
 
 
 class PrimaryEnd:
-    """Ends a primary span once, in the background: on an idle worker or in its first task.
+    """Ends a primary span once, off the caller's path: on an idle worker or in its first task.
 
-    The caller records the end time and the end attributes; setting them and ``span.end()``
-    (which runs every span processor, several µs) happen off the caller's path. Whoever gets here
-    first does it (``list.pop`` is atomic): the worker it was handed to (``Scheduler.defer``) or
-    one of the primary's tasks; the others find it done.
+    ``span.end()`` runs every span processor (several µs): with a worker idle, that cost leaves the
+    caller's path. It is made before the work is submitted and armed after, with the end
+    attributes (they count what was admitted) and the end time the caller took. Whoever runs it
+    first once it is armed ends the span (``list.pop`` is atomic); the others find it done. Run
+    before it was armed, it leaves a mark, and ``arm`` then ends the span itself. Not handed to
+    anyone (``handed``: set by the scheduler), ``arm`` ends the span on the caller.
     """
 
-    __slots__ = ("_pending",)
+    __slots__ = ("_span", "_pending", "_early", "handed")
 
-    def __init__(self, span: Span, attributes: dict[str, Any], end_time: int) -> None:
-        self._pending = [(span, attributes, end_time)]
+    def __init__(self, span: Span) -> None:
+        self._span = span
+        self._pending: list[tuple[dict[str, Any], int]] = []
+        self._early = False
+        self.handed = False
+
+    def arm(self, attributes: dict[str, Any], end_time: int) -> None:
+        self._pending.append((attributes, end_time))
+        if self._early or not self.handed:
+            self()
 
     def __call__(self) -> None:
+        self._early = True  # before the pop: an arm that comes after sees it and ends the span
         try:
-            span, attributes, end_time = self._pending.pop()
+            attributes, end_time = self._pending.pop()
         except IndexError:
             return
+        span = self._span
         try:
             span.set_attributes(attributes)
             span.end(end_time)
@@ -81,6 +93,8 @@ class CandidateTask:
 
     __slots__ = (
         "job",
+        "payload",
+        "span",
         "timeout",
         "context",
         "enqueued_ns",
@@ -98,8 +112,12 @@ class CandidateTask:
         "_primary_state",
     )
 
-    def __init__(self, job: Job, primary: SpanContext | None, timeout: float, want_event: bool) -> None:
-        self.job = job
+    def __init__(
+        self, job: Job, primary: SpanContext | None, timeout: float, want_event: bool, payload: Any = None
+    ) -> None:
+        self.job = job  # may be shared by many tasks: what differs per call is the payload
+        self.payload = payload
+        self.span: Span | None = None  # the candidate's span, once its job opened it
         self.timeout = timeout
         self.context = contextvars.copy_context()
         self.enqueued_ns = time.perf_counter_ns()
@@ -153,7 +171,7 @@ class CandidateTask:
             IN_CANDIDATE.set(True)
             token = self.job.start(self)
             watch(self)
-            value = self.job.call()
+            value = self.job.call(self)
         except BaseException as exc:  # a candidate's failure is an outcome, never raised
             self.finish(A.OUTCOME_ERROR, exc=exc)
         else:
@@ -171,7 +189,7 @@ class CandidateTask:
             self.started_ns = time.perf_counter_ns()
             IN_CANDIDATE.set(True)
             token = self.job.start(self)
-            value = await asyncio.wait_for(self.job.acall(), self.timeout)
+            value = await asyncio.wait_for(self.job.acall(self), self.timeout)
         except asyncio.TimeoutError:
             self.finish(A.OUTCOME_TIMEOUT)
         except asyncio.CancelledError:
@@ -204,7 +222,7 @@ class CandidateTask:
             self.result = self.job.record(self, outcome, value, exc, outcome_error(outcome, error, self.timeout))
         except Exception as failure:
             internal_failure("record_candidate", failure)
-            self.result = self.job.fallback(outcome)
+            self.result = self.job.fallback(self, outcome)
         if self._event is not None:
             self._event.set()
         if self.on_finish is not None:

@@ -240,6 +240,8 @@ class Experiment:
         self.candidates = shadow.candidates
         self.shadow_plan = ShadowPlan(self.name, self.telemetry, self.sampler, len(self.candidates), shadow.replicate_rate)
         self._work_specs = [*self.candidates, self.primary]  # by position in ShadowPlan.roles()
+        self._jobs = [ExperimentCandidate(self, spec, A.ROLE_CANDIDATE) for spec in self.candidates]
+        self._jobs.append(ExperimentCandidate(self, self.primary, A.ROLE_REPLICATE))
         self._attrs: dict[tuple[str, str], dict[str, Any]] = {}
         for spec in shadow.specs:
             for role in (A.ROLE_PRIMARY, A.ROLE_CANDIDATE, A.ROLE_REPLICATE):
@@ -350,15 +352,34 @@ class Experiment:
         else:
             end_attrs = self._primary_failed(span, exc)
         plan = self.shadow_plan
-        if reason is not None or not plan.has_work:
+        if reason is not None or not plan.has_work:  # unsampled: the common call
             if reason is not None:
                 end_attrs.update(plan.unsampled[reason])
                 if called is not None:
                     called.dropped = [self._dropped_result(s, A.ROLE_CANDIDATE, reason) for s in self.candidates]
             span.set_attributes(end_attrs)  # one call: the SDK takes the span lock once
             span.end()
-        else:
-            self._schedule(call, end_attrs, value, loop)
+            return value
+        # sampled: build the work, schedule it through the plan, end the span if nobody else will
+        handed = False
+        try:
+            roles = plan.roles()
+            specs = self._work_specs[: len(roles)]
+            payload = (args, kwargs or _NO_KWARGS, end_attrs.get(A.SHADOW_OUTPUT_HASH), value if self.comparison else NO_OUTPUT)
+            ctx = span.get_span_context()
+            collect = called is not None
+            tasks = [CandidateTask(job, ctx, self.timeout, collect, payload) for job in self._jobs[: len(roles)]]
+            reasons, handed = plan.schedule(self.shadow.scheduler, roles, tasks, end_attrs, span, loop)
+            if called is not None:  # a runner's call: the tasks to wait for, the work not run
+                called.tasks = [task for task, why in zip(tasks, reasons) if why is None]
+                called.dropped = [
+                    self._dropped_result(spec, role, why) for spec, role, why in zip(specs, roles, reasons) if why is not None
+                ]
+        except Exception as exc:  # scheduling trouble must never reach the caller
+            internal_failure("schedule", exc, span)
+        if not handed:  # no worker idle, or the scheduling failed: the caller ends the span
+            span.set_attributes(end_attrs)
+            span.end()
         return value
 
     def _main_result(self, value: Any, started_ns: int) -> VariantResult:
@@ -377,43 +398,6 @@ class Experiment:
         except Exception as failure:
             internal_failure("primary_error", failure, span)
         return primary_end_attributes(A.OUTCOME_ERROR, exc=exc)
-
-    def _schedule(
-        self, call: _Open, end_attrs: dict[str, Any], value: Any, loop: asyncio.AbstractEventLoop | None
-    ) -> None:
-        """A sampled call: build its work, schedule it through the plan, end the span if none ran."""
-        span, _, args, kwargs, _, called = call
-        plan = self.shadow_plan
-        collect = called is not None
-        tasks: list[CandidateTask] = []
-        dropped: list[VariantResult] = []
-        if called is not None:
-            called.tasks, called.dropped = tasks, dropped
-        try:
-            roles = plan.roles()
-            specs = self._work_specs[: len(roles)]
-            primary_hash = end_attrs.get(A.SHADOW_OUTPUT_HASH)
-            ctx = span.get_span_context()
-            work = [
-                CandidateTask(
-                    ExperimentCandidate(self, spec, role, args, kwargs, primary_hash, value),
-                    ctx,
-                    self.timeout,
-                    collect,
-                )
-                for spec, role in zip(specs, roles)
-            ]
-            reasons = plan.schedule(self.shadow.scheduler, roles, work, end_attrs, span, loop)
-            for spec, role, task, why in zip(specs, roles, work, reasons):
-                if why is None:
-                    tasks.append(task)
-                elif collect:
-                    dropped.append(self._dropped_result(spec, role, why))
-        except Exception as exc:  # scheduling trouble must never reach the caller
-            internal_failure("schedule", exc, span)
-        if not tasks:  # nothing admitted: the caller ends the span (``PrimaryEnd`` is run-once anyway)
-            span.set_attributes(end_attrs)
-            span.end()
 
     @staticmethod
     def _dropped_result(spec: ConfigSpec, role: str, reason: str) -> VariantResult:
@@ -438,70 +422,59 @@ class Called:
 
 
 class ExperimentCandidate:
-    """What a candidate or replicate of a decorated experiment does: call the function with its config."""
+    """What a candidate or replicate of a decorated experiment does: call the function with its
+    config. One per config and role, shared by every call's task; what differs per call (the
+    arguments, the primary's output and fingerprint) is the task's ``payload``."""
 
-    __slots__ = ("experiment", "spec", "role", "args", "kwargs", "primary_hash", "primary_output", "span", "_kwargs_for_call")
+    __slots__ = ("experiment", "spec", "role")
 
-    def __init__(
-        self,
-        experiment: Experiment,
-        spec: ConfigSpec,
-        role: str,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        primary_hash: str | None,
-        primary_output: Any = NO_OUTPUT,
-    ) -> None:
+    def __init__(self, experiment: Experiment, spec: ConfigSpec, role: str) -> None:
         self.experiment = experiment
         self.spec = spec
         self.role = role
-        self.args = args
-        self.kwargs = kwargs or _NO_KWARGS  # the call's own empty dict is freed with the call
-        self.primary_hash = primary_hash
-        self.primary_output = primary_output if experiment.comparison else NO_OUTPUT
-        self.span: Span | None = None
-        self._kwargs_for_call: dict[str, Any] = _NO_KWARGS  # set when it starts
 
     def start(self, task: TaskView) -> object:
         exp = self.experiment
         attrs = dict(exp.span_attributes(self.spec, self.role))
         attrs[A.SHADOW_QUEUE_MS] = (task.started_ns - task.enqueued_ns) / 1e6
-        self.span = exp.telemetry.start_candidate(exp.name, task.primary_context(), attrs)
-        token = otel_context.attach(candidate_context(self.span, otel_context.get_current()))
-        self._kwargs_for_call = exp.plan.apply(self.spec, self.args, self.kwargs)
-        return token
+        task.span = span = exp.telemetry.start_candidate(exp.name, task.primary_context(), attrs)
+        return otel_context.attach(candidate_context(span, otel_context.get_current()))
 
-    def call(self) -> Any:
-        return self.experiment.fn(*self.args, **self._kwargs_for_call)
+    def call(self, task: TaskView) -> Any:
+        args, kwargs = task.payload[0], task.payload[1]
+        return self.experiment.fn(*args, **self.experiment.plan.apply(self.spec, args, kwargs))
 
-    async def acall(self) -> Any:
-        return await self.experiment.fn(*self.args, **self._kwargs_for_call)
+    async def acall(self, task: TaskView) -> Any:
+        args, kwargs = task.payload[0], task.payload[1]
+        return await self.experiment.fn(*args, **self.experiment.plan.apply(self.spec, args, kwargs))
 
-    def fallback(self, outcome: str) -> VariantResult:
+    def fallback(self, task: TaskView, outcome: str) -> VariantResult:
         return VariantResult(None, self.spec.id, self.role, outcome, 0.0)
 
     def record(
         self, task: TaskView, outcome: str, value: Any, exc: BaseException | None, error: ErrorInfo | None
     ) -> VariantResult:
         exp = self.experiment
+        args, kwargs, primary_hash, primary_output = task.payload
+        task.payload = _SPENT  # the caller's arguments and output are let go as soon as they are not needed
         now = time.perf_counter_ns()
         elapsed_ms = (now - task.started_ns) / 1e6 if task.started_ns else 0.0
-        if self.span is None:  # never started: a span still records that it was scheduled
+        span = task.span
+        if span is None:  # never started: a span still records that it was scheduled
             attrs = dict(exp.span_attributes(self.spec, self.role))
             start_wall = time.time_ns() - (now - task.enqueued_ns)
-            self.span = exp.telemetry.start_candidate(exp.name, task.primary_context(), attrs, start_time=start_wall)
-        span = self.span
+            span = task.span = exp.telemetry.start_candidate(exp.name, task.primary_context(), attrs, start_time=start_wall)
         attrs, error = closing_attributes(span, outcome, exc, error)  # set below in one call
         if outcome == A.OUTCOME_OK:
-            output_attributes(attrs, value, self.primary_hash, self.primary_output, exp.comparison, exp.count_metric_error)
+            output_attributes(attrs, value, primary_hash, primary_output, exp.comparison, exp.count_metric_error)
             if exp.capture_content:
                 attrs[A.SHADOW_OUTPUT] = render_content(value, exp.redact)
         if exp.capture_content:
-            attrs[A.SHADOW_INPUT] = render_content({"args": self.args, "kwargs": self.kwargs}, exp.redact)
+            attrs[A.SHADOW_INPUT] = render_content({"args": args, "kwargs": kwargs}, exp.redact)
         span.set_attributes(attrs)
         span.end()
         exp.telemetry.count_run(exp.name, self.role, outcome)
-        result = VariantResult(
+        return VariantResult(
             result=value if outcome == A.OUTCOME_OK else None,
             config_id=self.spec.id,
             role=self.role,
@@ -510,11 +483,10 @@ class ExperimentCandidate:
             error=error,
             config=dict(self.spec.data),
         )
-        # drop references to the caller's arguments as soon as they are not needed
-        self.args = ()
-        self.kwargs = _NO_KWARGS
-        self.primary_output = NO_OUTPUT
-        return result
+
+
+_Payload = tuple[tuple[Any, ...], dict[str, Any], "str | None", Any]
+_SPENT: _Payload = ((), {}, None, NO_OUTPUT)
 
 
 class Runner(Generic[R]):

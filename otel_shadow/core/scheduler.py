@@ -58,7 +58,7 @@ from ..environment_variables import (
 )
 from .failures import internal_failure
 from .observation import ErrorInfo
-from .tasks import OnAdmitted, Task
+from .tasks import Ending, Task
 
 __all__ = ["Scheduler", "default_scheduler"]
 
@@ -115,21 +115,21 @@ class Scheduler:
         self,
         tasks: Sequence[Task],
         loop: asyncio.AbstractEventLoop | None = None,
-        admitted: OnAdmitted | None = None,
+        ending: Ending | None = None,
     ) -> list[str | None]:
         """The one way in: admit ``tasks``, then start the admitted ones; never blocks.
 
         Returns each task's drop reason (``shutdown``, ``queue_full``), None for an admitted one.
         Admitted tasks run on the workers, or with ``loop`` (the caller's running loop) as tasks
-        on it, held by a strong reference until done. ``admitted`` is told the reasons before any
-        task starts and may return a job that must run first (ending the primary span): it is
-        handed to an idle worker, which runs it before its next task, and every admitted task runs
-        it before it starts or finishes (so it must be safe to run twice: ``PrimaryEnd``). With no
-        task admitted, or no worker idle on a sync call, the job runs here and now.
+        on it, held by a strong reference until done. ``ending`` (ending the primary span) is
+        handed over only when a task was admitted and a worker is idle (or the tasks run on
+        ``loop``): that worker runs it before its next task, and every admitted task runs it
+        before it starts or finishes. Otherwise it is not ``handed`` and its owner runs it.
         """
         if not _FORK_HOOK and self._pid != os.getpid():  # (a syscall: only where no fork hook)
             self._after_fork()
         reasons: list[str | None] = []
+        started: list[Task] = []
         with self._lock:
             for task in tasks:
                 if self._closed:
@@ -141,14 +141,11 @@ class Scheduler:
                     self._live.add(task)
                     task.on_finish = self._on_finish
                     reasons.append(None)
-        started = [task for task, reason in zip(tasks, reasons) if reason is None]
-        job = admitted(reasons) if admitted is not None else None
-        if job is not None:
-            if started and (loop is not None or self._defer(job)):
-                for task in started:
-                    task.primary_end = job
-            else:
-                job()
+                    started.append(task)
+        if ending is not None and started and (loop is not None or self._defer(ending)):
+            ending.handed = True
+            for task in started:
+                task.primary_end = ending
         if loop is None:
             if started and not self._started:
                 self._start()

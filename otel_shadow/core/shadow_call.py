@@ -23,6 +23,7 @@ only do what needs I/O or an event loop: the call, the spans, the content captur
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
@@ -49,7 +50,7 @@ _UNSAMPLED_REASONS = (A.DROP_NESTED, A.DROP_DISABLED, A.DROP_TRACE_NOT_SAMPLED, 
 class ShadowPlan:
     """What one experiment, or one version of a rule, decides on each call; built once."""
 
-    __slots__ = ("name", "telemetry", "sampler", "threshold", "candidates", "replicate_rate", "has_work", "unsampled")
+    __slots__ = ("name", "telemetry", "sampler", "threshold", "candidates", "replicate_rate", "has_work", "unsampled", "_candidates_only", "_with_replicate")
 
     def __init__(
         self, name: str, telemetry: Telemetry, sampler: Sampler, candidates: int, replicate_rate: float
@@ -61,6 +62,8 @@ class ShadowPlan:
         self.candidates = candidates
         self.replicate_rate = replicate_rate
         self.has_work = candidates > 0 or replicate_rate > 0.0
+        self._candidates_only = (A.ROLE_CANDIDATE,) * candidates  # shared by every call
+        self._with_replicate = (*self._candidates_only, A.ROLE_REPLICATE)
         # the coverage attributes of a call not sampled, by reason (shared: never mutate)
         self.unsampled: Mapping[str, Mapping[str, Any]] = {
             reason: {
@@ -115,56 +118,61 @@ class ShadowPlan:
         return reason
 
     # --- 2. which work runs ------------------------------------------------------------------------------
-    def roles(self) -> list[str]:
+    def roles(self) -> Sequence[str]:
         """The roles of a sampled call's work: each candidate in order, then maybe a replicate."""
-        roles = [A.ROLE_CANDIDATE] * self.candidates
         if self.replicate_rate and random.random() < self.replicate_rate:
-            roles.append(A.ROLE_REPLICATE)
-        return roles
+            return self._with_replicate
+        return self._candidates_only
 
     # --- 3. admission and drop accounting --------------------------------------------------------------
     def schedule(
         self,
         scheduler: Scheduler,
         roles: Sequence[str],
-        work: Sequence[CandidateTask | str],
+        tasks: Sequence[CandidateTask],
         end_attrs: dict[str, Any],
         span: Span | None = None,
-        loop: Any = None,
-    ) -> list[str | None]:
-        """Submit a sampled call's work; return each one's drop reason (None: scheduled).
+        loop: asyncio.AbstractEventLoop | None = None,
+        refused: Sequence[str | None] | None = None,
+    ) -> tuple[list[str | None], bool]:
+        """Submit a sampled call's work; return each role's drop reason (None: scheduled), and
+        whether the primary span is ended here or off the caller's path (else the caller ends it).
 
-        ``work[i]`` is the task for ``roles[i]``, or the reason it was refused before the scheduler
-        (a rule's budget, a candidate that cannot be built). The coverage attributes go into
-        ``end_attrs`` before any task starts. With ``span``, the primary span is ended off the
-        caller's path once a task is admitted (``PrimaryEnd``, with the end time taken here): on an
-        idle worker, or by the first of its tasks to run; the caller ends it when none was admitted.
+        ``tasks`` are the work of ``roles`` in order; with ``refused``, only of the roles whose
+        entry is None there, the others refused before the scheduler (a rule's budget, a candidate
+        that cannot be built). The coverage attributes go into ``end_attrs``. With ``span``, when
+        a worker is idle (or the tasks run on ``loop``), the span is ended in the background
+        (``PrimaryEnd``, with the end time taken here): by that worker or by the first of its
+        tasks to run.
         """
-        reasons: list[str | None] = [w if isinstance(w, str) else None for w in work]
-        tasks = [w for w in work if not isinstance(w, str)]
-
-        def admitted(whys: list[str | None]) -> Callable[[], None] | None:
+        ending = PrimaryEnd(span) if span is not None and (loop is not None or scheduler.idle_workers) else None
+        whys = scheduler.submit(tasks, loop, ending)
+        if refused is None:
+            reasons = whys
+        else:
             told = iter(whys)
-            for i, w in enumerate(work):
-                if not isinstance(w, str):
-                    reasons[i] = next(told)
-            end_attrs.update(self.coverage(roles, reasons))
-            if span is not None and None in whys:
-                return PrimaryEnd(span, end_attrs, time.time_ns())
-            return None
+            reasons = [why if why is not None else next(told) for why in refused]
+        self.coverage(roles, reasons, end_attrs)
+        if ending is None:
+            return reasons, False
+        ending.arm(end_attrs, time.time_ns())
+        return reasons, True
 
-        scheduler.submit(tasks, loop, admitted)
-        return reasons
-
-    def coverage(self, roles: Sequence[str], reasons: Sequence[str | None]) -> dict[str, Any]:
-        """The primary's coverage attributes for a sampled call, its candidates' drops counted."""
-        dropped = [r for role, r in zip(roles, reasons) if r is not None and role == A.ROLE_CANDIDATE]
-        replicates = sum(1 for role, r in zip(roles, reasons) if r is None and role == A.ROLE_REPLICATE)
-        attrs: dict[str, Any] = {
-            A.SHADOW_SAMPLED: True,
-            A.SHADOW_CANDIDATES_SCHEDULED: sum(1 for role in roles if role == A.ROLE_CANDIDATE) - len(dropped),
-            A.SHADOW_CANDIDATES_DROPPED: len(dropped),
-        }
+    def coverage(self, roles: Sequence[str], reasons: Sequence[str | None], attrs: dict[str, Any]) -> None:
+        """Into ``attrs``: the primary's coverage attributes for a sampled call; drops counted."""
+        scheduled = replicates = 0
+        dropped: list[str] = []
+        for role, why in zip(roles, reasons):
+            if why is None:
+                if role == A.ROLE_CANDIDATE:
+                    scheduled += 1
+                else:
+                    replicates += 1
+            elif role == A.ROLE_CANDIDATE:
+                dropped.append(why)
+        attrs[A.SHADOW_SAMPLED] = True
+        attrs[A.SHADOW_CANDIDATES_SCHEDULED] = scheduled
+        attrs[A.SHADOW_CANDIDATES_DROPPED] = len(dropped)
         if replicates:
             attrs[A.SHADOW_REPLICATES_SCHEDULED] = replicates
         if dropped:
@@ -172,7 +180,6 @@ class ShadowPlan:
             attrs[A.SHADOW_DROP_REASONS] = ",".join(sorted(distinct))
             for why in distinct:
                 self.telemetry.count_drops(self.name, why, dropped.count(why))
-        return attrs
 
 
 def primary_end_attributes(outcome: str, output: Any = NO_OUTPUT, exc: BaseException | None = None) -> dict[str, Any]:

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 from .observation import ErrorInfo, VariantResult
 
 if TYPE_CHECKING:
-    from opentelemetry.trace import SpanContext
+    from opentelemetry.trace import Span, SpanContext
 
-__all__ = ["Job", "OnAdmitted", "Task", "TaskView"]
+__all__ = ["Ending", "Job", "Task", "TaskView"]
 
 
 class Task(Protocol):
@@ -48,16 +48,23 @@ class Task(Protocol):
     ) -> bool: ...
 
 
-OnAdmitted = Callable[[list[str | None]], Callable[[], None] | None]
-"""Told, before any admitted task starts, each task's drop reason (None: admitted); returns a job
-that must run before the admitted tasks start (ending the primary span), or None."""
+class Ending(Protocol):
+    """A job that comes with a batch of tasks (ending their primary span): it must run before any
+    of them starts, may run more than once (it acts once), and learns whether it was ``handed`` to
+    the workers or tasks (else its owner runs it)."""
+
+    handed: bool
+
+    def __call__(self) -> None: ...
 
 
 class TaskView(Protocol):
-    """What a job may read of the task running it."""
+    """What a job may use of the task running it: its times, its per-call payload, its span."""
 
     started_ns: int
     enqueued_ns: int
+    payload: Any  # what the job needs of this one call (a job may be shared by many tasks)
+    span: Span | None  # the candidate's span, set by the job when it opens it
 
     def primary_context(self) -> SpanContext: ...
 
@@ -70,16 +77,14 @@ class Job(Protocol):
     outcome, also when ``start`` never ran); ``fallback`` is the result when ``record`` failed.
     """
 
-    role: str
-
     def start(self, task: TaskView) -> object: ...
 
-    def call(self) -> Any: ...
+    def call(self, task: TaskView) -> Any: ...
 
-    async def acall(self) -> Any: ...
+    async def acall(self, task: TaskView) -> Any: ...
 
     def record(
         self, task: TaskView, outcome: str, value: Any, exc: BaseException | None, error: ErrorInfo | None
     ) -> VariantResult: ...
 
-    def fallback(self, outcome: str) -> VariantResult: ...
+    def fallback(self, task: TaskView, outcome: str) -> VariantResult: ...

@@ -164,7 +164,7 @@ class LLMCandidate:
                 self.span.add_event(CONTENT_EVENT, content)
         return otel_context.attach(candidate_context(self.span, None))
 
-    def call(self) -> Any:
+    def call(self, task: TaskView) -> Any:
         resource = self._resource()
         result = original(resource, self.method)(resource, **self.request)
         if self.request.get("stream") is True:
@@ -181,7 +181,7 @@ class LLMCandidate:
             self.info = self.target.response_info(result)
         return self.info.text
 
-    async def acall(self) -> Any:
+    async def acall(self, task: TaskView) -> Any:
         resource = self._resource()
         result = await original(resource, self.method)(resource, **self.request)
         if self.request.get("stream") is True:
@@ -198,7 +198,7 @@ class LLMCandidate:
             self.info = self.target.response_info(result)
         return self.info.text
 
-    def fallback(self, outcome: str) -> VariantResult:
+    def fallback(self, task: TaskView, outcome: str) -> VariantResult:
         return VariantResult(None, self.config_id, self.role, outcome, 0.0)
 
     def record(

@@ -305,7 +305,8 @@ class PrimaryCall:
         snapshot = copy.deepcopy({k: v for k, v in self.kwargs.items() if k not in ("extra_headers",)})
         snapshot["extra_headers"] = self.kwargs.get("extra_headers")
         primary_hash = attrs.get(A.SHADOW_OUTPUT_HASH)
-        work: list[CandidateTask | str] = []
+        tasks: list[CandidateTask] = []
+        refused: list[str | None] = []
         for index, role in enumerate(roles):
             candidate = rule.candidates[index] if role == A.ROLE_CANDIDATE else REPLICATE
             why = state.acquire()
@@ -317,10 +318,9 @@ class PrimaryCall:
                     state.release(None, None, None)
                     why = "invalid_candidate"
                 else:
-                    work.append(CandidateTask(job, ctx, rule.timeout, False))
-                    continue
-            work.append(why)
-        reasons = plan.schedule(self.engine.scheduler, roles, work, attrs, None, loop)
-        for item, why in zip(work, reasons):
-            if why is not None and not isinstance(item, str):  # refused by the scheduler: its slot back
+                    tasks.append(CandidateTask(job, ctx, rule.timeout, False))
+            refused.append(why)
+        reasons, _ = plan.schedule(self.engine.scheduler, roles, tasks, attrs, None, loop, refused)
+        for before, why in zip(refused, reasons):
+            if before is None and why is not None:  # refused by the scheduler: its slot back
                 state.release(None, None, None)

@@ -445,12 +445,10 @@ def test_runner_refuses_async_functions_instead_of_starting_a_loop(
     async def generate(config: Config) -> str:
         return "x"
 
-    with pytest.raises(ExperimentError, match="use `async with Shadow.arun"):
-        with Shadow.run(generate):
-            pass
-    with pytest.raises(ExperimentError, match="not an experiment"):
-        with Shadow.run(lambda: 1):
-            pass
+    with pytest.raises(ExperimentError, match="use `async with Shadow.arun"), Shadow.run(generate):
+        pass
+    with pytest.raises(ExperimentError, match="not an experiment"), Shadow.run(lambda: 1):
+        pass
 
 
 async def test_async_candidates_are_tasks_on_the_callers_loop(
@@ -639,9 +637,12 @@ def test_a_primary_whose_candidate_is_cancelled_before_running_still_ends(
 
     exp = generate.__shadow_experiment__  # type: ignore[attr-defined]
     span = tracer_provider.get_tracer("t").start_span("primary")
-    job = ExperimentCandidate(exp, exp.candidates[0], A.ROLE_CANDIDATE, (), {}, None)
-    task = CandidateTask(job, span.get_span_context(), 5.0, False)
-    task.primary_end = PrimaryEnd(span, {A.SHADOW_OUTCOME: "ok"}, time.time_ns())
+    job = ExperimentCandidate(exp, exp.candidates[0], A.ROLE_CANDIDATE)
+    task = CandidateTask(job, span.get_span_context(), 5.0, False, ((), {}, None, None))
+    ending = task.primary_end = PrimaryEnd(span)
+    ending.handed = True  # as the scheduler marks it when it gives it to the tasks
+    ending.arm({A.SHADOW_OUTCOME: "ok"}, time.time_ns())
+    assert not [s for s in span_exporter.get_finished_spans() if s.name == "primary"]  # handed: not ended here
     assert task.finish(A.OUTCOME_CANCELLED)  # e.g. shutdown before any worker took it
     (ended,) = [s for s in span_exporter.get_finished_spans() if s.name == "primary"]
     assert ended.attributes[A.SHADOW_OUTCOME] == "ok"

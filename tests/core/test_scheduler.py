@@ -33,21 +33,34 @@ class _Recorded:
     def start(self, task: Any) -> object:
         return None
 
-    def call(self) -> str:
+    def call(self, task: Any) -> str:
         self.order.append(("candidate", threading.current_thread().name))
         return "ok"
 
-    async def acall(self) -> str:
-        return self.call()
+    async def acall(self, task: Any) -> str:
+        return self.call(task)
 
     def record(self, task: Any, outcome: str, value: Any, exc: Any, error: Any) -> VariantResult:
         return VariantResult(value, "c", self.role, outcome, 0.0)
 
-    def fallback(self, outcome: str) -> VariantResult:
+    def fallback(self, task: Any, outcome: str) -> VariantResult:
         return VariantResult(None, "c", self.role, outcome, 0.0)
 
 
-def test_the_job_submitted_with_tasks_runs_on_a_free_worker_before_its_candidate(
+class _Ending:
+    """An ending job (like ``PrimaryEnd``): acts once, notes which thread ran it."""
+
+    def __init__(self, order: list[tuple[str, str]]) -> None:
+        self.order = order
+        self.handed = False
+        self._once = [1]
+
+    def __call__(self) -> None:
+        if self._once and self._once.pop():
+            self.order.append(("job", threading.current_thread().name))
+
+
+def test_the_ending_submitted_with_tasks_runs_on_a_free_worker_before_its_candidate(
     tracer_provider: TracerProvider,
 ) -> None:
     scheduler = Scheduler(workers=1, max_pending=8)
@@ -55,22 +68,16 @@ def test_the_job_submitted_with_tasks_runs_on_a_free_worker_before_its_candidate
     scheduler.submit([CandidateTask(_Recorded([]), None, 5.0, True)])  # starts the worker
     assert scheduler.flush(5)
     _wait_idle(scheduler, 1)
-    told: list[list[str | None]] = []
-
-    def admitted(reasons: list[str | None]) -> Any:
-        told.append(reasons)
-        once = [1]  # a job may be run more than once: whoever pops first does it (like PrimaryEnd)
-        return lambda: once and once.pop() and order.append(("job", threading.current_thread().name))
-
+    ending = _Ending(order)
     task = CandidateTask(_Recorded(order), None, 5.0, True)
-    assert scheduler.submit([task], admitted=admitted) == [None]
+    assert scheduler.submit([task], ending=ending) == [None]
+    assert ending.handed
     assert task.wait(5) and task.result is not None and task.result.status == "ok"
-    assert told == [[None]]
     assert order == [("job", "otel-shadow-worker"), ("candidate", "otel-shadow-worker")]
     scheduler.shutdown(1)
 
 
-def test_the_job_runs_on_the_caller_when_every_worker_is_busy(tracer_provider: TracerProvider) -> None:
+def test_the_ending_is_not_handed_over_when_every_worker_is_busy(tracer_provider: TracerProvider) -> None:
     scheduler = Scheduler(workers=1, max_pending=8)
     release = threading.Event()
     shadow = Shadow(
@@ -87,13 +94,14 @@ def test_the_job_runs_on_the_caller_when_every_worker_is_busy(tracer_provider: T
     deadline = time.monotonic() + 5
     while scheduler.idle_workers and time.monotonic() < deadline:
         time.sleep(0.002)
-    ran: list[str] = []
+    ran: list[tuple[str, str]] = []
+    ending = _Ending(ran)
     task = CandidateTask(_Recorded([]), None, 5.0, True)
-    scheduler.submit([task], admitted=lambda reasons: lambda: ran.append(threading.current_thread().name))
-    assert ran == [threading.current_thread().name]  # done before submit returned, by the caller
+    assert scheduler.submit([task], ending=ending) == [None]
+    assert not ending.handed and task.primary_end is None  # nothing queued may hold the primary
     release.set()
     assert scheduler.flush(5)
-    assert ran == [threading.current_thread().name]  # and only once
+    assert ran == []  # its owner runs it, not the scheduler
     scheduler.shutdown(1)
 
 
@@ -102,7 +110,7 @@ def test_a_full_scheduler_refuses_with_a_reason_and_runs_nothing() -> None:
     release = threading.Event()
 
     class Hang(_Recorded):
-        def call(self) -> str:
+        def call(self, task: Any) -> str:
             release.wait(5)
             return "ok"
 
