@@ -1,14 +1,14 @@
 """Parquet segments that keep failing show on /healthz (with why), and the first one written clears it.
 
 A real collector on loopback with ``--segments``, a segment every 0.2 s and ``--unhealthy-after``
-of 2 s. The segments folder is really broken: made read-only with chmod (skipped as root, whom
-chmod does not stop), or, in every run, each table's folder replaced by a plain file, so that
-creating the hour's folder fails with ENOTDIR as it would on any user.
+of 2 s. The segments folder is really broken: made read-only with chmod (skipped where that does
+not stop writes: root, unless run without CAP_DAC_OVERRIDE, e.g. under ``setpriv --bounding-set
+-dac_override,-dac_read_search``), or, in every run, each table's folder replaced by a plain file,
+so that creating the hour's folder fails with ENOTDIR whoever runs it.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,10 +33,14 @@ def _wait_for(condition: Callable[[], bool], timeout: float = 60.0) -> None:
 
 
 def _break_with_chmod(root: Path) -> Callable[[], None]:
-    if os.geteuid() == 0:
-        pytest.skip("running as root: chmod does not stop root's writes (the file-in-the-way case covers it)")
     root.chmod(0o500)
-    return lambda: root.chmod(0o700)
+    try:  # root (CAP_DAC_OVERRIDE) writes whatever the mode: then this case says nothing
+        (root / "probe").mkdir()
+    except PermissionError:
+        return lambda: root.chmod(0o700)
+    (root / "probe").rmdir()
+    root.chmod(0o700)
+    pytest.skip("chmod does not stop this user's writes (root): the file-in-the-way case covers it")
 
 
 def _break_with_files(root: Path) -> Callable[[], None]:
