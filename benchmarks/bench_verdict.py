@@ -228,7 +228,8 @@ def power_study(seeds: int, pairs: int = PAIRS, slowdown: float = 1.3) -> dict[s
     """The p95 gate alone, in numpy (no store): how often each kind of interval lies above the 1.2 limit.
 
     Same simulation as the runs through the store (2% errors on each side, so the gate sees the
-    pairs where both succeeded), the same paired bootstrap as the report, the level the report
+    pairs where both succeeded), the report's paired bootstrap with the sample quantile and with
+    Harrell–Davis (what the report uses at this size), the level the report
     judges latency at (two gated gates, Holm: alpha/2 = 0.05, a 95% two-sided interval). Compared:
     the asymptotic confidence sequence (the report's default) tuned at 5,000 and at 2,000 pairs,
     the fixed-sample interval (``inference: fixed``), and the exact order-statistic (binomial)
@@ -240,16 +241,19 @@ def power_study(seeds: int, pairs: int = PAIRS, slowdown: float = 1.3) -> dict[s
     from otel_shadow.analysis.stats import cs_half_width, cs_rho2, fixed_half_width, paired_quantile_ratios
 
     level, limit = 0.05, math.log(1.2)
-    estimates, ses, exact_lower, harrell_davis = [], [], [], []
+    estimates, ses, exact_lower, harrell_davis, hd_estimates, hd_ses = [], [], [], [], [], []
     ranks: dict[int, tuple[int, int]] = {}
     hd_weights: dict[int, np.ndarray] = {}
     for seed in range(seeds):
         sim = simulate(np.random.default_rng(500_000 + seed), pairs, slowdown=slowdown)
         ok = ~(sim["primary_error"] | sim["candidate_error"])
         p, c = sim["primary_ms"][ok], sim["candidate_ms"][ok]
-        (r,) = paired_quantile_ratios(p, c, quantiles=(0.95,), seed=len(p))
+        (r,) = paired_quantile_ratios(p, c, quantiles=(0.95,), seed=len(p), estimator="sample")
         estimates.append(math.log(r.ratio))
         ses.append(r.log_se)
+        (h,) = paired_quantile_ratios(p, c, quantiles=(0.95,), seed=len(p), estimator="harrell_davis")
+        hd_estimates.append(math.log(h.ratio))  # what the report uses at this size
+        hd_ses.append(h.log_se)
         if len(p) not in ranks:
             ranks[len(p)] = _binomial_ranks(len(p), 0.95, level / 2)
         lo_rank, hi_rank = ranks[len(p)]
@@ -297,6 +301,17 @@ def power_study(seeds: int, pairs: int = PAIRS, slowdown: float = 1.3) -> dict[s
     out["power"]["fixed_with_the_true_se_sample_quantile"] = float(np.mean(est - boundaries["fixed"] * sd > limit))
     out["power"]["fixed_with_the_true_se_harrell_davis"] = float(np.mean(hd - boundaries["fixed"] * hd_sd > limit))
     out["power"]["anytime_with_the_true_se_harrell_davis"] = float(np.mean(hd - boundaries["anytime_tuned_5000"] * hd_sd > limit))
+    # the report's estimator: Harrell–Davis on the latencies (not their logs), with its own bootstrap SE
+    hd_est, hd_se = np.array(hd_estimates), np.array(hd_ses)
+    out["report_harrell_davis"] = {
+        "log_ratio_sd_over_seeds": float(hd_est.std(ddof=1)),
+        "bootstrap_se_mean": float(hd_se.mean()),
+        "log_ratio_mean": float(hd_est.mean()),
+    }
+    out["power"]["fixed_harrell_davis_bootstrap"] = float(np.mean(hd_est - boundaries["fixed"] * hd_se > limit))
+    out["power"]["anytime_tuned_5000_harrell_davis_bootstrap"] = float(
+        np.mean(hd_est - boundaries["anytime_tuned_5000"] * hd_se > limit)
+    )
     return out
 
 
@@ -335,16 +350,26 @@ def million_pairs(folder: str, pairs: int) -> dict[str, Any]:
     )
     store.con.execute("INSERT INTO ingest_batches VALUES (1, now(), 'bench', 0, 0, 0, 0, 0, 0)")
     store.close()
-    in_process, baseline = [], []
+    from otel_shadow.analysis import stats
+
+    in_process, baseline, sample_only = [], [], []
+    shipped_limit = stats.HARRELL_DAVIS_MAX_PAIRS
     with Store.open(path, read_only=True) as reader:
         judge(reader)  # warm the page cache
-        for _ in range(3):  # alternating with the baseline, so machine load lands on both
+        for _ in range(3):  # alternating with the baselines, so machine load lands on all three
             t = time.perf_counter()
             reader.query("SELECT * FROM shadow_summary")  # what the report read before issue 13
             baseline.append(time.perf_counter() - t)
             t = time.perf_counter()
             report = judge(reader)
             in_process.append(time.perf_counter() - t)
+            stats.HARRELL_DAVIS_MAX_PAIRS = 0  # the report before Harrell–Davis: sample quantiles only
+            try:
+                t = time.perf_counter()
+                judge(reader)
+                sample_only.append(time.perf_counter() - t)
+            finally:
+                stats.HARRELL_DAVIS_MAX_PAIRS = shipped_limit
     assert report.candidates[0].metrics["pairs"] == pairs
     cli = [sys.executable, "-m", "otel_shadow", "report", "--db", path, "--format", "json"]
     timings = []
@@ -358,6 +383,10 @@ def million_pairs(folder: str, pairs: int) -> dict[str, Any]:
         "build_report_s": sorted(in_process),
         "baseline_summary_query_s": sorted(baseline),
         "ratio_to_baseline_median": sorted(in_process)[1] / sorted(baseline)[1],
+        "build_report_sample_quantiles_only_s": sorted(sample_only),
+        "ratio_to_sample_quantiles_only_median": sorted(in_process)[1] / sorted(sample_only)[1],
+        "latency_estimator": [g.details.get("estimator") for g in report.candidates[0].gates
+                              if g.name == "latency_p95"],
         "cli_report_s": sorted(timings),
         "verdict": candidate["verdict"],
         "gates": {g["name"]: [g["status"], g["estimate"], g["interval"]] for g in candidate["gates"]},
@@ -371,6 +400,8 @@ def main() -> int:
     parser.add_argument("--pairs", type=int, default=PAIRS, help="pairs per ground-truth run")
     parser.add_argument("--speed-only", action="store_true", help="only the report over 1M pairs")
     parser.add_argument("--no-speed", action="store_true", help="only the ground truth")
+    parser.add_argument("--speed-pairs", type=int, default=None,
+                        help="pairs in the speed run (default 1,000,000; 100,000 with --quick)")
     parser.add_argument("--inference", choices=["anytime", "fixed"], default="anytime", help="the thresholds' inference")
     parser.add_argument("--scenarios", default=None,
                         help=f"comma-separated subset of {[*SCENARIOS, 'identical_20_looks']} (default: all)")
@@ -390,13 +421,14 @@ def main() -> int:
     name += "" if args.pairs == 2000 else f"-{args.pairs}pairs"
     name += "" if args.inference == "anytime" else f"-{args.inference}"
     name += "" if args.seeds in (None, 50) else f"-{seeds}seeds"
+    name += "" if args.speed_pairs is None else f"-{args.speed_pairs}"
     name += "" if only is None else "-" + "-".join(only)
     with tempfile.TemporaryDirectory() as folder:
         result: dict[str, Any] = {"pairs_per_run": PAIRS, "seeds": seeds, "thresholds": repr(THRESHOLDS)}
         if not args.speed_only:
             result["ground_truth"] = ground_truth(seeds, folder, only)
         if not args.no_speed:
-            result["report_speed"] = million_pairs(folder, 100_000 if args.quick else 1_000_000)
+            result["report_speed"] = million_pairs(folder, args.speed_pairs or (100_000 if args.quick else 1_000_000))
     path = save(name, result)
     print(json.dumps(result.get("report_speed"), indent=2))
     print(f"written to {path}")

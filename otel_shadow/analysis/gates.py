@@ -189,6 +189,7 @@ def latency_gate(g: GateInput, t: Thresholds) -> list[Evidence | GateResult]:
                     "primary_ms": r.primary,
                     "candidate_ms": r.candidate,
                     "bootstrap_95": list(r.interval),
+                    "estimator": r.estimator,
                     **({"distribution": distribution} if r.q == 0.5 else {}),
                 },
             )

@@ -13,6 +13,7 @@ import pytest
 from otel_shadow.analysis import SCHEMA, Thresholds, render_json, render_text
 from otel_shadow.analysis.gates import GateResult
 from otel_shadow.analysis.report import CandidateReport
+from otel_shadow.analysis.stats import harrell_davis
 from otel_shadow.errors import ConfigError
 
 from .helpers import lognormal_pairs, report_of, write_pairs
@@ -55,6 +56,10 @@ def test_identical_configs_pass_and_a_slower_candidate_fails(tmp_path: Path) -> 
     p95 = gate(slow, "latency_p95")
     assert p95.interval is not None
     assert p95.status == "FAIL" and p95.interval[0] > 1.2 and p95.limit == pytest.approx(1.2)
+    # at 3,000 pairs the quantiles are Harrell–Davis estimates of the pairs' durations
+    assert p95.details["estimator"] == "harrell_davis"
+    assert p95.details["candidate_ms"] == pytest.approx(harrell_davis(c, 0.95), rel=1e-6)
+    assert p95.details["primary_ms"] == pytest.approx(harrell_davis(p, 0.95), rel=1e-6)
     # the reason is a sentence with its interval and its limit
     assert re.fullmatch(r"p95 latency \+\d+% \[\+\d+%, \+\d+%\], limit \+20% \(.*\)", p95.reason), p95.reason
 
