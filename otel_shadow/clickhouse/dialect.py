@@ -33,6 +33,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from .. import attributes as A
+
 __all__ = ["SESSION_SETTINGS", "code_only", "translate"]
 
 # Settings of every read connection, besides the read-only and limit settings (connection.py):
@@ -103,8 +105,8 @@ def _rewrite(code: str) -> str:
 # The analysis's comparison-metrics statement (otel_shadow.analysis.data.METRICS_SQL) reads the
 # DuckDB store's spans table and its JSON. Here: the same rows from the exporter's spans (the span's
 # own shadow.outcome, re-sent copies once); booleans are 'true' / 'false' in the exporter.
-_METRICS_SQL = """
-SELECT experiment, config_id AS candidate_config_id, role AS candidate_role, substring(key, 15) AS metric,
+_METRICS_SQL = f"""
+SELECT experiment, config_id AS candidate_config_id, role AS candidate_role, substring(key, {len(A.SHADOW_METRIC_PREFIX) + 1}) AS metric,
        count(value) AS n, avg(value) AS mean, if(count(value) > 1, varSamp(value), 0.0) AS var
 FROM (
     SELECT experiment, config_id, role, key,
@@ -115,7 +117,7 @@ FROM (
         WHERE role IN ('candidate', 'replicate') AND outcome = 'ok'
         LIMIT 1 BY trace_id, span_id  -- re-sent copies are identical
     )
-    ARRAY JOIN arrayFilter(k -> startsWith(k, 'shadow.metric.'), mapKeys(attributes)) AS key
+    ARRAY JOIN arrayFilter(k -> startsWith(k, '{A.SHADOW_METRIC_PREFIX}'), mapKeys(attributes)) AS key
 )
 WHERE value IS NOT NULL
 GROUP BY ALL
