@@ -22,11 +22,13 @@ import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from contextvars import Token
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
+from opentelemetry.context import Context
 from opentelemetry.trace import Span, Status, StatusCode
 
 from .. import attributes as A
@@ -224,7 +226,7 @@ class Experiment:
             raise ExperimentError(f"@experiment() decorates functions; got {type(fn).__name__}")
         self.shadow = shadow
         self.fn = fn
-        self.name = name or getattr(fn, "__qualname__", repr(fn))
+        self.name: str = name or str(getattr(fn, "__qualname__", repr(fn)))
         self.is_async = inspect.iscoroutinefunction(fn)
         self.plan = InjectionPlan(fn, shadow.specs)
         self.sampler = Sampler(sample_rate, self.name)
@@ -404,7 +406,7 @@ class Experiment:
         return VariantResult(None, spec.id, role, A.OUTCOME_DROPPED, 0.0, drop_reason=reason, config=dict(spec.data))
 
 
-_Open = tuple[Span, "str | None", tuple[Any, ...], dict[str, Any], object, "Called | None"]
+_Open = tuple[Span, "str | None", tuple[Any, ...], dict[str, Any], "Token[Context]", "Called | None"]
 """A call in flight, from ``_open`` to its end: (primary span, drop reason or None, args, kwargs,
 context token, the runner's ``Called`` or None). A plain tuple: the caller's path allocates no
 object of ours per call."""

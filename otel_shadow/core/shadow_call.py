@@ -50,7 +50,18 @@ _UNSAMPLED_REASONS = (A.DROP_NESTED, A.DROP_DISABLED, A.DROP_TRACE_NOT_SAMPLED, 
 class ShadowPlan:
     """What one experiment, or one version of a rule, decides on each call; built once."""
 
-    __slots__ = ("name", "telemetry", "sampler", "threshold", "candidates", "replicate_rate", "has_work", "unsampled", "_candidates_only", "_with_replicate")
+    __slots__ = (
+        "name",
+        "telemetry",
+        "sampler",
+        "threshold",
+        "candidates",
+        "replicate_rate",
+        "has_work",
+        "unsampled",
+        "_candidates_only",
+        "_with_replicate",
+    )
 
     def __init__(
         self, name: str, telemetry: Telemetry, sampler: Sampler, candidates: int, replicate_rate: float

@@ -127,7 +127,7 @@ class Adapter:
             attrs[A.GEN_AI_REQUEST_MODEL] = model
         temperature = kwargs.get("temperature")
         if given(temperature):
-            attrs[A.GEN_AI_REQUEST_TEMPERATURE] = float(temperature)
+            attrs[A.GEN_AI_REQUEST_TEMPERATURE] = float(temperature)  # type: ignore[arg-type]  # given(): a number, not None
         max_tokens = self.max_tokens(kwargs)
         if max_tokens is not None:
             attrs[A.GEN_AI_REQUEST_MAX_TOKENS] = int(max_tokens)

@@ -11,7 +11,7 @@ import wrapt
 __all__ = ["call_beneath", "original"]
 
 # every wrapt wrapper derives from this (wrapt 2 split it from the public ObjectProxy)
-_PROXY: type = getattr(wrapt, "BaseObjectProxy", wrapt.ObjectProxy)
+_PROXY: Any = getattr(wrapt, "BaseObjectProxy", wrapt.ObjectProxy)
 
 
 def original(resource: Any, method: str) -> Callable[..., Any]:

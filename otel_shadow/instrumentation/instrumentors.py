@@ -55,7 +55,7 @@ ANTHROPIC_WRAP_POINTS = (
 )
 
 
-class _ShadowInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+class _ShadowInstrumentor(BaseInstrumentor):
     provider = ""
     wrap_points: tuple[tuple[str, str, str, str, bool], ...] = ()
     dependencies: tuple[str, ...] = ()

@@ -48,7 +48,7 @@ class _Watch:
             internal_failure("stream_finish", exc)
 
 
-class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+class SyncStreamProxy(wrapt.ObjectProxy):
     def __init__(self, stream: Any, acc: Accumulator, on_finish: Finish) -> None:
         super().__init__(stream)
         self._self_watch = _Watch(acc, on_finish)
@@ -88,7 +88,7 @@ class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
         self._self_watch.finish(False)
 
 
-class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+class AsyncStreamProxy(wrapt.ObjectProxy):
     def __init__(self, stream: Any, acc: Accumulator, on_finish: Finish) -> None:
         super().__init__(stream)
         self._self_watch = _Watch(acc, on_finish)
@@ -128,7 +128,7 @@ class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
         self._self_watch.finish(False)
 
 
-class _SnapshotStream(wrapt.ObjectProxy):  # type: ignore[misc]
+class _SnapshotStream(wrapt.ObjectProxy):
     """Anthropic's MessageStream: watched for time to first event; the result is read from its snapshot."""
 
     def __init__(self, stream: Any, watch: _Watch) -> None:
@@ -161,7 +161,7 @@ def _snapshot_info(stream: Any, watch: _Watch, read: Callable[[Any], Info]) -> I
         return None
 
 
-class StreamManagerProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+class StreamManagerProxy(wrapt.ObjectProxy):
     """``messages.stream(...)``: the request starts at ``__enter__``; the primary finishes at ``__exit__``."""
 
     def __init__(self, manager: Any, acc: Accumulator, on_finish: Finish, read: Callable[[Any], Info]) -> None:
@@ -189,7 +189,7 @@ class StreamManagerProxy(wrapt.ObjectProxy):  # type: ignore[misc]
         self._self_watch.finish(False)
 
 
-class AsyncStreamManagerProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+class AsyncStreamManagerProxy(wrapt.ObjectProxy):
     def __init__(self, manager: Any, acc: Accumulator, on_finish: Finish, read: Callable[[Any], Info]) -> None:
         super().__init__(manager)
         self._self_watch = _Watch(acc, on_finish)
