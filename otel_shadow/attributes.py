@@ -73,6 +73,7 @@ DROP_BUDGET: Final = "budget"
 DROP_DISABLED: Final = "disabled"
 DROP_NESTED: Final = "nested"
 DROP_SHUTDOWN: Final = "shutdown"
+DROP_EXPIRED: Final = "expired"  # past the experiment's or rule's end time, duration or call count
 
 # --- OpenTelemetry GenAI semantic conventions (gen_ai.*) ------------------------------------
 GEN_AI_OPERATION_NAME: Final = "gen_ai.operation.name"
