@@ -238,6 +238,7 @@ class Experiment:
         self.capture_content = shadow.capture_content
         self.redact = shadow.redact
         self.comparison = shadow.comparison if comparison is None else comparison
+        self._compares = bool(self.comparison)  # candidates get the primary's output to compare with
         self.primary = shadow.primary
         self.candidates = shadow.candidates
         self.shadow_plan = ShadowPlan(self.name, self.telemetry, self.sampler, len(self.candidates), shadow.replicate_rate)
@@ -367,10 +368,12 @@ class Experiment:
         try:
             roles = plan.roles()
             specs = self._work_specs[: len(roles)]
-            payload = (args, kwargs or _NO_KWARGS, end_attrs.get(A.SHADOW_OUTPUT_HASH), value if self.comparison else NO_OUTPUT)
+            payload = (args, kwargs or _NO_KWARGS, end_attrs.get(A.SHADOW_OUTPUT_HASH), value if self._compares else NO_OUTPUT)
             ctx = span.get_span_context()
             collect = called is not None
-            tasks = [CandidateTask(job, ctx, self.timeout, collect, payload) for job in self._jobs[: len(roles)]]
+            tasks = []
+            for job in self._jobs[: len(roles)]:
+                tasks.append(CandidateTask(job, ctx, self.timeout, collect, payload))
             reasons, handed = plan.schedule(self.shadow.scheduler, roles, tasks, end_attrs, span, loop)
             if called is not None:  # a runner's call: the tasks to wait for, the work not run
                 called.tasks = [task for task, why in zip(tasks, reasons) if why is None]

@@ -99,7 +99,9 @@ class Scheduler:
         self._async_tasks: set[asyncio.Task[None]] = set()  # strong references
         self._threads: list[threading.Thread] = []
         self._stuck = 0
-        self._idle = 0  # workers waiting for a task (changed under _lock, read without it)
+        # workers waiting for a task right now (changed under _lock, read without it: a hint, a
+        # caller may take one first); a plain attribute, read on every sampled call
+        self.idle_workers = 0
         self._deferred: collections.deque[Callable[[], None]] = collections.deque()
         self._started = False
         self._closed = False
@@ -159,18 +161,13 @@ class Scheduler:
                 atask.add_done_callback(self._async_done)
         return reasons
 
-    @property
-    def idle_workers(self) -> int:
-        """Workers waiting for a task right now (a hint: a caller may take one first)."""
-        return self._idle
-
     def _defer(self, job: Callable[[], None]) -> bool:
         """Have an idle worker run ``job`` soon (before its next task); False when none is idle.
 
         A job stays in the deque if every worker gets busy first, until one comes round again;
         its tasks run it too, whichever comes first.
         """
-        if not self._idle:
+        if not self.idle_workers:
             return False
         self._deferred.append(job)
         return True
@@ -240,10 +237,10 @@ class Scheduler:
                 # says the callers are still busy; docs/performance.md); only a calm GIL resets it
             self._run_deferred()
             with lock:  # idle only while it waits for a task: a yielding worker is busy, and a job
-                self._idle += 1  # deferred to it would wait (holding a caller's span) for a backlog
+                self.idle_workers += 1  # deferred to it would wait (holding a caller's span) for a backlog
             task = get()
             with lock:
-                self._idle -= 1
+                self.idle_workers -= 1
             self._run_deferred()  # jobs handed over while this worker was idle
             if task is _STOP:
                 return

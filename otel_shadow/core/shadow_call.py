@@ -163,15 +163,7 @@ class ShadowPlan:
         else:
             told = iter(whys)
             reasons = [why if why is not None else next(told) for why in refused]
-        self.coverage(roles, reasons, end_attrs)
-        if ending is None:
-            return reasons, False
-        ending.arm(end_attrs, time.time_ns())
-        return reasons, True
-
-    def coverage(self, roles: Sequence[str], reasons: Sequence[str | None], attrs: dict[str, Any]) -> None:
-        """Into ``attrs``: the primary's coverage attributes for a sampled call; drops counted."""
-        scheduled = replicates = 0
+        scheduled = replicates = 0  # the coverage attributes: candidates and replicates apart
         dropped: list[str] = []
         for role, why in zip(roles, reasons):
             if why is None:
@@ -181,16 +173,20 @@ class ShadowPlan:
                     replicates += 1
             elif role == A.ROLE_CANDIDATE:
                 dropped.append(why)
-        attrs[A.SHADOW_SAMPLED] = True
-        attrs[A.SHADOW_CANDIDATES_SCHEDULED] = scheduled
-        attrs[A.SHADOW_CANDIDATES_DROPPED] = len(dropped)
+        end_attrs[A.SHADOW_SAMPLED] = True
+        end_attrs[A.SHADOW_CANDIDATES_SCHEDULED] = scheduled
+        end_attrs[A.SHADOW_CANDIDATES_DROPPED] = len(dropped)
         if replicates:
-            attrs[A.SHADOW_REPLICATES_SCHEDULED] = replicates
+            end_attrs[A.SHADOW_REPLICATES_SCHEDULED] = replicates
         if dropped:
             distinct = set(dropped)
-            attrs[A.SHADOW_DROP_REASONS] = ",".join(sorted(distinct))
+            end_attrs[A.SHADOW_DROP_REASONS] = ",".join(sorted(distinct))
             for why in distinct:
                 self.telemetry.count_drops(self.name, why, dropped.count(why))
+        if ending is None:
+            return reasons, False
+        ending.arm(end_attrs, time.time_ns())
+        return reasons, True
 
 
 def primary_end_attributes(outcome: str, output: Any = NO_OUTPUT, exc: BaseException | None = None) -> dict[str, Any]:
