@@ -53,6 +53,7 @@ SHADOW_SCORE_OUTPUT_TOKENS: Final = "shadow.score.usage.output_tokens"
 ROLE_PRIMARY: Final = "primary"
 ROLE_CANDIDATE: Final = "candidate"
 ROLE_REPLICATE: Final = "replicate"
+ROLE_CANARY: Final = "canary"  # a user served the candidate's answer (rules' canary block): no pair
 
 # shadow.outcome values (a span's outcome); results add "dropped" for never-started candidates
 OUTCOME_OK: Final = "ok"

@@ -2,7 +2,8 @@
 
 A call is passed through untouched when it is positional (not the SDK's documented form), inside
 a candidate or a call we already handle, suppressed by OpenTelemetry, switched off by the kill
-switch, or matched by no rule; otherwise it becomes a ``primary_call.PrimaryCall``.
+switch, or matched by no rule; otherwise it becomes a ``primary_call.PrimaryCall``, or, for a caller
+in the rule's opt-in canary cohort, a ``canary_call.CanaryCall``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from ..core.candidate import IN_CANDIDATE
 from ..core.failures import internal_failure
 from ..core.sampling import kill_switch_on
 from ._genai import ADAPTERS
+from .canary_call import canary_call
 from .engine import ShadowEngine
 from .primary_call import HANDLING, PrimaryCall
 
@@ -55,6 +57,10 @@ def make_wrapper(
             rule = engine.rules.find(provider, operation, model, kwargs)
             if rule is None:
                 return None
+            if rule.canary is not None:  # opt-in: a rule without the block pays this one check
+                canary = canary_call(engine, rule, adapter, method, instance, kwargs, model, _traces_natively(instance))
+                if canary is not None:
+                    return canary
             return PrimaryCall(engine, rule, adapter, method, instance, kwargs, model, _traces_natively(instance))
         except Exception as exc:
             internal_failure("plan_call", exc)
