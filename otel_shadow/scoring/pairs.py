@@ -30,7 +30,7 @@ from typing import Any
 
 from .. import attributes as A
 from ..access import Reader
-from ..errors import ConfigError, ResultTooLarge
+from ..errors import ConfigError, ResultTooLarge, StoreError
 
 __all__ = [
     "DUCKDB",
@@ -98,6 +98,12 @@ class PairDialect:
     span_literal: str  # SQL of a span id literal, from its number ({:d}) or hex ({:016x})
     content: str  # CTEs `content` (trace_id, span_id, attributes) and `details` (…, input_messages,
     # output_messages) over the spans of CTE `wanted` (trace_id, span_id)
+    # True: a page is two queries, its keys and then their content over the keys as literals. For
+    # an engine that inlines a CTE at each reference (ClickHouse), where one query would evaluate
+    # the pairs view once per reference of the page (five).
+    keys_first: bool = False
+    # a table of literal rows (k, trace_id, primary_span_id, candidate_span_id): {} is "(…), (…)"
+    rows_literal: str = "SELECT * FROM (VALUES {}) AS v(k, trace_id, primary_span_id, candidate_span_id)"
 
 
 # DuckDB (a file, segments): the store's own tables; re-sent copies of a span are identical: any one
@@ -141,6 +147,8 @@ def clickhouse_pairs(traces_table: str = "otel_traces") -> PairDialect:
         trace_hex="{}",
         trace_literal="'{}'",
         span_literal="'{:016x}'",
+        keys_first=True,
+        rows_literal="SELECT * FROM values('k UInt32, trace_id String, primary_span_id String, candidate_span_id String', {})",
         content=f"""content AS (
     SELECT TraceId AS trace_id, SpanId AS span_id, any(SpanAttributes) AS attributes
     FROM {traces} WHERE {wanted}
@@ -190,9 +198,19 @@ WHERE {" AND ".join(where)}
 """
 
 
-def _with_content(page: str, order: str, extra: str = "", dialect: PairDialect = DUCKDB) -> str:
+# the columns of a page of keys that the content query passes through
+_KEY_COLUMNS = (
+    "experiment", "primary_span_id", "candidate_span_id", "primary_config_id", "candidate_config_id",
+    "candidate_role", "start_ns", "done",
+)
+
+
+def _with_content(
+    page: str, order: str, extra: str = "", dialect: PairDialect = DUCKDB, columns: Sequence[str] = _KEY_COLUMNS
+) -> str:
     """``page`` (a query of pair keys) joined to the content of those spans only: the attributes of
-    every other span are never read or joined."""
+    every other span are never read or joined. ``columns``: the page's columns passed through."""
+    passed = "".join(f"p.{c} AS {c}, " for c in columns)
     return f"""
 WITH page AS ({page}),
 wanted AS (
@@ -201,18 +219,14 @@ wanted AS (
 ),
 {dialect.content}
 SELECT
-    p.experiment AS experiment, {dialect.trace_hex.format("p.trace_id")} AS trace_hex,
-    p.primary_span_id AS primary_span_id, p.candidate_span_id AS candidate_span_id,
-    p.primary_config_id AS primary_config_id, p.candidate_config_id AS candidate_config_id,
-    p.candidate_role AS candidate_role, p.start_ns AS start_ns,
+    {passed}{dialect.trace_hex.format("p.trace_id")} AS trace_hex,
     {_attr("pr", A.SHADOW_INPUT)}                    AS shadow_input,
     {_attr("pr", A.GEN_AI_SYSTEM_INSTRUCTIONS)}      AS system_instructions,
     coalesce({_attr("pr", A.GEN_AI_INPUT_MESSAGES)}, pe.input_messages)   AS input_messages,
     {_attr("pr", A.SHADOW_OUTPUT)}                   AS primary_output,
     coalesce({_attr("pr", A.GEN_AI_OUTPUT_MESSAGES)}, pe.output_messages) AS primary_messages,
     {_attr("c", A.SHADOW_OUTPUT)}                    AS candidate_output,
-    coalesce({_attr("c", A.GEN_AI_OUTPUT_MESSAGES)}, ce.output_messages)  AS candidate_messages,
-    p.done AS done{extra}
+    coalesce({_attr("c", A.GEN_AI_OUTPUT_MESSAGES)}, ce.output_messages)  AS candidate_messages{extra}
 FROM page p
 LEFT JOIN content pr ON pr.trace_id = p.trace_id AND pr.span_id = p.primary_span_id
 LEFT JOIN content c ON c.trace_id = p.trace_id AND c.span_id = p.candidate_span_id
@@ -222,10 +236,11 @@ ORDER BY {order}
 """
 
 
-def _page_sql(
+def _page_keys_sql(
     scorer_ids: Sequence[str], after: tuple[int, str, int] | None, limit: int,
     experiment: str | None, roles: Sequence[str], dialect: PairDialect = DUCKDB,
 ) -> str:
+    """The keys of the page after ``after`` (a top-N over the pairs view)."""
     where = _where(scorer_ids, experiment, roles)
     if after is not None:
         start_ns, trace_hex, span = int(after[0]), str(after[1]), int(after[2])
@@ -236,9 +251,40 @@ def _page_sql(
             f"(epoch_ns(p.start_time) > {start_ns} OR (epoch_ns(p.start_time) = {start_ns} AND "
             f"(p.trace_id > {trace} OR (p.trace_id = {trace} AND p.candidate_span_id > {span_sql}))))"
         )
-    # the page's keys first (top-N over the pairs view), then the content of those spans only
-    keys = _keys_sql(scorer_ids, where, f"ORDER BY epoch_ns(p.start_time), p.trace_id, p.candidate_span_id LIMIT {int(limit)}")
+    return _keys_sql(scorer_ids, where, f"ORDER BY epoch_ns(p.start_time), p.trace_id, p.candidate_span_id LIMIT {int(limit)}")
+
+
+def _page_sql(
+    scorer_ids: Sequence[str], after: tuple[int, str, int] | None, limit: int,
+    experiment: str | None, roles: Sequence[str], dialect: PairDialect = DUCKDB,
+) -> str:
+    """One query: the page's keys, then the content of those spans only."""
+    keys = _page_keys_sql(scorer_ids, after, limit, experiment, roles, dialect)
     return _with_content(keys, "p.start_ns, p.trace_id, p.candidate_span_id", dialect=dialect)
+
+
+def _hex_trace(value: Any) -> str:
+    text = str(value).replace("-", "").lower()
+    if len(text) != 32 or any(c not in "0123456789abcdef" for c in text):
+        raise StoreError(f"a pair's trace id {str(value)[:64]!r} is not 32 hex digits; the store holds a malformed span")
+    return text
+
+
+def _keys_first(reader: Reader, keys_sql: str, dialect: PairDialect) -> list[dict[str, Any]]:
+    """The page's key rows, then their content read over the keys written as literals (ids only,
+    checked), merged by row number: the pairs view is evaluated once for the page."""
+    result = reader.query(keys_sql)
+    keys = [dict(zip(result.columns, row)) for row in result.rows]
+    if not keys:
+        return []
+    literal = dialect.rows_literal.format(", ".join(
+        f"({k}, {dialect.trace_literal.format(_hex_trace(row['trace_id']))}, "
+        f"{dialect.span_literal.format(_span_id(row['primary_span_id']))}, "
+        f"{dialect.span_literal.format(_span_id(row['candidate_span_id']))})"
+        for k, row in enumerate(keys)
+    ))
+    content = reader.query(_with_content(literal, "p.k", extra=", p.k AS k", dialect=dialect, columns=()))
+    return [{**keys[int(row["k"])], **row} for row in (dict(zip(content.columns, r)) for r in content.rows)]
 
 
 def count_sql(scorer_ids: Sequence[str], experiment: str | None, roles: Sequence[str]) -> str:
@@ -269,13 +315,16 @@ def read_pages(
     while remaining is None or remaining > 0:
         want = size if remaining is None else min(size, remaining)
         try:
-            result = reader.query(_page_sql(scorer_ids, after, want, experiment, roles, dialect))
+            if dialect.keys_first:
+                rows = _keys_first(reader, _page_keys_sql(scorer_ids, after, want, experiment, roles, dialect), dialect)
+            else:
+                result = reader.query(_page_sql(scorer_ids, after, want, experiment, roles, dialect))
+                rows = [dict(zip(result.columns, row)) for row in result.rows]
         except ResultTooLarge:
             if want <= MIN_PAGE:
                 raise
             size = max(MIN_PAGE, want // 2)  # the collector's result limit: read smaller pages
             continue
-        rows = [dict(zip(result.columns, row)) for row in result.rows]
         if not rows:
             return
         pairs = [_pair(row) for row in rows]
@@ -321,7 +370,7 @@ class MaterializedPairs:
         done = 0
         while done < self.total:
             page = f"SELECT * FROM {KEYS_TABLE} WHERE k > {done} AND k <= {done + int(page_size)}"
-            columns, rows = self._execute(_with_content(page, "p.k", extra=", p.k"))
+            columns, rows = self._execute(_with_content(page, "p.k", extra=", p.k AS k"))
             if not rows:
                 return
             records = [dict(zip(columns, row)) for row in rows]
