@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..core.comparison import Comparison
 from ..errors import ConfigError
@@ -126,8 +126,9 @@ _CANARY_KEY = re.compile(r"^(user|baggage:[A-Za-z0-9_.-]{1,128}|request:[A-Za-z0
 class Canary(_Strict):
     """A sticky fraction of users served the candidate's answer (docs/rollout.md).
 
-    Parsed and validated only: serving it is the SDK's part, not built yet. A rule without this
-    block never serves a candidate's answer, whatever a plan says.
+    A caller in the cohort (``core.canary``) is answered by the rule's FIRST candidate
+    (``canary_call``). A rule without this block never serves a candidate's answer, whatever a
+    plan says.
     """
 
     fraction: float = Field(ge=0, le=1)
@@ -164,6 +165,17 @@ class Rule(_Strict):
     def _known_metrics(cls, value: list[MetricSpec] | None) -> list[MetricSpec] | None:
         Comparison.of(value, "metrics")  # a ConfigError is a ValueError: pydantic reports it with the line
         return value
+
+    @model_validator(mode="after")
+    def _canary_answerable(self) -> Rule:
+        # the canary's answer goes to the caller's code, which reads its own SDK's type only
+        first = self.candidates[0].provider
+        if self.canary is not None and first is not None and first != self.match.provider:
+            raise ValueError(
+                f"canary: candidates[0] is on provider {first!r}, whose answer the caller's SDK cannot read; "
+                f"serve a candidate of the primary's provider first (drop its provider:, or set match.provider: {first})"
+            )
+        return self
 
     def comparison(self) -> Comparison:
         return Comparison.of(self.metrics, f"rule {self.name!r} metrics")
