@@ -24,6 +24,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from contextvars import Token
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from opentelemetry import context as otel_context
@@ -46,6 +47,7 @@ from .config import ConfigSpec, load_configs
 from .content import Redactor, render_content
 from .failures import internal_failure
 from .injection import InjectionPlan
+from .limits import Limits
 from .observation import ErrorInfo, ShadowResult, VariantResult
 from .sampling import Sampler
 from .scheduler import Scheduler, default_scheduler
@@ -83,6 +85,10 @@ class Shadow:
             similarity, JSON validity, length ratio; ``[]`` for none; see ``core.comparison``).
         tracer_provider / meter_provider: default the global ones; otel-shadow never installs its own.
         scheduler: the pool candidates run on (default: one per process).
+        ends_at / max_duration / max_calls: time-bound experiments (``core.limits``): an end time
+            (an aware datetime or ISO 8601 string), seconds from the experiment's creation, or a
+            number of shadowed calls; past any of them, each experiment schedules no candidates
+            and its primary spans record the drop reason ``expired``. Each experiment counts apart.
     """
 
     def __init__(
@@ -99,7 +105,12 @@ class Shadow:
         tracer_provider: trace.TracerProvider | None = None,
         meter_provider: metrics.MeterProvider | None = None,
         scheduler: Scheduler | None = None,
+        ends_at: datetime | str | None = None,
+        max_duration: float | None = None,
+        max_calls: int | None = None,
     ) -> None:
+        Limits.of("Shadow", ends_at, max_duration, max_calls)  # validate now, at construction
+        self.limits: tuple[datetime | str | None, float | None, int | None] = (ends_at, max_duration, max_calls)
         self.specs: list[ConfigSpec] = load_configs(configs)
         if not self.specs:
             raise ConfigError("Shadow needs at least one config (the primary); got none")
@@ -147,10 +158,20 @@ class Shadow:
         sample_key: Callable[..., Any] | None = None,
         timeout: float | None = None,
         metrics: Iterable[Any] | None = None,
+        ends_at: datetime | str | None = None,
+        max_duration: float | None = None,
+        max_calls: int | None = None,
     ) -> Callable[[F], F]:
         """Decorate a function (sync or async) as an experiment over this Shadow's configs.
 
-        ``metrics`` replaces the Shadow's comparison metrics for this experiment."""
+        ``metrics`` replaces the Shadow's comparison metrics for this experiment; ``ends_at``,
+        ``max_duration`` and ``max_calls`` replace the Shadow's limits (each one given)."""
+        shared_end, shared_duration, shared_calls = self.limits
+        limits = (
+            shared_end if ends_at is None else ends_at,
+            shared_duration if max_duration is None else max_duration,
+            shared_calls if max_calls is None else max_calls,
+        )
 
         def decorate(fn: F) -> F:
             exp = Experiment(
@@ -161,6 +182,7 @@ class Shadow:
                 sample_key=sample_key if sample_key is not None else self.sample_key,
                 timeout=self.timeout if timeout is None else timeout,
                 comparison=self.comparison if metrics is None else Comparison.of(metrics, "experiment(metrics=...)"),
+                limits=limits,
             )
             return exp.wrapper  # type: ignore[return-value]
 
@@ -221,6 +243,7 @@ class Experiment:
         sample_key: Callable[..., Any] | None,
         timeout: float,
         comparison: Comparison | None = None,
+        limits: tuple[datetime | str | None, float | None, int | None] = (None, None, None),
     ) -> None:
         if not callable(fn):
             raise ExperimentError(f"@experiment() decorates functions; got {type(fn).__name__}")
@@ -241,7 +264,14 @@ class Experiment:
         self._compares = bool(self.comparison)  # candidates get the primary's output to compare with
         self.primary = shadow.primary
         self.candidates = shadow.candidates
-        self.shadow_plan = ShadowPlan(self.name, self.telemetry, self.sampler, len(self.candidates), shadow.replicate_rate)
+        self.shadow_plan = ShadowPlan(
+            self.name,
+            self.telemetry,
+            self.sampler,
+            len(self.candidates),
+            shadow.replicate_rate,
+            Limits.of(self.name, *limits),
+        )
         self._work_specs = [*self.candidates, self.primary]  # by position in ShadowPlan.roles()
         self._jobs = [ExperimentCandidate(self, spec, A.ROLE_CANDIDATE) for spec in self.candidates]
         self._jobs.append(ExperimentCandidate(self, self.primary, A.ROLE_REPLICATE))

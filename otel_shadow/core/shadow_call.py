@@ -35,6 +35,7 @@ from opentelemetry.trace import Span, SpanContext
 from .. import attributes as A
 from .candidate import IN_CANDIDATE, NO_OUTPUT, CandidateTask, PrimaryEnd
 from .content import fingerprint
+from .limits import Limits
 from .sampling import Sampler, kill_switch_on
 from .scheduler import Scheduler
 from .telemetry import Telemetry
@@ -44,7 +45,7 @@ __all__ = ["ShadowPlan", "primary_end_attributes"]
 logger = logging.getLogger("otel_shadow")
 
 _LOW_64 = (1 << 64) - 1
-_UNSAMPLED_REASONS = (A.DROP_NESTED, A.DROP_DISABLED, A.DROP_TRACE_NOT_SAMPLED, A.DROP_SAMPLING)
+_UNSAMPLED_REASONS = (A.DROP_NESTED, A.DROP_DISABLED, A.DROP_TRACE_NOT_SAMPLED, A.DROP_SAMPLING, A.DROP_EXPIRED)
 
 
 class ShadowPlan:
@@ -58,13 +59,20 @@ class ShadowPlan:
         "candidates",
         "replicate_rate",
         "has_work",
+        "limits",
         "unsampled",
         "_candidates_only",
         "_with_replicate",
     )
 
     def __init__(
-        self, name: str, telemetry: Telemetry, sampler: Sampler, candidates: int, replicate_rate: float
+        self,
+        name: str,
+        telemetry: Telemetry,
+        sampler: Sampler,
+        candidates: int,
+        replicate_rate: float,
+        limits: Limits | None = None,
     ) -> None:
         self.name = name
         self.telemetry = telemetry
@@ -73,6 +81,7 @@ class ShadowPlan:
         self.candidates = candidates
         self.replicate_rate = replicate_rate
         self.has_work = candidates > 0 or replicate_rate > 0.0
+        self.limits = limits  # a time-bound experiment: past its limits, its calls are ``expired``
         self._candidates_only = (A.ROLE_CANDIDATE,) * candidates  # shared by every call
         self._with_replicate = (*self._candidates_only, A.ROLE_REPLICATE)
         # the coverage attributes of a call not sampled, by reason (shared: never mutate)
@@ -98,7 +107,7 @@ class ShadowPlan:
                 return A.DROP_SAMPLING
         elif not self.sampler.by_trace_id(0):  # no tracing configured: the sampler draws
             return self._not_sampled(A.DROP_SAMPLING)
-        reason = self.guards(ctx)
+        reason = self.guards(ctx) or self._expired()
         return None if reason is None else self._not_sampled(reason)
 
     def sample_key(self, key_of: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
@@ -111,7 +120,8 @@ class ShadowPlan:
         except Exception:  # the user's own code failed, not ours: the call gets no work
             logger.debug("otel-shadow: sample_key raised; candidates skipped", exc_info=True)
             keep = False
-        return None if keep else self._not_sampled(A.DROP_SAMPLING)
+        reason = self._expired() if keep else A.DROP_SAMPLING
+        return None if reason is None else self._not_sampled(reason)
 
     @staticmethod
     def guards(ctx: SpanContext | None) -> str | None:
@@ -122,6 +132,12 @@ class ShadowPlan:
             return A.DROP_NESTED
         if kill_switch_on():
             return A.DROP_DISABLED
+        return None
+
+    def _expired(self) -> str | None:
+        """``expired`` when a time-bound experiment is past its limits (the call is counted if not)."""
+        if self.limits is not None and not self.limits.admit():
+            return A.DROP_EXPIRED
         return None
 
     def _not_sampled(self, reason: str) -> str:

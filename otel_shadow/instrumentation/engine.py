@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..core.comparison import Comparison
+from ..core.limits import Limits
 from ..core.sampling import Sampler
 from ..core.scheduler import Scheduler, default_scheduler
 from ..core.shadow_call import ShadowPlan
@@ -56,6 +57,7 @@ class ShadowEngine:
         self._states: dict[str, RuleState] = {}  # by rule name: a budget survives a reload of the file
         self._comparisons: dict[str, tuple[Rule, Comparison]] = {}  # by rule name, rebuilt when the rule changes
         self._plans: dict[str, tuple[Rule, ShadowPlan]] = {}  # by rule name, rebuilt when the rule changes
+        self._time_limits: dict[tuple[Any, ...], Limits | None] = {}
         self._lock = threading.Lock()
         self.clients = ClientCache()
 
@@ -87,9 +89,19 @@ class ShadowEngine:
         cached = self._plans.get(rule.name)
         if cached is None or cached[0] is not rule:
             sampler = Sampler(rule.sample_rate, rule.name)
-            plan = ShadowPlan(rule.name, self.telemetry, sampler, len(rule.candidates), rule.replicate_rate)
+            limits = self._limits(rule)
+            plan = ShadowPlan(rule.name, self.telemetry, sampler, len(rule.candidates), rule.replicate_rate, limits)
             cached = self._plans[rule.name] = (rule, plan)
         return cached[1]
+
+    def _limits(self, rule: Rule) -> Limits | None:
+        """The rule's time limits: kept across reloads of the file while they stay the same (the
+        duration and the call count run from when the rule first loaded with them)."""
+        key = (rule.name, rule.ends_at, rule.max_duration, rule.max_calls)
+        with self._lock:
+            if key not in self._time_limits:
+                self._time_limits[key] = Limits.of(f"rule {rule.name!r}", rule.ends_at, rule.max_duration, rule.max_calls)
+            return self._time_limits[key]
 
 
 def engine_from(kwargs: dict[str, Any]) -> ShadowEngine:
