@@ -107,7 +107,9 @@ class ShadowPlan:
                 return A.DROP_SAMPLING
         elif not self.sampler.by_trace_id(0):  # no tracing configured: the sampler draws
             return self._not_sampled(A.DROP_SAMPLING)
-        reason = self.guards(ctx) or self._expired()
+        reason = self.guards(ctx)
+        if reason is None and self.limits is not None and not self.limits.admit():
+            reason = A.DROP_EXPIRED  # a time-bound experiment past its limits (a kept call is counted)
         return None if reason is None else self._not_sampled(reason)
 
     def sample_key(self, key_of: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
