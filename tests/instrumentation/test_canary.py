@@ -221,25 +221,43 @@ def test_a_candidate_on_another_endpoint_answers_from_there(
 def test_anthropic_users_are_keyed_by_metadata_user_id(
     instrument: Any, claude: anthropic.Anthropic, spans: Any
 ) -> None:
-    instrument(
-        {
-            "rules": [
-                {
-                    "name": "claude-canary",
-                    "match": {"provider": "anthropic", "model": "claude-sonnet"},
-                    "sample_rate": 0,
-                    "candidates": [{"model": "claude-haiku"}],
-                    "canary": {"fraction": 1.0, "key": "user"},
-                }
-            ]
-        }
-    )
+    instrument(_claude_rule())
     keyed = claude.messages.create(
         model="claude-sonnet", max_tokens=64, messages=MESSAGES[1:], metadata={"user_id": "u-7"}
     )
     plain = claude.messages.create(model="claude-sonnet", max_tokens=64, messages=MESSAGES[1:])
     assert (keyed.model, plain.model) == ("claude-haiku", "claude-sonnet")
     assert [s.attributes["shadow.role"] for s in spans.get_finished_spans()] == ["canary", "primary"]
+
+
+def test_the_anthropic_stream_helper_is_served_by_the_candidate(
+    instrument: Any, claude: anthropic.Anthropic, spans: Any
+) -> None:
+    instrument(_claude_rule())
+    with claude.messages.stream(
+        model="claude-sonnet", max_tokens=64, messages=MESSAGES[1:], metadata={"user_id": "u-7"}
+    ) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert final.model == "claude-haiku"
+    (canary,) = by_role(spans)["canary"]
+    assert canary.attributes["gen_ai.request.model"] == "claude-haiku"
+    assert canary.attributes["shadow.outcome"] == "ok"
+    assert canary.attributes["shadow.output.length"] == len(text)
+
+
+def _claude_rule() -> dict[str, Any]:
+    return {
+        "rules": [
+            {
+                "name": "claude-canary",
+                "match": {"provider": "anthropic", "model": "claude-sonnet"},
+                "sample_rate": 0,
+                "candidates": [{"model": "claude-haiku"}],
+                "canary": {"fraction": 1.0, "key": "user"},
+            }
+        ]
+    }
 
 
 def test_a_canary_served_by_another_provider_is_refused() -> None:
