@@ -21,6 +21,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from otel_shadow import Scheduler
 from otel_shadow.analysis import build_report
+from otel_shadow.core import sampling
 from otel_shadow.core.canary import bucket, in_canary, key_value
 from otel_shadow.errors import ConfigError
 from otel_shadow.instrumentation import parse_rules
@@ -164,6 +165,18 @@ def _yaml(fraction: float) -> str:
     candidates: [{{model: gpt-5-beta}}]
     canary: {{fraction: {fraction}, key: user}}
 """
+
+
+def test_the_kill_switch_serves_every_user_the_primary(
+    instrument: Any, oai: openai.OpenAI, spans: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    instrument(_rule(1.0))
+    monkeypatch.setenv("OTEL_SHADOW_DISABLED", "true")
+    sampling._reset_kill_switch_cache()
+    assert _served_candidate(oai, USERS[:5]) == set()
+    monkeypatch.setenv("OTEL_SHADOW_DISABLED", "false")
+    sampling._reset_kill_switch_cache()
+    assert _served_candidate(oai, USERS[:5]) == set(USERS[:5])
 
 
 def test_a_baggage_key_from_the_callers_context(instrument: Any, oai: openai.OpenAI, spans: Any) -> None:
