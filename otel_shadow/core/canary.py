@@ -19,13 +19,17 @@ The key is ``user`` (the request's ``user`` field, Anthropic's ``metadata.user_i
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import xxhash
 from opentelemetry import baggage
 
-__all__ = ["MAX_KEY_CHARS", "bucket", "in_canary", "key_value"]
+from ..errors import ConfigError
+
+__all__ = ["MAX_KEY_CHARS", "CanarySpec", "bucket", "in_canary", "key_value"]
 
 MAX_KEY_CHARS = 1024  # a user id is short; a longer value is not an id (hashed, but refused as a key)
 _SCALE = float(1 << 53)  # the hash's top 53 bits: exact in a float, so the bucket is never 1.0
@@ -77,3 +81,33 @@ def in_canary(name: str, fraction: float, spec: str, request: Mapping[str, Any])
     if key is None:
         return False
     return fraction >= 1 or bucket(name, key) < fraction
+
+
+_KEY_SPEC = re.compile(r"^(user|baggage:[A-Za-z0-9_.-]{1,128}|request:[A-Za-z0-9_.-]{1,128})$")
+
+
+@dataclass(frozen=True, slots=True)
+class CanarySpec:
+    """A decorated experiment's canary (``Shadow(canary=...)``): the same fields as a rule's block."""
+
+    fraction: float
+    key: str
+
+    @classmethod
+    def of(cls, value: Mapping[str, Any] | CanarySpec | None, where: str) -> CanarySpec | None:
+        """Validate ``{"fraction": 0.05, "key": "baggage:user.id"}``; errors name ``where`` and the fix."""
+        if value is None or isinstance(value, CanarySpec):
+            return value
+        if not isinstance(value, Mapping) or set(value) != {"fraction", "key"}:
+            raise ConfigError(
+                f'{where}: a canary is {{"fraction": 0.05, "key": "user" | "baggage:<name>" | "request:<field>"}}; '
+                f"got {value!r}"
+            )
+        fraction, key = value["fraction"], value["key"]
+        if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0.0 <= fraction <= 1.0:
+            raise ConfigError(f"{where}: canary fraction {fraction!r} is outside 0.0–1.0")
+        if not isinstance(key, str) or not _KEY_SPEC.match(key):
+            raise ConfigError(
+                f'{where}: canary key {key!r} must be "user", "baggage:<name>" or "request:<field>" (letters, digits, _ . -)'
+            )
+        return cls(float(fraction), key)

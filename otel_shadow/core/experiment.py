@@ -41,10 +41,12 @@ from ..environment_variables import (
     env_float,
 )
 from ..errors import ConfigError, ExperimentError
+from .canary import CanarySpec
 from .candidate import NO_OUTPUT, CandidateTask, closing_attributes, output_attributes
 from .comparison import Comparison
 from .config import ConfigSpec, load_configs
 from .content import Redactor, render_content
+from .experiment_canary import canary_wrapper
 from .failures import internal_failure
 from .injection import InjectionPlan
 from .limits import Limits
@@ -89,6 +91,9 @@ class Shadow:
             (an aware datetime or ISO 8601 string), seconds from the experiment's creation, or a
             number of shadowed calls; past any of them, each experiment schedules no candidates
             and its primary spans record the drop reason ``expired``. Each experiment counts apart.
+        canary: opt-in, ``{"fraction": 0.05, "key": "user" | "baggage:<name>" | "request:<field>"}``:
+            that sticky share of callers is answered by the FIRST candidate config, role ``canary``
+            (``core.experiment_canary``). None (the default): every caller gets the primary.
     """
 
     def __init__(
@@ -108,8 +113,10 @@ class Shadow:
         ends_at: datetime | str | None = None,
         max_duration: float | None = None,
         max_calls: int | None = None,
+        canary: Mapping[str, Any] | None = None,
     ) -> None:
         Limits.of("Shadow", ends_at, max_duration, max_calls)  # validate now, at construction
+        self.canary = CanarySpec.of(canary, "Shadow(canary=...)")
         self.limits: tuple[datetime | str | None, float | None, int | None] = (ends_at, max_duration, max_calls)
         self.specs: list[ConfigSpec] = load_configs(configs)
         if not self.specs:
@@ -121,6 +128,8 @@ class Shadow:
                 f"configs {sorted(duplicates)} appear more than once; each config must differ "
                 "(or carry a distinct 'config_id')"
             )
+        if self.canary is not None and len(self.specs) < 2:
+            raise ConfigError("Shadow(canary=...) serves the first candidate config; add one after the primary")
         self.sample_rate = sample_rate if sample_rate is not None else env_float(OTEL_SHADOW_SAMPLE_RATE, 1.0)
         Sampler(self.sample_rate, "")  # validate now, at construction
         self.sample_key = sample_key
@@ -161,11 +170,15 @@ class Shadow:
         ends_at: datetime | str | None = None,
         max_duration: float | None = None,
         max_calls: int | None = None,
+        canary: Mapping[str, Any] | None = None,
     ) -> Callable[[F], F]:
         """Decorate a function (sync or async) as an experiment over this Shadow's configs.
 
         ``metrics`` replaces the Shadow's comparison metrics for this experiment; ``ends_at``,
-        ``max_duration`` and ``max_calls`` replace the Shadow's limits (each one given)."""
+        ``max_duration`` and ``max_calls`` replace the Shadow's limits (each one given); ``canary`` replaces its canary."""
+        own_canary = self.canary if canary is None else CanarySpec.of(canary, "experiment(canary=...)")
+        if own_canary is not None and not self.candidates:
+            raise ConfigError("experiment(canary=...) serves the first candidate config; the Shadow has none")
         shared_end, shared_duration, shared_calls = self.limits
         limits = (
             shared_end if ends_at is None else ends_at,
@@ -183,6 +196,7 @@ class Shadow:
                 timeout=self.timeout if timeout is None else timeout,
                 comparison=self.comparison if metrics is None else Comparison.of(metrics, "experiment(metrics=...)"),
                 limits=limits,
+                canary=own_canary,
             )
             return exp.wrapper  # type: ignore[return-value]
 
@@ -244,6 +258,7 @@ class Experiment:
         timeout: float,
         comparison: Comparison | None = None,
         limits: tuple[datetime | str | None, float | None, int | None] = (None, None, None),
+        canary: CanarySpec | None = None,
     ) -> None:
         if not callable(fn):
             raise ExperimentError(f"@experiment() decorates functions; got {type(fn).__name__}")
@@ -280,6 +295,7 @@ class Experiment:
             for role in (A.ROLE_PRIMARY, A.ROLE_CANDIDATE, A.ROLE_REPLICATE):
                 self._attrs[(spec.id, role)] = self._make_attrs(spec, role)
         self._primary_attrs = self._attrs[(self.primary.id, A.ROLE_PRIMARY)]
+        self.canary = canary
         self.wrapper = self._make_wrapper()
 
     def _make_attrs(self, spec: ConfigSpec, role: str) -> dict[str, Any]:
@@ -316,6 +332,8 @@ class Experiment:
                 return self.call_sync(args, kwargs)
 
             wrapper = sync_wrapper
+        if self.canary is not None:  # opt-in: without it the caller's path has no canary code at all
+            wrapper = canary_wrapper(self, self.canary, wrapper)
         setattr(wrapper, _EXPERIMENT_ATTR, self)
         return wrapper
 
