@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .canary import CanaryReport
+from .ended import EndedExperiment
 from .gates import GateResult
 from .report import CandidateReport, Report
 from .rollout_state import RolloutState
@@ -242,6 +243,20 @@ def _canary_section(canaries: Sequence[CanaryReport]) -> str:
     return "".join(parts)
 
 
+def _ended_section(ended: Sequence[EndedExperiment]) -> str:
+    """Experiments past a time limit: when the first call went unshadowed, and how many did."""
+    if not ended:
+        return ""
+    rows = "".join(
+        f"<tr><td>{_e(e.experiment)}</td><td>{_e(e.ended_at)}</td><td>{e.expired_calls:,}</td></tr>" for e in ended
+    )
+    return (
+        '<h2 id="ended">Ended (time limit reached)</h2>'
+        '<p class="note">Past ends_at, max_duration or max_calls no candidate runs: these calls were not shadowed.</p>'
+        f"<table><tr><th>experiment</th><th>ended at (UTC)</th><th>calls not shadowed (expired)</th></tr>{rows}</table>"
+    )
+
+
 def _where(r: RolloutState) -> str:
     if r.status == "complete":
         return "complete"
@@ -282,7 +297,7 @@ def render_html(report: Report, timeline: Sequence[TimelinePoint] = ()) -> str:
     ``timeline``: ``verdict_timeline(...)`` of the same report, drawn as each candidate's verdict over time.
     """
     body = [f"<h1>otel-shadow report {_badge(report.worst) if report.worst else ''}</h1>"]
-    if not report.candidates and not report.canary and not report.rollout:
+    if not report.candidates and not report.canary and not report.rollout and not report.ended:
         body.append("<p>No shadow pairs yet: run an experiment (otel-shadow demo) or send spans to the collector.</p>")
     for c in report.candidates:
         m = c.metrics
@@ -304,6 +319,7 @@ def render_html(report: Report, timeline: Sequence[TimelinePoint] = ()) -> str:
             body.append(f"<h3>Per {_e(report.segment_by)}</h3>{_segment_plots(c, report.segment_by)}")
             body.append(f"<table><tr><th>segment</th><th>verdict</th><th>pairs</th><th>why</th></tr>{rows}</table>")
         body.extend(f'<p class="note">note: {_e(n)}</p>' for n in c.notes)
+    body.append(_ended_section(report.ended))
     body.append(_canary_section(report.canary))
     body.append(_rollout_section(report.rollout))
     body.append(

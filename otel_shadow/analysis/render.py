@@ -22,7 +22,7 @@ def render_json(report: Report) -> str:
 
 def render_text(report: Report, width: int = 120, color: bool = False) -> str:
     """One block per candidate: the verdict, then each gate's status and sentence."""
-    if not report.candidates and not report.canary and not report.rollout:
+    if not report.candidates and not report.canary and not report.rollout and not report.ended:
         return EMPTY
     from rich.console import Console
     from rich.table import Table
@@ -65,10 +65,22 @@ def render_text(report: Report, width: int = 120, color: bool = False) -> str:
             + ("n/a" if m.get("exact_match_rate") is None else f"{m['exact_match_rate']:.1%}"),
             highlight=False,
         )
+    _ended(console, report)
     _canary(console, report)
     _rollout(console, report)
     console.print(intervals_note(report.thresholds), highlight=False)
     return "\n".join(line.rstrip() for line in buffer.getvalue().rstrip("\n").splitlines())
+
+
+def _ended(console: Any, report: Report) -> None:
+    """Experiments past a time limit: from when on no call was shadowed, and how many were not."""
+    if not report.ended:
+        return
+    console.print("Ended (time limit reached: ends_at, max_duration or max_calls)", highlight=False)
+    for e in report.ended:
+        calls = "call" if e.expired_calls == 1 else "calls"
+        console.print(f"  {e.experiment}: ended at {e.ended_at} UTC, {e.expired_calls:,} {calls} not shadowed since (expired)",
+                      highlight=False, markup=False)
 
 
 def _canary(console: Any, report: Report) -> None:

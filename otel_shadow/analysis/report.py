@@ -26,6 +26,7 @@ from .data import (
     read_metrics,
     read_scores,
 )
+from .ended import EndedExperiment, read_ended
 from .gates import GATES, Gate, GateInput, GateResult, Thresholds
 from .rollout_state import RolloutState, read_rollout
 from .verdict import SEVERITY, judge_family, verdict_of, worth_promoting
@@ -90,6 +91,7 @@ class Report:
     segment_by: str | None = None
     canary: list[CanaryReport] = field(default_factory=list)  # unpaired: cohorts, not pairs (analysis.canary)
     rollout: list[RolloutState] = field(default_factory=list)  # each rule's plan and its moves
+    ended: list[EndedExperiment] = field(default_factory=list)  # experiments past a time limit (analysis.ended)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -100,6 +102,7 @@ class Report:
             "candidates": [c.to_dict() for c in self.candidates],
             "canary": [_clean(c.to_dict()) for c in self.canary],
             "rollout": [_clean(r.to_dict()) for r in self.rollout],
+            "ended": [e.to_dict() for e in self.ended],
         }
 
     @property
@@ -173,8 +176,9 @@ def build_report(
 ) -> Report:
     """Read every candidate's pairs through ``query`` and judge it (replicates are its noise floor).
 
-    With ``sections`` (the default), also the canary cohorts' unpaired verdicts and each rule's
-    rollout plan state (``Report.canary``, ``Report.rollout``).
+    With ``sections`` (the default), also the canary cohorts' unpaired verdicts, each rule's
+    rollout plan state and the experiments that ended on a time limit (``Report.canary``,
+    ``Report.rollout``, ``Report.ended``).
 
     With ``segment_by`` (an attribute of the primary execution, e.g. ``http.route``), each value
     is judged too, in the same Holm family as the whole: a FAIL in any segment fails the
@@ -260,4 +264,4 @@ def build_report(
         )
     if not sections:
         return Report(out, t, segment_by)
-    return Report(out, t, segment_by, build_canary_reports(query, t), read_rollout(query))
+    return Report(out, t, segment_by, build_canary_reports(query, t), read_rollout(query), read_ended(query))
