@@ -8,8 +8,10 @@ the watch the library ``AlertWatch`` on that same open store (DuckDB lets one pr
 file, and here that process is the application), then ``otel-shadow watch --once`` as a process
 once the application has let the file go; the webhook goes to an HTTP receiver on loopback.
 
-The plan is shadow-only: the SDK does not serve a canary yet (docs/rollout.md, "The canary:
-block"), so a canary step would only change the rules file.
+The plans: shadow steps only (the rollbacks), and shadow then canary steps (the walk to 100%): at a
+canary step the application's users (the request's ``user`` field) are answered by the candidate
+as the rules file's ``canary.fraction`` says, sticky per user, and the ramp judges the step on the
+unpaired canary verdict (docs/rollout.md, "The canary: block").
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from otel_shadow import Scheduler
+from otel_shadow.core.canary import in_canary
 from otel_shadow.instrumentation import OpenAIShadowInstrumentor
 from otel_shadow.instrumentation.rules import RulesSource, parse_rules
 from otel_shadow.rollout.alerts import load_watch_config
@@ -92,6 +95,7 @@ steps:
 """
 
 USERS = 8  # threads calling at once, as concurrent users would
+POOL = [f"user-{i:02d}" for i in range(40)]  # the users who send a `user` field (the canary's key)
 BATCH = 80  # calls between two rollout (and watch) checks
 MAX_BATCHES = 15  # a run that has not settled by then fails, with the last outcome
 SECRET = "e2e-webhook-secret"
@@ -104,10 +108,31 @@ error_rate_margin: 0.08
 """
 
 
+# The walk through the canary phase. A canary step's verdict compares the canary calls with the
+# primary calls of the same window (unpaired), and each cohort needs `min_pairs` calls (100 by
+# default): at canary 100% every keyed caller is served the candidate, so the primary cohort is the
+# callers without a key (logged-out visitors): the application sends one call in 4 without `user`.
+CANARY_RULES = RULES + "    canary: {fraction: 0.0, key: user}  # the rollout sets it\n"
+CANARY_PLAN = (
+    PLAN
+    + """\
+  - {phase: canary, fraction: 0.25, min_time: 0, min_pairs: 100}
+  - {phase: canary, fraction: 1.0, min_time: 0, min_pairs: 100}
+"""
+)
+CANARY_BATCHES = 40  # about 20 are needed: 100 canary calls at 25% of the keyed 3/4 of 80 calls take 7
+
+
+def _user_of(i: int) -> str | None:
+    """The caller of request ``i``: every 4th has no key, the others cycle through ``POOL``."""
+    return None if i % 4 == 3 else POOL[(3 * (i // 4) + i % 4) % len(POOL)]
+
+
 class App:
     """The application: the real openai client, shadowed by the rules file, spans into the store."""
 
-    def __init__(self, server: str, rules: Path, store: Store) -> None:
+    def __init__(self, server: str, rules: Path, store: Store, keyed: bool = False) -> None:
+        self.keyed = keyed  # send a `user` field (``_user_of``)
         self.source = RulesSource(rules)  # checks the file once a second, as in every application
         self.scheduler = Scheduler(workers=64, max_pending=256)
         self.provider = TracerProvider()
@@ -118,24 +143,37 @@ class App:
         self.users = ThreadPoolExecutor(USERS, thread_name_prefix="e2e-user")
         self.prompts = itertools.count()
 
-    def _call(self, i: int) -> str:
+    def _call(self, i: int) -> tuple[str | None, str, str]:
+        """(the caller, the model that answered, the answer) of request ``i``."""
+        user = _user_of(i) if self.keyed else None
         response = self.client.chat.completions.create(
-            model=PRIMARY, messages=[{"role": "user", "content": f"Question {i}: how do I reset my password?"}]
+            model=PRIMARY,
+            messages=[{"role": "user", "content": f"Question {i}: how do I reset my password?"}],
+            user=openai.omit if user is None else user,  # no key: the SDK sends no `user` field
         )
-        return response.choices[0].message.content or ""
+        return user, response.model, response.choices[0].message.content or ""
 
-    def serve(self, calls: int) -> None:
-        """``calls`` user requests from ``USERS`` threads; then every candidate has finished and every span is stored."""
+    def serve(self, calls: int) -> list[tuple[str | None, str]]:
+        """``calls`` user requests from ``USERS`` threads; then every candidate has finished and every span is stored.
+
+        Returns (the caller, the model that answered) of each request.
+        """
         answers = list(self.users.map(self._call, [next(self.prompts) for _ in range(calls)]))
-        assert all(answers), "a primary call returned no answer"
+        assert all(text for _, _, text in answers), "a call returned no answer"
         assert self.scheduler.flush(60), "candidates still running after 60 s"
         assert self.provider.force_flush(60_000), "spans not exported after 60 s"
+        return [(user, model) for user, model, _ in answers]
 
-    def sees(self, sample_rate: float, timeout: float = 10.0) -> None:
-        """Wait until the hot reload has picked up ``sample_rate`` (within about a second)."""
+    def sees(self, sample_rate: float, canary: float | None = None, timeout: float = 10.0) -> None:
+        """Wait until the hot reload has picked up ``sample_rate`` (and ``canary.fraction``), within about a second."""
         deadline = time.monotonic() + timeout
-        while (now := self.source.rules.rules[0].sample_rate) != sample_rate:
-            assert time.monotonic() < deadline, f"the application still reads sample_rate {now} after {timeout} s"
+
+        def now() -> tuple[float, float | None]:
+            rule = self.source.rules.rules[0]
+            return rule.sample_rate, None if canary is None or rule.canary is None else rule.canary.fraction
+
+        while (found := now()) != (sample_rate, canary):
+            assert time.monotonic() < deadline, f"the application still reads {found} after {timeout} s"
             time.sleep(0.05)
 
     def close(self) -> None:
@@ -168,18 +206,18 @@ def server() -> Iterator[str]:
         process.stdout.close()
 
 
-def _setup(tmp_path: Path, candidate: str) -> tuple[Path, Path, str]:
+def _setup(tmp_path: Path, candidate: str, template: str = RULES) -> tuple[Path, Path, str]:
     """The rules file, the database path and the thresholds file of one run."""
     rules, gates = tmp_path / "shadow.yaml", tmp_path / "gates.yaml"
-    rules.write_text(RULES.replace("CANDIDATE", candidate))
+    rules.write_text(template.replace("CANDIDATE", candidate))
     gates.write_text(GATES)
     return rules, tmp_path / "shadow.duckdb", str(gates)
 
 
-def _ramp(store: Store, rules: Path, gates: str) -> Ramp:
+def _ramp(store: Store, rules: Path, gates: str, plan: str = PLAN) -> Ramp:
     """What ``otel-shadow rollout --plan plan.yaml --thresholds gates.yaml`` builds."""
     thresholds = load_watch_config(gates).thresholds
-    return Ramp(store, rules, parse_plan(PLAN, "plan.yaml"), parse_rules, thresholds=thresholds)
+    return Ramp(store, rules, parse_plan(plan, "plan.yaml"), parse_rules, thresholds=thresholds)
 
 
 def _sampled_out_share(store: Store, since: dt.datetime, until: dt.datetime | None) -> float:
@@ -243,6 +281,86 @@ def test_a_good_candidate_walks_the_plan_to_100_percent_through_the_rules_file(
     # the running application followed the file: about half its calls shadowed at 50%, all at 100%
     assert 0.25 < at_half < 0.75, at_half
     assert at_full == 0.0
+    assert quiet == [] and receiver.posts == []  # a good candidate pages nobody
+
+
+def _canary_calls(store: Store, since: dt.datetime, until: dt.datetime) -> int:
+    """The rule's calls in [since, until) recorded with the role ``canary``."""
+    rows = store.query(
+        "SELECT count(*) FROM shadow_runs WHERE experiment = ? AND role = 'canary' AND start_time >= ? AND start_time < ?",
+        [RULE, since, until],
+    ).rows
+    return int(rows[0][0])
+
+
+def test_a_good_candidate_walks_shadow_then_canary_steps_to_all_users_sticky_per_user(
+    tmp_path: Path, server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rules, db, gates = _setup(tmp_path, "e2e-good", CANARY_RULES)
+    monkeypatch.setenv("OTEL_SHADOW_WEBHOOK_SECRET", SECRET)
+    receiver = Receiver()
+    outcomes: list[Outcome] = []
+    served: dict[str, list[tuple[str | None, str]]] = {}  # step -> (caller, model that answered) of its calls
+    try:
+        with Store.open(db) as store:
+            app = App(server, rules, store, keyed=True)
+            try:
+                ramp = _ramp(store, rules, gates, CANARY_PLAN)
+                outcomes.append(ramp.advance())  # start: shadow 50%
+                for _ in range(CANARY_BATCHES):
+                    index = outcomes[-1].step
+                    step = ramp.plan.steps[index]
+                    shadow = ramp.plan.shadow_fraction_at(index)
+                    assert shadow is not None
+                    app.sees(shadow, step.fraction if step.phase == "canary" else 0.0)
+                    served.setdefault(step.describe(), []).extend(app.serve(BATCH))
+                    outcomes.append(ramp.advance())
+                    if outcomes[-1].action not in ("hold", "advance"):
+                        break
+                assert outcomes[-1].action == "complete", [o.message for o in outcomes]
+                quiet = make_watch(gates, receiver.url).check(store)
+                moves = _moves(store)
+                spans = [_canary_calls(store, moves[i][0], moves[i + 1][0]) for i in range(len(moves) - 1)]
+            finally:
+                app.close()
+    finally:
+        receiver.close()
+    assert [o.action for o in outcomes if o.action != "hold"] == ["start", "advance", "advance", "advance", "complete"]
+    assert [m[1:] for m in moves] == [
+        ("start", "shadow", 0.5, "active"),
+        ("advance", "shadow", 1.0, "active"),
+        ("advance", "canary", 0.25, "active"),
+        ("advance", "canary", 1.0, "active"),
+        ("complete", "canary", 1.0, "complete"),
+    ]
+    # each move rests on a PASS with enough data: pairs at a shadow step, canary calls at a canary step
+    assert all(o.verdict == "PASS" and (o.pairs or 0) >= 100 for o in outcomes if o.action in ("advance", "complete"))
+    final = parse_rules(rules.read_text()).rules[0]  # the last step stays applied
+    assert final.canary is not None and (final.sample_rate, final.canary.fraction) == (1.0, 1.0)
+
+    def answered(step: str, keyed: bool) -> list[tuple[str | None, str]]:
+        return [(user, model) for user, model in served[step] if (user is not None) == keyed]
+
+    # shadow steps: the candidate runs in the background only, every user gets the primary's answer
+    assert {model for step in ("shadow 50%", "shadow 100%") for _, model in served[step]} == {PRIMARY}
+    assert spans[:2] == [0, 0]
+    # canary 25%: a sticky quarter of the users gets the candidate's answer on every call, the rest never
+    models_of: dict[str | None, set[str]] = {}
+    for user, model in answered("canary 25%", keyed=True):
+        models_of.setdefault(user, set()).add(model)
+    assert all(len(models) == 1 for models in models_of.values()), models_of  # one config per user, every call
+    in_canary_25 = {user for user, models in models_of.items() if models == {"e2e-good"}}
+    assert in_canary_25 == {u for u in POOL if in_canary(RULE, 0.25, "user", {"user": u})}  # the SDK's own rule
+    keyed_25 = answered("canary 25%", keyed=True)
+    share = sum(model == "e2e-good" for _, model in keyed_25) / len(keyed_25)
+    assert 0.15 < share < 0.4, share
+    # canary 100%: every keyed call is the candidate's; a call without a key always gets the primary
+    assert {model for _, model in answered("canary 100%", keyed=True)} == {"e2e-good"}
+    assert {model for step in ("canary 25%", "canary 100%") for _, model in answered(step, keyed=False)} == {PRIMARY}
+    # the store saw what the users saw: one span with the role canary per call the candidate answered
+    assert spans[2:] == [
+        sum(model == "e2e-good" for _, model in served[step]) for step in ("canary 25%", "canary 100%")
+    ]
     assert quiet == [] and receiver.posts == []  # a good candidate pages nobody
 
 
