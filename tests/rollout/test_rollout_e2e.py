@@ -120,6 +120,15 @@ CANARY_PLAN = (
   - {phase: canary, fraction: 1.0, min_time: 0, min_pairs: 100}
 """
 )
+# A candidate that fails at a canary step: the rules file enters it as after a shadow step at 100%
+# (every primary call shadowed), and the plan is that canary step alone.
+FAILING_CANARY_RULES = CANARY_RULES.replace("sample_rate: 0.0 ", "sample_rate: 1.0 ")
+CANARY_ONLY_PLAN = """\
+steps:
+  - {phase: canary, fraction: 0.25, min_time: 0, min_pairs: 100}
+  - {phase: canary, fraction: 1.0, min_time: 0, min_pairs: 100}
+"""
+FAILED = "HTTP 500"  # the model of a call answered by an error (the canary's errors are the user's)
 CANARY_BATCHES = 40  # about 20 are needed: 100 canary calls at 25% of the keyed 3/4 of 80 calls take 7
 
 
@@ -146,11 +155,16 @@ class App:
     def _call(self, i: int) -> tuple[str | None, str, str]:
         """(the caller, the model that answered, the answer) of request ``i``."""
         user = _user_of(i) if self.keyed else None
-        response = self.client.chat.completions.create(
-            model=PRIMARY,
-            messages=[{"role": "user", "content": f"Question {i}: how do I reset my password?"}],
-            user=openai.omit if user is None else user,  # no key: the SDK sends no `user` field
-        )
+        try:
+            response = self.client.chat.completions.create(
+                model=PRIMARY,
+                messages=[{"role": "user", "content": f"Question {i}: how do I reset my password?"}],
+                user=openai.omit if user is None else user,  # no key: the SDK sends no `user` field
+            )
+        except openai.InternalServerError:
+            if not self.keyed:  # without a canary every answer is the primary's, which never fails
+                raise
+            return user, FAILED, FAILED
         return user, response.model, response.choices[0].message.content or ""
 
     def serve(self, calls: int) -> list[tuple[str | None, str]]:
@@ -362,6 +376,59 @@ def test_a_good_candidate_walks_shadow_then_canary_steps_to_all_users_sticky_per
         sum(model == "e2e-good" for _, model in served[step]) for step in ("canary 25%", "canary 100%")
     ]
     assert quiet == [] and receiver.posts == []  # a good candidate pages nobody
+
+
+def test_a_candidate_failing_at_a_canary_step_is_rolled_back_to_no_user_and_alerts_once(
+    tmp_path: Path, server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rules, db, gates = _setup(tmp_path, "e2e-erring", FAILING_CANARY_RULES)
+    monkeypatch.setenv("OTEL_SHADOW_WEBHOOK_SECRET", SECRET)
+    receiver = Receiver()
+    outcomes: list[Outcome] = []
+    raised: list[int] = []  # alerts raised by each check
+    at_canary: list[tuple[str | None, str]] = []
+    try:
+        with Store.open(db) as store:
+            app = App(server, rules, store, keyed=True)
+            try:
+                ramp = _ramp(store, rules, gates, CANARY_ONLY_PLAN)
+                watch = make_watch(gates, receiver.url)
+                outcomes.append(ramp.advance())  # start: canary 25%
+                app.sees(1.0, 0.25)
+                for batch in range(MAX_BATCHES):
+                    at_canary += app.serve(BATCH)
+                    outcomes.append(ramp.advance())
+                    raised.append(len(watch.check(store)))
+                    if outcomes[-1].action != "hold":
+                        break
+                    assert batch < MAX_BATCHES - 1, outcomes[-1].message
+                app.sees(1.0, 0.0)  # the rollback reaches the running application
+                after = app.serve(BATCH)
+                raised.append(len(watch.check(store)))
+                moves = _moves(store)
+            finally:
+                app.close()
+    finally:
+        receiver.close()
+    assert [o.action for o in outcomes if o.action != "hold"] == ["start", "rollback"], [o.message for o in outcomes]
+    # the shadow pairs, still made at a canary step, decide first: the unpaired canary verdict needs
+    # `min_pairs` calls in each cohort before its interval can FAIL, a quarter of the users far more calls
+    assert outcomes[-1].verdict == "FAIL" and "shadow pairs: error rate" in outcomes[-1].message, outcomes[-1].message
+    assert [(m[1], m[4]) for m in moves] == [("start", "active"), ("rollback", "rolled_back")]
+    assert moves[0][2:4] == ("canary", 0.25)
+    final = parse_rules(rules.read_text()).rules[0]
+    assert final.canary is not None and final.canary.fraction == 0.0  # nobody is served the candidate
+    # at 25% the candidate's errors reached its users, and only them; after the rollback nobody's
+    canary_users = {u for u in POOL if in_canary(RULE, 0.25, "user", {"user": u})}
+    failed = {user for user, model in at_canary if model == FAILED}
+    assert failed and failed <= canary_users, (failed, canary_users)
+    assert {model for _, model in after} == {PRIMARY}
+    # exactly one alert, the verdict turning FAIL, however many checks ran
+    assert sum(raised) == 1, (raised, [o.message for o in outcomes])
+    assert len(receiver.posts) == 1, [body["alert"]["message"] for _, body in receiver.posts]
+    headers, body = receiver.posts[0]
+    assert headers.get(SECRET_HEADER) == SECRET
+    assert (body["alert"]["experiment"], body["alert"]["kind"], body["alert"]["state"]) == (RULE, "verdict", "FAIL")
 
 
 @pytest.mark.parametrize(
