@@ -121,7 +121,7 @@ CANARY_PLAN = (
 """
 )
 # A candidate that fails at a canary step: the rules file enters it as after a shadow step at 100%
-# (every primary call shadowed), and the plan is that canary step alone.
+# (every primary call shadowed), and the plan starts at the canary phase.
 FAILING_CANARY_RULES = CANARY_RULES.replace("sample_rate: 0.0 ", "sample_rate: 1.0 ")
 CANARY_ONLY_PLAN = """\
 steps:
@@ -129,7 +129,7 @@ steps:
   - {phase: canary, fraction: 1.0, min_time: 0, min_pairs: 100}
 """
 FAILED = "HTTP 500"  # the model of a call answered by an error (the canary's errors are the user's)
-CANARY_BATCHES = 40  # about 20 are needed: 100 canary calls at 25% of the keyed 3/4 of 80 calls take 7
+CANARY_BATCHES = 40  # twice what the walk needs: at canary 25%, 100 canary calls take 100 / (80 × 3/4 × 1/4) ≈ 7
 
 
 def _user_of(i: int) -> str | None:
