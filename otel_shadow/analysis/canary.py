@@ -5,6 +5,15 @@ primary on that same request, so there is no pair. The comparison is between two
 samples over the same time window: the canary calls of one config, and the primary calls of the
 same experiment that started at or after the first canary call (the cohort that did not get it).
 
+When that window holds fewer primary calls than the verdict needs (``min_pairs``), the baseline is
+filled up with the most recent primary calls of the same experiment from before the window, up to as
+many as the canary cohort has (at least ``min_pairs``): no new primary call may ever come into the
+window, so a baseline held at ``min_pairs`` would keep the interval as wide as that forever (MARGINAL
+for good), while one as large as the canary narrows with it. At a canary step of 100% every caller with a key is in the canary, so with no keyless
+caller the window has no primary call at all: without that baseline the step could never be judged.
+It stays unpaired, and honest about it: the cohort's time range and how many of its calls came from
+before the window are in the metrics, in the gates' findings and in a note of the report.
+
 Two gates, read like the paired ones (``verdict.judge``: anytime-valid intervals, Holm across the
 family, the same thresholds):
 
@@ -69,7 +78,8 @@ SELECT
     count(*) FILTER (WHERE r.outcome NOT IN ('ok', 'cancelled'))            AS errors,
     list(r.duration_ms) FILTER (WHERE r.outcome = 'ok' AND r.duration_ms IS NOT NULL) AS durations_ms,
     min(r.start_time)                                                       AS first_at,
-    max(r.start_time)                                                       AS last_at
+    max(r.start_time)                                                       AS last_at,
+    epoch_us(c.since)                                                       AS since_us
 FROM canary c
 JOIN shadow_runs r ON r.experiment = c.experiment AND r.start_time >= c.since
 WHERE (r.role = 'canary' AND r.config_id = c.config_id) OR r.role = 'primary'
@@ -77,6 +87,26 @@ GROUP BY ALL
 ORDER BY c.experiment, c.config_id, r.role
 """
 CANARY_SQL = _CANARY_TEMPLATE.format(since="")
+
+# The most recent primary calls of one experiment before its canary window: the baseline's fill when
+# the window has too few. Cancelled calls are not judged, so they do not take a place.
+_BEFORE_TEMPLATE = """
+SELECT
+    min(config_id)                                                          AS cohort_config_id,
+    count(*)                                                                AS judged,
+    count(*) FILTER (WHERE outcome <> 'ok')                                 AS errors,
+    list(duration_ms) FILTER (WHERE outcome = 'ok' AND duration_ms IS NOT NULL) AS durations_ms,
+    min(start_time)                                                         AS first_at,
+    max(start_time)                                                         AS last_at
+FROM (
+    SELECT config_id, outcome, duration_ms, start_time
+    FROM shadow_runs
+    WHERE experiment = {experiment} AND role = 'primary' AND outcome <> 'cancelled'
+      AND start_time < make_timestamp({before_us})
+    ORDER BY start_time DESC
+    LIMIT {limit}
+)
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +117,8 @@ class Cohort:
     durations_ms: np.ndarray
     first_at: str | None
     last_at: str | None
+    before_window: int = 0  # calls taken from before the canary window (the baseline's fill)
+    in_window: int | None = None  # the window's own judged calls, when a fill was needed
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +129,7 @@ class CanaryCohorts:
     canary_config_id: str
     canary: Cohort
     primary: Cohort
+    since: str | None = None  # the first canary call: the window's start
 
 
 def _iso(value: Any) -> str | None:
@@ -113,26 +146,67 @@ def canary_sql(since_us: int | None = None) -> str:
     return _CANARY_TEMPLATE.format(since=f" AND start_time >= make_timestamp({int(since_us)})")
 
 
-def read_cohorts(query: Query, since_us: int | None = None) -> list[CanaryCohorts]:
-    """Every canary config with its cohort and the primary cohort of the same window."""
+def _cohort(r: dict[str, Any]) -> Cohort:
+    return Cohort(
+        r["cohort_config_id"],
+        int(r["judged"] or 0),
+        int(r["errors"] or 0),
+        np.asarray(r["durations_ms"] or [], dtype=float),
+        _iso(r["first_at"]),
+        _iso(r["last_at"]),
+    )
+
+
+def _literal(text: str) -> str:
+    """A SQL string literal (DuckDB: a quote is doubled, nothing else is special)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _with_baseline(query: Query, experiment: str, window: Cohort, before_us: int, needed: int) -> Cohort:
+    """``window`` filled up to ``needed`` judged calls with the experiment's latest primary calls before ``before_us``."""
+    sql = _BEFORE_TEMPLATE.format(
+        experiment=_literal(experiment), before_us=int(before_us), limit=needed - window.judged
+    )
+    columns, rows = query(sql)
+    earlier = _cohort(dict(zip(columns, rows[0]))) if rows else None
+    if earlier is None or earlier.judged == 0:
+        return window
+    return Cohort(
+        window.config_id or earlier.config_id,
+        window.judged + earlier.judged,
+        window.errors + earlier.errors,
+        np.concatenate([earlier.durations_ms, window.durations_ms]),
+        earlier.first_at,
+        window.last_at or earlier.last_at,
+        before_window=earlier.judged,
+        in_window=window.judged,
+    )
+
+
+def read_cohorts(query: Query, since_us: int | None = None, min_primary: int = 0) -> list[CanaryCohorts]:
+    """Every canary config with its cohort and the primary cohort of the same window.
+
+    A primary cohort under ``min_primary`` judged calls is filled up to as many as the canary cohort
+    has (at least ``min_primary``) with the most recent primary calls of the same experiment from
+    before the window (see the module's doc).
+    """
     columns, rows = query(canary_sql(since_us))
     found: dict[tuple[str, str], dict[str, Cohort]] = {}
+    window_start: dict[tuple[str, str], int] = {}
     for row in rows:
         r = dict(zip(columns, row))
-        cohort = Cohort(
-            r["cohort_config_id"],
-            int(r["judged"] or 0),
-            int(r["errors"] or 0),
-            np.asarray(r["durations_ms"] or [], dtype=float),
-            _iso(r["first_at"]),
-            _iso(r["last_at"]),
-        )
-        found.setdefault((r["experiment"], r["canary_config_id"]), {})[r["cohort"]] = cohort
+        key = (r["experiment"], r["canary_config_id"])
+        found.setdefault(key, {})[r["cohort"]] = _cohort(r)
+        window_start[key] = int(r["since_us"])
     empty = Cohort(None, 0, 0, np.zeros(0), None, None)
-    return [
-        CanaryCohorts(experiment, config, cohorts.get("canary", empty), cohorts.get("primary", empty))
-        for (experiment, config), cohorts in found.items()
-    ]
+    out = []
+    for (experiment, config), cohorts in found.items():
+        canary, primary = cohorts.get("canary", empty), cohorts.get("primary", empty)
+        if primary.judged < min_primary:
+            needed = max(min_primary, canary.judged)
+            primary = _with_baseline(query, experiment, primary, window_start[(experiment, config)], needed)
+        out.append(CanaryCohorts(experiment, config, canary, primary, canary.first_at))
+    return out
 
 
 def bootstrap_rate_difference(
@@ -222,7 +296,16 @@ def _evidence(c: CanaryCohorts, t: Thresholds, q: float = 0.95) -> tuple[list[Ev
         "primary_error_rate": pri.errors / pri.judged if pri.judged else None,
         "first_canary_at": can.first_at,
         "last_canary_at": can.last_at,
+        "first_primary_at": pri.first_at,
+        "last_primary_at": pri.last_at,
+        "primary_before_window": pri.before_window,
     }
+    # where the baseline comes from, in every finding that compares with it
+    span = (
+        f" (primary from {pri.first_at} to {pri.last_at}, {pri.before_window:,} of them before the window)"
+        if pri.before_window
+        else ""
+    )
     findings: list[Evidence | GateResult] = []
     if can.judged and pri.judged:
         estimate, se = bootstrap_rate_difference(can.errors, can.judged, pri.errors, pri.judged)
@@ -239,7 +322,7 @@ def _evidence(c: CanaryCohorts, t: Thresholds, q: float = 0.95) -> tuple[list[Ev
                 worse=+1,
                 min_n=min_n,
                 detail=f"canary {metrics['canary_error_rate']:.1%} of {can.judged:,} vs primary "
-                f"{metrics['primary_error_rate']:.1%} of {pri.judged:,} calls",
+                f"{metrics['primary_error_rate']:.1%} of {pri.judged:,} calls{span}",
             )
         )
     else:
@@ -266,7 +349,7 @@ def _evidence(c: CanaryCohorts, t: Thresholds, q: float = 0.95) -> tuple[list[Ev
                 pass_limit=math.log(t.max_p95_ratio * (1 + t.p95_margin)),
                 worse=+1,
                 min_n=min_n,
-                detail=f"canary {qc:.0f} ms vs primary {qp:.0f} ms over {nc:,} and {np_:,} successful calls",
+                detail=f"canary {qc:.0f} ms vs primary {qp:.0f} ms over {nc:,} and {np_:,} successful calls{span}",
                 details={"canary_ms": qc, "primary_ms": qp},
             )
         )
@@ -285,10 +368,13 @@ def build_canary_reports(
     """The unpaired verdict on every canary config in the store (or on its calls since ``since_us``)."""
     t = thresholds or Thresholds()
     out = []
-    for cohorts in read_cohorts(query, since_us):
+    for cohorts in read_cohorts(query, since_us, min_primary=max(t.min_pairs, 1)):
         findings, metrics = _evidence(cohorts, t)
         gates = judge(findings, t)
         verdict = verdict_of(gates)
+        notes = [UNPAIRED_NOTE]
+        if cohorts.primary.before_window:
+            notes.append(_baseline_note(cohorts, max(t.min_pairs, 1)))
         out.append(
             CanaryReport(
                 experiment=cohorts.experiment,
@@ -298,6 +384,17 @@ def build_canary_reports(
                 reasons=[g.reason for g in gates if g.status in _REASONS_FOR[verdict]],
                 metrics=metrics,
                 gates=gates,
+                notes=notes,
             )
         )
     return out
+
+
+def _baseline_note(c: CanaryCohorts, needed: int) -> str:
+    p = c.primary
+    return (
+        f"baseline from before this step: the canary window (from {c.since}) had {p.in_window or 0:,} primary "
+        f"call(s), {needed:,} needed, so the primary cohort is the {p.judged:,} most recent primary calls of "
+        f"{c.experiment!r}, from {p.first_at} to {p.last_at} ({p.before_window:,} of them before the window); "
+        "still unpaired, and a change between the two periods is not controlled for"
+    )
