@@ -151,7 +151,9 @@ def _cohort(r: dict[str, Any]) -> Cohort:
         r["cohort_config_id"],
         int(r["judged"] or 0),
         int(r["errors"] or 0),
-        np.asarray(r["durations_ms"] or [], dtype=float),
+        # sorted: DuckDB's list() order follows its parallel scan, and the bootstrap draws by position,
+        # so unsorted the same store could give another interval (and verdict) from one run to the next
+        np.sort(np.asarray(r["durations_ms"] or [], dtype=float)),
         _iso(r["first_at"]),
         _iso(r["last_at"]),
     )
@@ -175,7 +177,7 @@ def _with_baseline(query: Query, experiment: str, window: Cohort, before_us: int
         window.config_id or earlier.config_id,
         window.judged + earlier.judged,
         window.errors + earlier.errors,
-        np.concatenate([earlier.durations_ms, window.durations_ms]),
+        np.sort(np.concatenate([earlier.durations_ms, window.durations_ms])),
         earlier.first_at,
         window.last_at or earlier.last_at,
         before_window=earlier.judged,
