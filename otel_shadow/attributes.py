@@ -118,3 +118,7 @@ METRIC_ATTR_METRIC: Final = "shadow.metric.name"
 METRIC_ALERTS: Final = "shadow.alerts"
 METRIC_ATTR_ALERT_KIND: Final = "shadow.alert.kind"  # verdict, error_rate, p95_ms
 METRIC_ATTR_ALERT_STATE: Final = "shadow.alert.state"  # the new state: a verdict, or above / below
+# otel-shadow's own failures on the SDK path (core/failures.py): never raised into the caller
+METRIC_INTERNAL_ERRORS: Final = "shadow.internal.errors"
+EVENT_INTERNAL_ERROR: Final = "shadow.internal_error"
+METRIC_ATTR_WHERE: Final = "shadow.where"  # the place that failed

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics
 
+from .. import attributes as A
+
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
 
@@ -34,9 +36,9 @@ __all__ = [
     "register",
 ]
 
-INTERNAL_ERRORS_METRIC = "shadow.internal.errors"
-INTERNAL_ERROR_EVENT = "shadow.internal_error"
-WHERE_ATTRIBUTE = "shadow.where"
+INTERNAL_ERRORS_METRIC = A.METRIC_INTERNAL_ERRORS
+INTERNAL_ERROR_EVENT = A.EVENT_INTERNAL_ERROR
+WHERE_ATTRIBUTE = A.METRIC_ATTR_WHERE
 LOG_INTERVAL_S = 60.0  # one WARNING per place per this many seconds
 
 logger = logging.getLogger("otel_shadow")
