@@ -18,6 +18,9 @@ compares it with the states remembered in the store and returns one ``Alert`` pe
 * A raw line crossed upwards is an alert (state ``above``), and so is the way back (``below``); the
   first sighting alerts only when above. With fewer than ``min_pairs`` pairs a raw value is not read:
   three pairs, one of them an error, are no 33% error rate.
+* A canary config's unpaired verdict (the report's canary section, ``analysis.canary``) is watched
+  the same way, under a kind of its own, ``canary_verdict``: the canary and the shadow candidate of
+  one config id are two verdicts on two kinds of evidence, each remembered and alerted on its own.
 * A state that did not change raises nothing, however often the check runs.
 """
 
@@ -31,6 +34,7 @@ from typing import Any
 import yaml
 
 from ..analysis import CandidateReport, Report, Thresholds
+from ..analysis.canary import CanaryReport
 from ..errors import ConfigError
 from ..safe_yaml import load_yaml, read_text_file
 
@@ -49,7 +53,8 @@ __all__ = [
 KIND_VERDICT = "verdict"
 KIND_ERROR_RATE = "error_rate"
 KIND_P95_MS = "p95_ms"
-ALERT_KINDS = (KIND_VERDICT, KIND_ERROR_RATE, KIND_P95_MS)
+KIND_CANARY_VERDICT = "canary_verdict"  # the unpaired verdict of a canary config (report.canary)
+ALERT_KINDS = (KIND_VERDICT, KIND_ERROR_RATE, KIND_P95_MS, KIND_CANARY_VERDICT)
 ABOVE, BELOW = "above", "below"
 _MAX_FILE_BYTES = 1 << 20
 
@@ -99,7 +104,7 @@ class Alert:
     value: float | None
     threshold: float | None
     message: str
-    candidate: dict[str, Any]  # the report's JSON for this candidate (CandidateReport.to_dict())
+    candidate: dict[str, Any]  # the report's JSON for this candidate (CandidateReport / CanaryReport .to_dict())
 
     @property
     def key(self) -> Key:
@@ -229,6 +234,8 @@ def observe(report: Report, alerts: AlertThresholds, previous: Mapping[Key, str]
             was_above = previous.get(key) == ABOVE
             above = value > line * (1 - alerts.hysteresis) if was_above else value > line
             out[key] = Observed(ABOVE if above else BELOW, value, line)
+    for k in report.canary:
+        out[(k.experiment, k.canary_config_id, KIND_CANARY_VERDICT)] = Observed(k.verdict)
     return out
 
 
@@ -238,7 +245,11 @@ def _describe(kind: str, value: float | None) -> str:
     return f"{value:.1%}" if kind == KIND_ERROR_RATE else f"{value:,.1f} ms"
 
 
-def _message(c: CandidateReport, kind: str, before: str | None, now: Observed) -> str:
+def _message(c: CandidateReport | CanaryReport, kind: str, before: str | None, now: Observed) -> str:
+    if isinstance(c, CanaryReport):
+        change = f"verdict {before} -> {now.state}" if before else f"verdict {now.state}"
+        why = f": {'; '.join(c.reasons[:3])}" if c.reasons else ""
+        return f"experiment {c.experiment!r} canary {c.canary_config_id} (unpaired cohorts): {change}{why}"
     who = f"experiment {c.experiment!r} candidate {c.candidate_config_id}"
     if kind == KIND_VERDICT:
         change = f"verdict {before} -> {now.state}" if before else f"verdict {now.state}"
@@ -250,18 +261,21 @@ def _message(c: CandidateReport, kind: str, before: str | None, now: Observed) -
 
 
 def _alarming(kind: str, state: str) -> bool:
-    return state == "FAIL" if kind == KIND_VERDICT else state == ABOVE
+    return state == "FAIL" if kind in (KIND_VERDICT, KIND_CANARY_VERDICT) else state == ABOVE
 
 
 def changes(report: Report, observed: Mapping[Key, Observed], previous: Mapping[Key, str]) -> list[Alert]:
     """One ``Alert`` per key whose state differs from the remembered one (see the module's rules)."""
     by_key = {(c.experiment, c.candidate_config_id): c for c in report.candidates}
+    canaries = {(k.experiment, k.canary_config_id): k for k in report.canary}
     alerts = []
     for key, now in observed.items():
         before = previous.get(key)
         if before == now.state or (before is None and not _alarming(key[2], now.state)):
             continue
-        candidate = by_key[(key[0], key[1])]
+        candidate: CandidateReport | CanaryReport = (
+            canaries[(key[0], key[1])] if key[2] == KIND_CANARY_VERDICT else by_key[(key[0], key[1])]
+        )
         alerts.append(
             Alert(
                 experiment=key[0],

@@ -3,6 +3,7 @@ OpenTelemetry metrics SDK. One alert per change of state, never a storm, also ac
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import socket
@@ -289,9 +290,9 @@ def test_the_alert_counter_is_seen_by_an_in_memory_metric_reader(turned_bad: Pat
         for sm in rm.scope_metrics
         for m in sm.metrics
         if m.name == "shadow.alerts"
-        for p in m.data.data_points  # type: ignore[union-attr]
+        for p in m.data.data_points
     ]
-    assert [(dict(p.attributes or {}), p.value) for p in points] == [
+    assert [(dict(p.attributes or {}), p.value) for p in points] == [  # type: ignore[union-attr]
         (
             {
                 "shadow.experiment": "exp",
@@ -384,3 +385,78 @@ def test_a_secret_sent_over_plain_http_to_another_host_is_warned_about(caplog: p
         Webhook("http://alerts.example.com/hook", SECRET)
     assert [r.levelno for r in caplog.records] == [logging.WARNING]
     assert "unencrypted" in caplog.text and SECRET not in caplog.text
+
+
+def _canary_turns_bad(db: Path) -> None:
+    """Good shadow pairs and a canary of the same config id C, the canary's users then get errors."""
+    from .ramp_data import write_cohorts
+    from .ramp_data import write_pairs as write_timed_pairs
+
+    at = dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc)
+    with Store.open(db) as store:
+        write_timed_pairs(store, "chat", 400, at, seed=1)
+        write_cohorts(store, "chat", canary=50, primary=50, at=at + dt.timedelta(minutes=10), seed=2)
+
+
+def _canary_fails(db: Path) -> None:
+    from .ramp_data import write_cohorts
+
+    at = dt.datetime(2030, 1, 1, 1, tzinfo=dt.timezone.utc)
+    with Store.open(db) as store:
+        write_cohorts(store, "chat", canary=1000, primary=1000, at=at, seed=3, canary_error_rate=0.3)
+
+
+def test_a_canary_turning_fail_posts_exactly_one_webhook_logs_and_counts_once(
+    tmp_path: Path, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = tmp_path / "shadow.duckdb"
+    _canary_turns_bad(db)
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    try:
+        watch = AlertWatch(load_watch_config(None), webhook=Webhook(receiver.url, SECRET), meter_provider=provider)
+        assert check(db, watch) == []  # shadow PASS and canary INSUFFICIENT, first seen: remembered, no alert
+        _canary_fails(db)
+        with caplog.at_level(logging.WARNING, logger="otel_shadow"):
+            alerts = check(db, watch)
+            for _ in range(2):
+                assert check(db, watch) == []  # the same state: nothing more
+        data = reader.get_metrics_data()
+    finally:
+        provider.shutdown()
+    assert [(a.kind, a.candidate_config_id, a.previous_state, a.state) for a in alerts] == [
+        ("canary_verdict", "C", "INSUFFICIENT", "FAIL")
+    ]
+    assert len(receiver.posts) == 1
+    headers, body = receiver.posts[0]
+    assert headers[SECRET_HEADER] == SECRET
+    assert body["alert"]["kind"] == "canary_verdict" and body["alert"]["state"] == "FAIL"
+    assert body["candidate"]["statistics"] == "unpaired" and body["candidate"]["canary_config_id"] == "C"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "alert:" in r.getMessage()]
+    assert len(warnings) == 1 and "canary C (unpaired cohorts): verdict INSUFFICIENT -> FAIL" in warnings[0]
+    assert data is not None
+    points = [
+        (dict(p.attributes or {}), p.value)  # type: ignore[union-attr]
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+        if m.name == "shadow.alerts"
+        for p in m.data.data_points
+    ]
+    assert points == [
+        (
+            {
+                "shadow.experiment": "chat",
+                "shadow.config.id": "C",
+                "shadow.alert.kind": "canary_verdict",
+                "shadow.alert.state": "FAIL",
+            },
+            1,
+        )
+    ]
+    # the paired candidate of the same config id keeps its own row: two keys, no collision
+    with Store.open(db, read_only=True) as store:
+        states = store.query(
+            "SELECT kind, state FROM shadow_alert_state WHERE experiment = 'chat' AND candidate_config_id = 'C' ORDER BY kind"
+        ).rows
+    assert [tuple(r) for r in states] == [("canary_verdict", "FAIL"), ("verdict", "PASS")]
