@@ -58,9 +58,23 @@ def run(load_processes: int, seconds: float, extra: list[str]) -> dict[str, floa
     with tempfile.TemporaryDirectory() as folder:
         db = os.path.join(folder, "bench.duckdb")
         collector = subprocess.Popen(
-            [sys.executable, "-m", "otel_shadow", "collector", "--db", db, "--grpc-port", "0", "--http-port", "0",
-             "--log-level", "WARNING", *extra],
-            stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-m",
+                "otel_shadow",
+                "collector",
+                "--db",
+                db,
+                "--grpc-port",
+                "0",
+                "--http-port",
+                "0",
+                "--log-level",
+                "WARNING",
+                *extra,
+            ],
+            stderr=subprocess.PIPE,
+            text=True,
         )
         info_path = Path(f"{db}.collector.json")
         while not info_path.exists():
@@ -71,7 +85,8 @@ def run(load_processes: int, seconds: float, extra: list[str]) -> dict[str, floa
         loaders = [
             subprocess.Popen(
                 [sys.executable, "-c", LOADER, str(info["grpc_port"]), str(seconds), str(n), str(HERE)],
-                stdout=subprocess.PIPE, text=True,
+                stdout=subprocess.PIPE,
+                text=True,
             )
             for n in range(load_processes)
         ]

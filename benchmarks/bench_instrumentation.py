@@ -36,8 +36,16 @@ from otel_shadow import Scheduler
 from otel_shadow.instrumentation import OpenAIShadowInstrumentor
 
 MESSAGES = [{"role": "user", "content": "What is shadow testing in production?"}]
-RULES = {"rules": [{"name": "bench", "match": {"provider": "openai", "model": "gpt-4o-mini"}, "candidates": [{"model": "gpt-4o"}]},
-                   {"name": "bench-20ms", "match": {"provider": "openai", "model": "sim-20ms"}, "candidates": [{"model": "gpt-4o"}]}]}
+RULES = {
+    "rules": [
+        {"name": "bench", "match": {"provider": "openai", "model": "gpt-4o-mini"}, "candidates": [{"model": "gpt-4o"}]},
+        {
+            "name": "bench-20ms",
+            "match": {"provider": "openai", "model": "sim-20ms"},
+            "candidates": [{"model": "gpt-4o"}],
+        },
+    ]
+}
 
 
 def start_server() -> tuple[subprocess.Popen[str], str]:
@@ -92,7 +100,9 @@ def measure(url: str, calls: int, block: int) -> dict[str, float]:
         scheduler.flush(10)
         time.sleep(0.004)
 
-    samples: dict[str, list[float]] = {f"{kind}_{mode}": [] for kind in ("call", "ttft", "ttft20") for mode in ("none", "theirs", "ours")}
+    samples: dict[str, list[float]] = {
+        f"{kind}_{mode}": [] for kind in ("call", "ttft", "ttft20") for mode in ("none", "theirs", "ours")
+    }
     for mode in ("none", "theirs", "ours"):  # warm-up
         set_mode(mode)
         for _ in range(50):

@@ -47,9 +47,24 @@ class Collector:
     def __init__(self, folder: str, extra: list[str]) -> None:
         self.db = os.path.join(folder, "memory.duckdb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "otel_shadow", "collector", "--db", self.db, "--grpc-port", "0",
-             "--http-port", "0", "--log-level", "WARNING", "--no-sql", *extra],
-            stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-m",
+                "otel_shadow",
+                "collector",
+                "--db",
+                self.db,
+                "--grpc-port",
+                "0",
+                "--http-port",
+                "0",
+                "--log-level",
+                "WARNING",
+                "--no-sql",
+                *extra,
+            ],
+            stderr=subprocess.PIPE,
+            text=True,
         )
         info = Path(f"{self.db}.collector.json")
         while not info.exists():

@@ -45,9 +45,30 @@ from otel_shadow.testing import LLMServer
 ROUND = 100  # pairs per alternating round
 
 WORDS = [
-    "the", "order", "refund", "policy", "shipping", "address", "invoice", "customer", "account", "payment",
-    "card", "delivery", "warehouse", "return", "label", "tracking", "number", "support", "agent", "request",
-    "answer", "week", "days", "business",
+    "the",
+    "order",
+    "refund",
+    "policy",
+    "shipping",
+    "address",
+    "invoice",
+    "customer",
+    "account",
+    "payment",
+    "card",
+    "delivery",
+    "warehouse",
+    "return",
+    "label",
+    "tracking",
+    "number",
+    "support",
+    "agent",
+    "request",
+    "answer",
+    "week",
+    "days",
+    "business",
 ]
 
 
@@ -62,7 +83,12 @@ def build(db: Path, pairs: int) -> None:
     exporter = DuckDBSpanExporter(str(db))
     provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(exporter, max_export_batch_size=512, max_queue_size=1 << 20))
-    shadow = Shadow(configs=[{"v": 0}, {"v": 1}], tracer_provider=provider, capture_content=True, scheduler=Scheduler(workers=2, max_pending=100_000))
+    shadow = Shadow(
+        configs=[{"v": 0}, {"v": 1}],
+        tracer_provider=provider,
+        capture_content=True,
+        scheduler=Scheduler(workers=2, max_pending=100_000),
+    )
 
     @shadow.experiment(name="support")
     def answer(prompt_no: int, config: Config) -> str:
@@ -119,12 +145,14 @@ def paging(tmp: str, store_pairs: int, scored_pairs: int) -> dict[str, Any]:
 
     source = Path(tmp) / "paging.duckdb"
     build(source, store_pairs)
-    with Store.open(source, read_only=True) as store:  # what the run will read (the SDK may drop some calls' candidates)
+    with Store.open(
+        source, read_only=True
+    ) as store:  # what the run will read (the SDK may drop some calls' candidates)
         sql = "SELECT count(*) FROM shadow_pairs WHERE primary_outcome = 'ok' AND candidate_outcome = 'ok'"
         store_pairs = int(store.query(sql).rows[0][0])
     out: dict[str, Any] = {"store_pairs": store_pairs, "page_size": 256, "read_s": {"keyset": [], "materialized": []}}
     for round_no in range(3):
-        for mode in (("keyset", "materialized") if round_no % 2 == 0 else ("materialized", "keyset")):
+        for mode in ("keyset", "materialized") if round_no % 2 == 0 else ("materialized", "keyset"):
             with Store.open(source) as store:
                 began = time.perf_counter()
                 if mode == "keyset":
@@ -143,7 +171,9 @@ def paging(tmp: str, store_pairs: int, scored_pairs: int) -> dict[str, Any]:
     for mode in ("keyset", "materialized", "materialized", "keyset"):
         db = Path(tmp) / f"paging-{mode}.duckdb"
         shutil.copy(source, db)
-        seconds, scored = _scoring(db, mode == "keyset", embedder=local, options=ScoreOptions(limit=scored_pairs, page_size=64))
+        seconds, scored = _scoring(
+            db, mode == "keyset", embedder=local, options=ScoreOptions(limit=scored_pairs, page_size=64)
+        )
         assert scored == {"semantic_similarity": scored_pairs}, scored
         out["local"].setdefault(f"{mode}_pairs_per_s", []).append(scored_pairs / seconds)
         db.unlink()

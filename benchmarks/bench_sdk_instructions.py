@@ -59,7 +59,16 @@ else:
 
 def instructions(case: str, calls: int) -> int:
     out = subprocess.run(
-        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, "-c", PROGRAM, case, str(calls)],
+        [
+            "valgrind",
+            "--tool=callgrind",
+            "--callgrind-out-file=/dev/null",
+            sys.executable,
+            "-c",
+            PROGRAM,
+            case,
+            str(calls),
+        ],
         capture_output=True,
         text=True,
         check=True,

@@ -29,7 +29,9 @@ from otel_shadow.store.rows import attributes_dict, request_to_rows
 def naive_writer(store: Store, payloads: list[bytes]) -> float:
     """Row-by-row: decode each span to a tuple and executemany (what a first attempt looks like)."""
     con = store.con
-    con.execute("CREATE TABLE naive (trace_id VARCHAR, span_id UBIGINT, name VARCHAR, start BIGINT, end_ns BIGINT, attributes VARCHAR)")
+    con.execute(
+        "CREATE TABLE naive (trace_id VARCHAR, span_id UBIGINT, name VARCHAR, start BIGINT, end_ns BIGINT, attributes VARCHAR)"
+    )
     started = time.perf_counter()
     n = 0
     for payload in payloads:
@@ -40,8 +42,14 @@ def naive_writer(store: Store, payloads: list[bytes]) -> float:
             for ss in rs.scope_spans:
                 for span in ss.spans:
                     rows.append(
-                        (span.trace_id.hex(), int.from_bytes(span.span_id, "big"), span.name,
-                         span.start_time_unix_nano, span.end_time_unix_nano, json.dumps(attributes_dict(span.attributes)))
+                        (
+                            span.trace_id.hex(),
+                            int.from_bytes(span.span_id, "big"),
+                            span.name,
+                            span.start_time_unix_nano,
+                            span.end_time_unix_nano,
+                            json.dumps(attributes_dict(span.attributes)),
+                        )
                     )
         con.execute("BEGIN")
         con.executemany("INSERT INTO naive VALUES (?, ?, ?, ?, ?, ?)", rows)

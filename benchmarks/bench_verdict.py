@@ -71,11 +71,17 @@ def simulate(
     }
 
 
-def _span(trace_id: bytes, span_id: bytes, parent: bytes, start: int, ms: float, attrs: dict[str, Any],
-          link_to: bytes | None) -> Span:
+def _span(
+    trace_id: bytes, span_id: bytes, parent: bytes, start: int, ms: float, attrs: dict[str, Any], link_to: bytes | None
+) -> Span:
     s = Span(
-        trace_id=trace_id, span_id=span_id, parent_span_id=parent, name="generate", kind=Span.SPAN_KIND_INTERNAL,
-        start_time_unix_nano=start, end_time_unix_nano=start + int(ms * 1e6),
+        trace_id=trace_id,
+        span_id=span_id,
+        parent_span_id=parent,
+        name="generate",
+        kind=Span.SPAN_KIND_INTERNAL,
+        start_time_unix_nano=start,
+        end_time_unix_nano=start + int(ms * 1e6),
         attributes=[_kv(k, v) for k, v in attrs.items()],
     )
     if link_to is not None:
@@ -90,18 +96,60 @@ def requests_for(sim: dict[str, np.ndarray], offset: int, start: int, stop: int)
         trace_id, primary_id = os.urandom(16), os.urandom(8)
         t = BASE_NS + (offset + i) * 1_000_000_000
         common = {"shadow.experiment": "generate", "gen_ai.usage.input_tokens": 50, "gen_ai.usage.output_tokens": 200}
-        spans.append(_span(trace_id, primary_id, b"", t, float(sim["primary_ms"][i]), {
-            **common, "shadow.role": "primary", "shadow.config.id": "P",
-            "shadow.outcome": "error" if sim["primary_error"][i] else "ok", "shadow.output.hash": f"h{i}",
-            "shadow.candidates.scheduled": 1, "shadow.candidates.dropped": 0}, None))
-        spans.append(_span(trace_id, os.urandom(8), primary_id, t, float(sim["candidate_ms"][i]), {
-            **common, "shadow.role": "candidate", "shadow.config.id": "C",
-            "shadow.outcome": "error" if sim["candidate_error"][i] else "ok",
-            "shadow.output.hash": f"c{i}" if sim["candidate_differs"][i] else f"h{i}"}, primary_id))
+        spans.append(
+            _span(
+                trace_id,
+                primary_id,
+                b"",
+                t,
+                float(sim["primary_ms"][i]),
+                {
+                    **common,
+                    "shadow.role": "primary",
+                    "shadow.config.id": "P",
+                    "shadow.outcome": "error" if sim["primary_error"][i] else "ok",
+                    "shadow.output.hash": f"h{i}",
+                    "shadow.candidates.scheduled": 1,
+                    "shadow.candidates.dropped": 0,
+                },
+                None,
+            )
+        )
+        spans.append(
+            _span(
+                trace_id,
+                os.urandom(8),
+                primary_id,
+                t,
+                float(sim["candidate_ms"][i]),
+                {
+                    **common,
+                    "shadow.role": "candidate",
+                    "shadow.config.id": "C",
+                    "shadow.outcome": "error" if sim["candidate_error"][i] else "ok",
+                    "shadow.output.hash": f"c{i}" if sim["candidate_differs"][i] else f"h{i}",
+                },
+                primary_id,
+            )
+        )
         if sim["replicate"][i]:
-            spans.append(_span(trace_id, os.urandom(8), primary_id, t, float(sim["replicate_ms"][i]), {
-                **common, "shadow.role": "replicate", "shadow.config.id": "P", "shadow.outcome": "ok",
-                "shadow.output.hash": f"r{i}" if sim["replicate_differs"][i] else f"h{i}"}, primary_id))
+            spans.append(
+                _span(
+                    trace_id,
+                    os.urandom(8),
+                    primary_id,
+                    t,
+                    float(sim["replicate_ms"][i]),
+                    {
+                        **common,
+                        "shadow.role": "replicate",
+                        "shadow.config.id": "P",
+                        "shadow.outcome": "ok",
+                        "shadow.output.hash": f"r{i}" if sim["replicate_differs"][i] else f"h{i}",
+                    },
+                    primary_id,
+                )
+            )
     out = []
     for k in range(0, len(spans), 3000):
         rs = ResourceSpans(scope_spans=[ScopeSpans(spans=spans[k : k + 3000])])
@@ -204,8 +252,11 @@ def _binomial_ranks(n: int, q: float, alpha: float) -> tuple[int, int]:
     """0-based ranks (l, u) of the exact order-statistic interval [x_(l), x_(u)] for the q-quantile:
     P(x_(l) ≤ ξ_q ≤ x_(u)) ≥ 1 − alpha, from the Binomial(n, q) distribution (no assumption on the data)."""
     k = np.arange(n + 1)
-    log_pmf = (np.array([math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) for i in k])
-               + k * math.log(q) + (n - k) * math.log1p(-q))
+    log_pmf = (
+        np.array([math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) for i in k])
+        + k * math.log(q)
+        + (n - k) * math.log1p(-q)
+    )
     cdf = np.cumsum(np.exp(log_pmf))
     lower = int(np.searchsorted(cdf, alpha / 2))  # P(B ≤ lower − 1) ≤ alpha/2
     upper = int(np.searchsorted(cdf, 1 - alpha / 2))
@@ -282,10 +333,18 @@ def power_study(seeds: int, pairs: int = PAIRS, slowdown: float = 1.3) -> dict[s
         "anytime_best_possible_at_this_n": math.sqrt(2 * math.log(2 / level)),
     }
     out: dict[str, Any] = {
-        "seeds": seeds, "pairs": pairs, "pairs_both_ok_expected": n, "slowdown": slowdown, "level": 1 - level,
-        "log_ratio_sd_over_seeds": float(est.std(ddof=1)), "bootstrap_se_mean": float(se.mean()),
-        "asymptotic_se": se_theory, "unpaired_asymptotic_se": se_arm * math.sqrt(2) / math.sqrt(n),
-        "boundary_in_se": boundaries, "power": {}, "theoretical_power": {},
+        "seeds": seeds,
+        "pairs": pairs,
+        "pairs_both_ok_expected": n,
+        "slowdown": slowdown,
+        "level": 1 - level,
+        "log_ratio_sd_over_seeds": float(est.std(ddof=1)),
+        "bootstrap_se_mean": float(se.mean()),
+        "asymptotic_se": se_theory,
+        "unpaired_asymptotic_se": se_arm * math.sqrt(2) / math.sqrt(n),
+        "boundary_in_se": boundaries,
+        "power": {},
+        "theoretical_power": {},
     }
     for name, z in boundaries.items():
         if name != "anytime_best_possible_at_this_n":
@@ -300,7 +359,9 @@ def power_study(seeds: int, pairs: int = PAIRS, slowdown: float = 1.3) -> dict[s
     sd, hd_sd = float(est.std(ddof=1)), float(hd.std(ddof=1))
     out["power"]["fixed_with_the_true_se_sample_quantile"] = float(np.mean(est - boundaries["fixed"] * sd > limit))
     out["power"]["fixed_with_the_true_se_harrell_davis"] = float(np.mean(hd - boundaries["fixed"] * hd_sd > limit))
-    out["power"]["anytime_with_the_true_se_harrell_davis"] = float(np.mean(hd - boundaries["anytime_tuned_5000"] * hd_sd > limit))
+    out["power"]["anytime_with_the_true_se_harrell_davis"] = float(
+        np.mean(hd - boundaries["anytime_tuned_5000"] * hd_sd > limit)
+    )
     # the report's estimator: Harrell–Davis on the latencies (not their logs), with its own bootstrap SE
     hd_est, hd_se = np.array(hd_estimates), np.array(hd_ses)
     out["report_harrell_davis"] = {
@@ -385,8 +446,9 @@ def million_pairs(folder: str, pairs: int) -> dict[str, Any]:
         "ratio_to_baseline_median": sorted(in_process)[1] / sorted(baseline)[1],
         "build_report_sample_quantiles_only_s": sorted(sample_only),
         "ratio_to_sample_quantiles_only_median": sorted(in_process)[1] / sorted(sample_only)[1],
-        "latency_estimator": [g.details.get("estimator") for g in report.candidates[0].gates
-                              if g.name == "latency_p95"],
+        "latency_estimator": [
+            g.details.get("estimator") for g in report.candidates[0].gates if g.name == "latency_p95"
+        ],
         "cli_report_s": sorted(timings),
         "verdict": candidate["verdict"],
         "gates": {g["name"]: [g["status"], g["estimate"], g["interval"]] for g in candidate["gates"]},
@@ -400,13 +462,22 @@ def main() -> int:
     parser.add_argument("--pairs", type=int, default=PAIRS, help="pairs per ground-truth run")
     parser.add_argument("--speed-only", action="store_true", help="only the report over 1M pairs")
     parser.add_argument("--no-speed", action="store_true", help="only the ground truth")
-    parser.add_argument("--speed-pairs", type=int, default=None,
-                        help="pairs in the speed run (default 1,000,000; 100,000 with --quick)")
-    parser.add_argument("--inference", choices=["anytime", "fixed"], default="anytime", help="the thresholds' inference")
-    parser.add_argument("--scenarios", default=None,
-                        help=f"comma-separated subset of {[*SCENARIOS, 'identical_20_looks']} (default: all)")
-    parser.add_argument("--power-study", action="store_true",
-                        help="only the p95 gate in numpy (no store), every kind of interval, 400 seeds by default")
+    parser.add_argument(
+        "--speed-pairs", type=int, default=None, help="pairs in the speed run (default 1,000,000; 100,000 with --quick)"
+    )
+    parser.add_argument(
+        "--inference", choices=["anytime", "fixed"], default="anytime", help="the thresholds' inference"
+    )
+    parser.add_argument(
+        "--scenarios",
+        default=None,
+        help=f"comma-separated subset of {[*SCENARIOS, 'identical_20_looks']} (default: all)",
+    )
+    parser.add_argument(
+        "--power-study",
+        action="store_true",
+        help="only the p95 gate in numpy (no store), every kind of interval, 400 seeds by default",
+    )
     args = parser.parse_args()
     globals()["PAIRS"] = args.pairs
     globals()["THRESHOLDS"] = Thresholds(inference=args.inference)

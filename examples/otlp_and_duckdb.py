@@ -28,7 +28,9 @@ from otel_shadow import Config, Shadow
 from otel_shadow.store.exporter import DuckDBSpanExporter
 
 provider = TracerProvider(resource=Resource.create({"service.name": "otlp-and-duckdb-example"}))
-provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))  # OTEL_EXPORTER_OTLP_ENDPOINT (default localhost:4317)
+provider.add_span_processor(
+    BatchSpanProcessor(OTLPSpanExporter())
+)  # OTEL_EXPORTER_OTLP_ENDPOINT (default localhost:4317)
 provider.add_span_processor(BatchSpanProcessor(DuckDBSpanExporter()))  # OTEL_SHADOW_DB (default otel-shadow.duckdb)
 trace.set_tracer_provider(provider)
 

@@ -119,16 +119,39 @@ def sql(sql: str, db: str, segments: str | None, clickhouse: str | None, fmt: st
 @db_option
 @segments_option
 @clickhouse_option
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "html"]), default="table", show_default=True, help="html: one self-contained page (redirect it to a file).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "html"]),
+    default="table",
+    show_default=True,
+    help="html: one self-contained page (redirect it to a file).",
+)
 @click.option("--max-p95-ratio", type=float, default=None, help="Candidate/primary p95 latency limit (1.2).")
 @click.option("--max-error-rate-increase", type=float, default=None, help="Allowed error-rate increase (0.0).")
 @click.option("--min-pairs", type=int, default=None, help="Pairs needed for a verdict (100).")
 @click.option("--min-exact-match-rate", type=float, default=None, help="Optional agreement floor, 0–1.")
 @click.option("--min-coverage", type=float, default=None, help="Optional share of calls shadowed, 0–1.")
-@click.option("--thresholds", "thresholds_file", type=click.Path(dir_okay=False), default=None, help="YAML file of thresholds.")
-@click.option("--inference", type=click.Choice(["anytime", "fixed"]), default=None, help="anytime (default): valid however often you look; fixed: narrower, valid only for one read at a pre-registered size.")
-@click.option("--segment-by", default=None, help="Also judge each value of this attribute of the primary execution (e.g. http.route).")
-@click.option("--fail-on", type=click.Choice(["FAIL", "MARGINAL"]), default=None, help="Exit 1 when any candidate FAILs (FAIL), or is anything but PASS (MARGINAL).")
+@click.option(
+    "--thresholds", "thresholds_file", type=click.Path(dir_okay=False), default=None, help="YAML file of thresholds."
+)
+@click.option(
+    "--inference",
+    type=click.Choice(["anytime", "fixed"]),
+    default=None,
+    help="anytime (default): valid however often you look; fixed: narrower, valid only for one read at a pre-registered size.",
+)
+@click.option(
+    "--segment-by",
+    default=None,
+    help="Also judge each value of this attribute of the primary execution (e.g. http.route).",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(["FAIL", "MARGINAL"]),
+    default=None,
+    help="Exit 1 when any candidate FAILs (FAIL), or is anything but PASS (MARGINAL).",
+)
 @click.option("--check", is_flag=True, help="Same as --fail-on FAIL.")
 @click.option("--token", envvar=OTEL_SHADOW_COLLECTOR_TOKEN, default=None, help="Collector bearer token.")
 def report(
@@ -209,7 +232,9 @@ def _render_report(reader: Any, thresholds: Any, fmt: str, segment_by: str | Non
     if fmt == "html":
         from .analysis.timeline import verdict_timeline
 
-        return render_html(result, verdict_timeline(query, result, thresholds, prices=prices, segment_by=segment_by)), result
+        return render_html(
+            result, verdict_timeline(query, result, thresholds, prices=prices, segment_by=segment_by)
+        ), result
     render = {"json": render_json}.get(fmt, render_text)
     return render(result), result
 
@@ -218,7 +243,9 @@ def _render_report(reader: Any, thresholds: Any, fmt: str, segment_by: str | Non
 @db_option
 @click.option("--requests", "n", default=400, show_default=True, help="Simulated user requests.")
 @click.option("--fresh/--keep", default=True, show_default=True, help="Start from an empty database.")
-@click.option("--llm", default=None, help="Shadow real openai-client calls: 'local' (the shipped simulated server) or a base URL.")
+@click.option(
+    "--llm", default=None, help="Shadow real openai-client calls: 'local' (the shipped simulated server) or a base URL."
+)
 @click.option("--primary-model", default="gpt-4o", show_default=True, help="With --llm: the model that answers.")
 @click.option("--candidate-model", default="gpt-5-beta", show_default=True, help="With --llm: the model shadowed.")
 def demo(db: str, n: int, fresh: bool, llm: str | None, primary_model: str, candidate_model: str) -> None:
@@ -259,33 +286,163 @@ def demo(db: str, n: int, fresh: bool, llm: str | None, primary_model: str, cand
 
 @cli.command()
 @db_option
-@click.option("--host", envvar="OTEL_SHADOW_COLLECTOR_HOST", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--grpc-port", envvar="OTEL_SHADOW_COLLECTOR_GRPC_PORT", default=4317, show_default=True, type=int, help="OTLP/gRPC port (0: any free port).")
-@click.option("--http-port", envvar="OTEL_SHADOW_COLLECTOR_HTTP_PORT", default=4318, show_default=True, type=int, help="OTLP/HTTP port (0: any free port).")
-@click.option("--store-all", envvar="OTEL_SHADOW_COLLECTOR_STORE_ALL", is_flag=True, help="Store every span, not only shadow experiments.")
-@click.option("--max-request-bytes", envvar="OTEL_SHADOW_COLLECTOR_MAX_REQUEST_BYTES", default=64 * 2**20, show_default=True, type=int)
-@click.option("--max-inflight-bytes", envvar="OTEL_SHADOW_COLLECTOR_MAX_INFLIGHT_BYTES", default=128 * 2**20, show_default=True, type=int)
-@click.option("--token", envvar=OTEL_SHADOW_COLLECTOR_TOKEN, default=None, help="Require this bearer token (OTLP and SQL).")
-@click.option("--tls-cert", envvar="OTEL_SHADOW_COLLECTOR_TLS_CERT", default=None, type=click.Path(exists=True, dir_okay=False))
-@click.option("--tls-key", envvar="OTEL_SHADOW_COLLECTOR_TLS_KEY", default=None, type=click.Path(exists=True, dir_okay=False))
-@click.option("--decode-workers", type=int, default=None, help="Processes that decode OTLP (default: one per core, up to 4; 0: inline).")
-@click.option("--sql/--no-sql", "sql_on", envvar="OTEL_SHADOW_COLLECTOR_SQL", default=True, show_default=True, help="Serve read-only SQL on /v1/sql (always behind a token: --token, or one made per run).")
-@click.option("--sql-timeout", envvar="OTEL_SHADOW_COLLECTOR_SQL_TIMEOUT", default=30.0, show_default=True, type=float, help="Seconds a /v1/sql query may run.")
-@click.option("--sql-max-result-bytes", envvar="OTEL_SHADOW_COLLECTOR_SQL_MAX_RESULT_BYTES", default=64 * 2**20, show_default=True, type=int, help="Largest /v1/sql result.")
-@click.option("--drain-timeout", envvar="OTEL_SHADOW_COLLECTOR_DRAIN_TIMEOUT", default=10.0, show_default=True, type=float, help="Seconds SIGTERM may take; the process exits within them, whatever is running.")
-@click.option("--unhealthy-after", envvar="OTEL_SHADOW_COLLECTOR_UNHEALTHY_AFTER", default=300.0, show_default=True, type=float, help="/healthz answers 503 once the store has not been able to commit for this many seconds.")
-@click.option("--log-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
-@click.option("--segments", "segments", envvar="OTEL_SHADOW_COLLECTOR_SEGMENTS", type=click.Path(file_okay=False), default=None, help="Also close the committed rows into Parquet segments in this folder (docs/scaling.md); the DuckDB file keeps only what is not in one yet.")
-@click.option("--segment-seconds", envvar="OTEL_SHADOW_COLLECTOR_SEGMENT_SECONDS", default=60.0, show_default=True, type=click.FloatRange(min=0.0, min_open=True), help="With --segments: seconds between segments.")
-@click.option("--collector-id", envvar="OTEL_SHADOW_COLLECTOR_ID", default=None, help="With --segments: the name of this collector's segment files (default: made once, kept in the DuckDB file).")
-@click.option("--retention", "retention_period", default=None, help="Delete traces older than this (30d, 12h), in small steps between commits (docs/retention.md).")
-@click.option("--retention-export", type=click.Path(file_okay=False), default=None, help="With --retention: export them to Parquet in this folder first.")
-@click.option("--retention-interval", default="10m", show_default=True, help="With --retention: time between retention passes.")
-@click.option("--redact-rules", envvar="OTEL_SHADOW_REDACT_RULES", type=click.Path(dir_okay=False), default=None, help="Redact content attributes of incoming spans with these rules (the app side's OTEL_SHADOW_REDACT_RULES).")
-@click.option("--watch-thresholds", type=click.Path(dir_okay=False), default=None, help="Also run the alert watch on this thresholds file (docs/alerts.md).")
-@click.option("--watch-interval", default="60s", show_default=True, help="With --watch-thresholds: time between checks (30s, 5m).")
+@click.option(
+    "--host", envvar="OTEL_SHADOW_COLLECTOR_HOST", default="127.0.0.1", show_default=True, help="Address to bind."
+)
+@click.option(
+    "--grpc-port",
+    envvar="OTEL_SHADOW_COLLECTOR_GRPC_PORT",
+    default=4317,
+    show_default=True,
+    type=int,
+    help="OTLP/gRPC port (0: any free port).",
+)
+@click.option(
+    "--http-port",
+    envvar="OTEL_SHADOW_COLLECTOR_HTTP_PORT",
+    default=4318,
+    show_default=True,
+    type=int,
+    help="OTLP/HTTP port (0: any free port).",
+)
+@click.option(
+    "--store-all",
+    envvar="OTEL_SHADOW_COLLECTOR_STORE_ALL",
+    is_flag=True,
+    help="Store every span, not only shadow experiments.",
+)
+@click.option(
+    "--max-request-bytes",
+    envvar="OTEL_SHADOW_COLLECTOR_MAX_REQUEST_BYTES",
+    default=64 * 2**20,
+    show_default=True,
+    type=int,
+)
+@click.option(
+    "--max-inflight-bytes",
+    envvar="OTEL_SHADOW_COLLECTOR_MAX_INFLIGHT_BYTES",
+    default=128 * 2**20,
+    show_default=True,
+    type=int,
+)
+@click.option(
+    "--token", envvar=OTEL_SHADOW_COLLECTOR_TOKEN, default=None, help="Require this bearer token (OTLP and SQL)."
+)
+@click.option(
+    "--tls-cert", envvar="OTEL_SHADOW_COLLECTOR_TLS_CERT", default=None, type=click.Path(exists=True, dir_okay=False)
+)
+@click.option(
+    "--tls-key", envvar="OTEL_SHADOW_COLLECTOR_TLS_KEY", default=None, type=click.Path(exists=True, dir_okay=False)
+)
+@click.option(
+    "--decode-workers",
+    type=int,
+    default=None,
+    help="Processes that decode OTLP (default: one per core, up to 4; 0: inline).",
+)
+@click.option(
+    "--sql/--no-sql",
+    "sql_on",
+    envvar="OTEL_SHADOW_COLLECTOR_SQL",
+    default=True,
+    show_default=True,
+    help="Serve read-only SQL on /v1/sql (always behind a token: --token, or one made per run).",
+)
+@click.option(
+    "--sql-timeout",
+    envvar="OTEL_SHADOW_COLLECTOR_SQL_TIMEOUT",
+    default=30.0,
+    show_default=True,
+    type=float,
+    help="Seconds a /v1/sql query may run.",
+)
+@click.option(
+    "--sql-max-result-bytes",
+    envvar="OTEL_SHADOW_COLLECTOR_SQL_MAX_RESULT_BYTES",
+    default=64 * 2**20,
+    show_default=True,
+    type=int,
+    help="Largest /v1/sql result.",
+)
+@click.option(
+    "--drain-timeout",
+    envvar="OTEL_SHADOW_COLLECTOR_DRAIN_TIMEOUT",
+    default=10.0,
+    show_default=True,
+    type=float,
+    help="Seconds SIGTERM may take; the process exits within them, whatever is running.",
+)
+@click.option(
+    "--unhealthy-after",
+    envvar="OTEL_SHADOW_COLLECTOR_UNHEALTHY_AFTER",
+    default=300.0,
+    show_default=True,
+    type=float,
+    help="/healthz answers 503 once the store has not been able to commit for this many seconds.",
+)
+@click.option(
+    "--log-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"])
+)
+@click.option(
+    "--segments",
+    "segments",
+    envvar="OTEL_SHADOW_COLLECTOR_SEGMENTS",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Also close the committed rows into Parquet segments in this folder (docs/scaling.md); the DuckDB file keeps only what is not in one yet.",
+)
+@click.option(
+    "--segment-seconds",
+    envvar="OTEL_SHADOW_COLLECTOR_SEGMENT_SECONDS",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(min=0.0, min_open=True),
+    help="With --segments: seconds between segments.",
+)
+@click.option(
+    "--collector-id",
+    envvar="OTEL_SHADOW_COLLECTOR_ID",
+    default=None,
+    help="With --segments: the name of this collector's segment files (default: made once, kept in the DuckDB file).",
+)
+@click.option(
+    "--retention",
+    "retention_period",
+    default=None,
+    help="Delete traces older than this (30d, 12h), in small steps between commits (docs/retention.md).",
+)
+@click.option(
+    "--retention-export",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="With --retention: export them to Parquet in this folder first.",
+)
+@click.option(
+    "--retention-interval", default="10m", show_default=True, help="With --retention: time between retention passes."
+)
+@click.option(
+    "--redact-rules",
+    envvar="OTEL_SHADOW_REDACT_RULES",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Redact content attributes of incoming spans with these rules (the app side's OTEL_SHADOW_REDACT_RULES).",
+)
+@click.option(
+    "--watch-thresholds",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also run the alert watch on this thresholds file (docs/alerts.md).",
+)
+@click.option(
+    "--watch-interval", default="60s", show_default=True, help="With --watch-thresholds: time between checks (30s, 5m)."
+)
 @click.option("--webhook", default=None, help="With --watch-thresholds: POST each alert's JSON to this http(s) URL.")
-@click.option("--webhook-secret-file", type=click.Path(dir_okay=False), default=None, help="File whose first line is sent as X-Otel-Shadow-Secret (default: OTEL_SHADOW_WEBHOOK_SECRET).")
+@click.option(
+    "--webhook-secret-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="File whose first line is sent as X-Otel-Shadow-Secret (default: OTEL_SHADOW_WEBHOOK_SECRET).",
+)
 def collector(
     db: str,
     host: str,
@@ -337,7 +494,10 @@ def collector(
             raise click.UsageError("--webhook needs --watch-thresholds FILE (the alert watch's thresholds)")
         if segments:  # the watch reads the DuckDB file, which --segments empties into Parquet: a partial verdict
             raise click.UsageError("--watch-thresholds cannot be combined with --segments (docs/alerts.md)")
-        alert_watch, interval_s = make_watch(watch_thresholds, webhook, webhook_secret_file), parse_interval(watch_interval)
+        alert_watch, interval_s = (
+            make_watch(watch_thresholds, webhook, webhook_secret_file),
+            parse_interval(watch_interval),
+        )
     service = Collector(
         CollectorConfig(
             db=db,
@@ -377,8 +537,11 @@ def collector(
 
         source = collector_store(lambda: service.store)
         threading.Thread(
-            target=alert_watch.run, args=(source,), kwargs={"interval_s": interval_s, "stop": watch_stop},
-            name="otel-shadow-watch", daemon=True,
+            target=alert_watch.run,
+            args=(source,),
+            kwargs={"interval_s": interval_s, "stop": watch_stop},
+            name="otel-shadow-watch",
+            daemon=True,
         ).start()
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -399,34 +562,117 @@ def collector(
 @db_option
 @segments_option
 @clickhouse_option
-@click.option("--traces-table", default="otel_traces", show_default=True, help="With --clickhouse: the clickhouseexporter's traces_table_name (or database.table), where the captured content is.")
-@click.option("--embeddings", "embeddings", default=None, help="Embedding similarity: 'local' (pip install 'otel-shadow[embeddings-local]') or an OpenAI-compatible base URL (http://…/v1).")
+@click.option(
+    "--traces-table",
+    default="otel_traces",
+    show_default=True,
+    help="With --clickhouse: the clickhouseexporter's traces_table_name (or database.table), where the captured content is.",
+)
+@click.option(
+    "--embeddings",
+    "embeddings",
+    default=None,
+    help="Embedding similarity: 'local' (pip install 'otel-shadow[embeddings-local]') or an OpenAI-compatible base URL (http://…/v1).",
+)
 @click.option("--embedding-model", default=None, help="With --embeddings URL: the endpoint's embeddings model.")
 @click.option("--judge-model", default=None, help="Pairwise LLM judge: the model's name.")
-@click.option("--judge-base-url", default=None, help="The judge's endpoint (default: the provider's; key from OPENAI_API_KEY / ANTHROPIC_API_KEY).")
-@click.option("--judge-provider", type=click.Choice(["openai", "anthropic"]), default="openai", show_default=True, help="API the judge endpoint speaks.")
+@click.option(
+    "--judge-base-url",
+    default=None,
+    help="The judge's endpoint (default: the provider's; key from OPENAI_API_KEY / ANTHROPIC_API_KEY).",
+)
+@click.option(
+    "--judge-provider",
+    type=click.Choice(["openai", "anthropic"]),
+    default="openai",
+    show_default=True,
+    help="API the judge endpoint speaks.",
+)
 @click.option("--rubric", default=None, help="What the judge values: text, or a .yaml/.txt file.")
-@click.option("--bias-check", type=click.FloatRange(0.0, 1.0), default=0.1, show_default=True, help="Share of pairs judged both ways (position-bias check).")
+@click.option(
+    "--bias-check",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.1,
+    show_default=True,
+    help="Share of pairs judged both ways (position-bias check).",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the A/B order and the bias-check sample.")
-@click.option("--budget-tokens", type=click.IntRange(min=1), default=None, help="Stop cleanly once this many tokens (judge + embeddings endpoint) are spent.")
-@click.option("--judge-budget-usd", type=click.FloatRange(min=0.0, min_open=True), default=None, help="Stop cleanly once the judge's calls cost this many US dollars (prices: the shared table, OTEL_SHADOW_PRICES).")
-@click.option("--rate", type=click.FloatRange(min=0.0, min_open=True), default=None, help="Judge requests per second, at most.")
-@click.option("--concurrency", type=click.IntRange(1, 256), default=4, show_default=True, help="Judge requests in flight.")
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="Look at this many pairs at most (oldest first).")
+@click.option(
+    "--budget-tokens",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Stop cleanly once this many tokens (judge + embeddings endpoint) are spent.",
+)
+@click.option(
+    "--judge-budget-usd",
+    type=click.FloatRange(min=0.0, min_open=True),
+    default=None,
+    help="Stop cleanly once the judge's calls cost this many US dollars (prices: the shared table, OTEL_SHADOW_PRICES).",
+)
+@click.option(
+    "--rate", type=click.FloatRange(min=0.0, min_open=True), default=None, help="Judge requests per second, at most."
+)
+@click.option(
+    "--concurrency", type=click.IntRange(1, 256), default=4, show_default=True, help="Judge requests in flight."
+)
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=None, help="Look at this many pairs at most (oldest first)."
+)
 @click.option("--experiment", default=None, help="Only this experiment.")
-@click.option("--replicates/--no-replicates", default=True, show_default=True, help="Also score replicate pairs (the noise floor).")
-@click.option("--batch-size", type=click.IntRange(1, 10_000), default=32, show_default=True, help="Scores written per batch (a kill loses at most one).")
-@click.option("--otlp-endpoint", default=None, help="Also send the scores as GenAI evaluation spans to this OTLP/gRPC endpoint (host:port).")
-@click.option("--otlp-insecure/--otlp-tls", default=None, help="Plaintext (or TLS) to --otlp-endpoint (default: the exporter's).")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="Summary format.")
-@click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when stderr is a terminal).")
+@click.option(
+    "--replicates/--no-replicates",
+    default=True,
+    show_default=True,
+    help="Also score replicate pairs (the noise floor).",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 10_000),
+    default=32,
+    show_default=True,
+    help="Scores written per batch (a kill loses at most one).",
+)
+@click.option(
+    "--otlp-endpoint",
+    default=None,
+    help="Also send the scores as GenAI evaluation spans to this OTLP/gRPC endpoint (host:port).",
+)
+@click.option(
+    "--otlp-insecure/--otlp-tls", default=None, help="Plaintext (or TLS) to --otlp-endpoint (default: the exporter's)."
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="Summary format."
+)
+@click.option(
+    "--progress/--no-progress", default=None, help="Progress bar on stderr (default: when stderr is a terminal)."
+)
 @click.option("--token", envvar=OTEL_SHADOW_COLLECTOR_TOKEN, default=None, help="Collector bearer token.")
 def score(
-    db: str, segments: str | None, clickhouse: str | None, traces_table: str, embeddings: str | None, embedding_model: str | None, judge_model: str | None, judge_base_url: str | None,
-    judge_provider: str, rubric: str | None, bias_check: float, seed: int, budget_tokens: int | None,
-    judge_budget_usd: float | None, rate: float | None,
-    concurrency: int, limit: int | None, experiment: str | None, replicates: bool, batch_size: int,
-    otlp_endpoint: str | None, otlp_insecure: bool | None, fmt: str, progress: bool | None, token: str | None,
+    db: str,
+    segments: str | None,
+    clickhouse: str | None,
+    traces_table: str,
+    embeddings: str | None,
+    embedding_model: str | None,
+    judge_model: str | None,
+    judge_base_url: str | None,
+    judge_provider: str,
+    rubric: str | None,
+    bias_check: float,
+    seed: int,
+    budget_tokens: int | None,
+    judge_budget_usd: float | None,
+    rate: float | None,
+    concurrency: int,
+    limit: int | None,
+    experiment: str | None,
+    replicates: bool,
+    batch_size: int,
+    otlp_endpoint: str | None,
+    otlp_insecure: bool | None,
+    fmt: str,
+    progress: bool | None,
+    token: str | None,
 ) -> None:
     """Score captured pairs: embedding similarity and a pairwise LLM judge, into shadow_scores.
 
@@ -451,18 +697,36 @@ def score(
     judge = None
     if judge_model:
         config = JudgeConfig(
-            model=judge_model, provider=judge_provider, base_url=judge_base_url, rubric=load_rubric(rubric),
-            bias_check=bias_check, seed=seed,
+            model=judge_model,
+            provider=judge_provider,
+            base_url=judge_base_url,
+            rubric=load_rubric(rubric),
+            bias_check=bias_check,
+            seed=seed,
         )
         judge = Judge(config)
     options = ScoreOptions(
-        experiment=experiment, limit=limit, replicates=replicates, batch_size=batch_size, concurrency=concurrency,
-        rate=rate, budget_tokens=budget_tokens, judge_budget_usd=judge_budget_usd, otlp_endpoint=otlp_endpoint, otlp_insecure=otlp_insecure, token=token,
+        experiment=experiment,
+        limit=limit,
+        replicates=replicates,
+        batch_size=batch_size,
+        concurrency=concurrency,
+        rate=rate,
+        budget_tokens=budget_tokens,
+        judge_budget_usd=judge_budget_usd,
+        otlp_endpoint=otlp_endpoint,
+        otlp_insecure=otlp_insecure,
+        token=token,
         traces_table=traces_table,
     )
     summary = run_scoring(
-        db, embedder=embedder, judge=judge, options=options, progress=sys.stderr.isatty() if progress is None else progress,
-        segments=segments, clickhouse=clickhouse,
+        db,
+        embedder=embedder,
+        judge=judge,
+        options=options,
+        progress=sys.stderr.isatty() if progress is None else progress,
+        segments=segments,
+        clickhouse=clickhouse,
     )
     if fmt == "json":
         click.echo(json.dumps(summary.as_dict(), indent=2))
@@ -505,10 +769,23 @@ def _open_to_write(db: str, fix: str) -> Any:
 
 @cli.command()
 @db_option
-@click.option("--older-than", "older_than", required=True, help="Remove traces that began longer ago than this: 30d, 12h, 90m, 2w.")
-@click.option("--export", "export_dir", type=click.Path(file_okay=False), default=None, help="Write them to Parquet here first (hive-partitioned by day).")
+@click.option(
+    "--older-than",
+    "older_than",
+    required=True,
+    help="Remove traces that began longer ago than this: 30d, 12h, 90m, 2w.",
+)
+@click.option(
+    "--export",
+    "export_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Write them to Parquet here first (hive-partitioned by day).",
+)
 @click.option("--dry-run", is_flag=True, help="Only count what would be removed.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="Summary format.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="Summary format."
+)
 def retention(db: str, older_than: str, export_dir: str | None, dry_run: bool, fmt: str) -> None:
     """Delete traces older than a period (spans, links, events: their pairs and scores), optionally exported first.
 
@@ -534,9 +811,15 @@ def retention(db: str, older_than: str, export_dir: str | None, dry_run: bool, f
 @cli.command()
 @db_option
 @click.option("--trace-id", default=None, help="Erase this trace (32 hex digits).")
-@click.option("--key", default=None, help="Erase every trace in which a span (or its resource) has ATTR=VALUE, e.g. enduser.id=alice.")
+@click.option(
+    "--key",
+    default=None,
+    help="Erase every trace in which a span (or its resource) has ATTR=VALUE, e.g. enduser.id=alice.",
+)
 @click.option("--dry-run", is_flag=True, help="Only show what would be erased.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="Summary format.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="Summary format."
+)
 def erase(db: str, trace_id: str | None, key: str | None, dry_run: bool, fmt: str) -> None:
     """Erase one user's data for a deletion request: whole traces (spans, pairs, scores) by trace id or key.
 
@@ -561,12 +844,30 @@ def erase(db: str, trace_id: str | None, key: str | None, dry_run: bool, fmt: st
 
 @cli.command()
 @db_option
-@click.option("--thresholds", "thresholds_file", type=click.Path(dir_okay=False), default=None, help="YAML file of thresholds, with an alerts: section (docs/alerts.md).")
+@click.option(
+    "--thresholds",
+    "thresholds_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="YAML file of thresholds, with an alerts: section (docs/alerts.md).",
+)
 @click.option("--webhook", default=None, help="POST each alert's JSON to this http(s) URL.")
-@click.option("--webhook-secret-file", type=click.Path(dir_okay=False), default=None, help="File whose first line is sent as X-Otel-Shadow-Secret (default: OTEL_SHADOW_WEBHOOK_SECRET).")
+@click.option(
+    "--webhook-secret-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="File whose first line is sent as X-Otel-Shadow-Secret (default: OTEL_SHADOW_WEBHOOK_SECRET).",
+)
 @click.option("--interval", default="60s", show_default=True, help="Time between checks: 30s, 5m, 1h.")
 @click.option("--once", is_flag=True, help="Check once, print the alerts raised, exit.")
-def watch(db: str, thresholds_file: str | None, webhook: str | None, webhook_secret_file: str | None, interval: str, once: bool) -> None:
+def watch(
+    db: str,
+    thresholds_file: str | None,
+    webhook: str | None,
+    webhook_secret_file: str | None,
+    interval: str,
+    once: bool,
+) -> None:
     """Alert when a candidate's verdict changes or its error rate or p95 latency crosses a line.
 
     Each alert: a WARNING log line, the OpenTelemetry counter shadow.alerts, and the optional
@@ -601,15 +902,34 @@ def _rollout_options(command: Any) -> Any:
     """The options shared by rollout, promote and rollback."""
     from .environment_variables import OTEL_SHADOW_CONFIG
 
-    for option in reversed([
-        click.option("--rules", "rules_path", envvar=OTEL_SHADOW_CONFIG, required=True, type=click.Path(dir_okay=False),
-                     help=f"The rules file the application watches (or set {OTEL_SHADOW_CONFIG}); edited in place, atomically."),
-        click.option("--plan", "plan_path", type=click.Path(dir_okay=False), default=None,
-                     help="YAML rollout plan (default: shadow 5% → 25% → 100%, canary 5% → 25% → 50% → 100%)."),
-        click.option("--rule", default=None, help="The rule to move (needed when the file has several)."),
-        click.option("--thresholds", "thresholds_file", type=click.Path(dir_okay=False), default=None, help="YAML file of thresholds for the verdict."),
-        db_option,
-    ]):
+    for option in reversed(
+        [
+            click.option(
+                "--rules",
+                "rules_path",
+                envvar=OTEL_SHADOW_CONFIG,
+                required=True,
+                type=click.Path(dir_okay=False),
+                help=f"The rules file the application watches (or set {OTEL_SHADOW_CONFIG}); edited in place, atomically.",
+            ),
+            click.option(
+                "--plan",
+                "plan_path",
+                type=click.Path(dir_okay=False),
+                default=None,
+                help="YAML rollout plan (default: shadow 5% → 25% → 100%, canary 5% → 25% → 50% → 100%).",
+            ),
+            click.option("--rule", default=None, help="The rule to move (needed when the file has several)."),
+            click.option(
+                "--thresholds",
+                "thresholds_file",
+                type=click.Path(dir_okay=False),
+                default=None,
+                help="YAML file of thresholds for the verdict.",
+            ),
+            db_option,
+        ]
+    ):
         command = option(command)
     return command
 
@@ -637,11 +957,33 @@ def _moved(outcome: Any, fmt: str) -> None:
 @cli.command()
 @_rollout_options
 @click.option("--actor", default="rollout", show_default=True, help="Recorded as who moved the plan.")
-@click.option("--watch", "watch_loop", is_flag=True, help="Keep going: check every --interval until the plan is complete or rolled back.")
-@click.option("--interval", type=click.FloatRange(min=0.0), default=60.0, show_default=True, help="Seconds between checks with --watch.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Outcome format.")
-def rollout(db: str, rules_path: str, plan_path: str | None, rule: str | None, thresholds_file: str | None,
-            actor: str, watch_loop: bool, interval: float, fmt: str) -> None:
+@click.option(
+    "--watch",
+    "watch_loop",
+    is_flag=True,
+    help="Keep going: check every --interval until the plan is complete or rolled back.",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.0),
+    default=60.0,
+    show_default=True,
+    help="Seconds between checks with --watch.",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Outcome format."
+)
+def rollout(
+    db: str,
+    rules_path: str,
+    plan_path: str | None,
+    rule: str | None,
+    thresholds_file: str | None,
+    actor: str,
+    watch_loop: bool,
+    interval: float,
+    fmt: str,
+) -> None:
     """Move a rule one step along its rollout plan, on the verdict of that step's data.
 
     PASS with the step's min_pairs and min_time: next step; FAIL: roll back; otherwise hold. Each
@@ -678,9 +1020,18 @@ def rollout(db: str, rules_path: str, plan_path: str | None, rule: str | None, t
 @cli.command()
 @_rollout_options
 @click.option("--actor", default=None, help="Recorded as who moved the plan (default: user@host).")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Outcome format.")
-def promote(db: str, rules_path: str, plan_path: str | None, rule: str | None, thresholds_file: str | None,
-            actor: str | None, fmt: str) -> None:
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Outcome format."
+)
+def promote(
+    db: str,
+    rules_path: str,
+    plan_path: str | None,
+    rule: str | None,
+    thresholds_file: str | None,
+    actor: str | None,
+    fmt: str,
+) -> None:
     """Move a rule's plan one step on by hand, whatever the verdict (recorded with it).
 
     Example:
@@ -700,9 +1051,19 @@ def promote(db: str, rules_path: str, plan_path: str | None, rule: str | None, t
 @_rollout_options
 @click.option("--actor", default=None, help="Recorded as who moved the plan (default: user@host).")
 @click.option("--reason", default="rolled back by hand", show_default=True, help="Recorded with the move.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Outcome format.")
-def rollback(db: str, rules_path: str, plan_path: str | None, rule: str | None, thresholds_file: str | None,
-             actor: str | None, reason: str, fmt: str) -> None:
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Outcome format."
+)
+def rollback(
+    db: str,
+    rules_path: str,
+    plan_path: str | None,
+    rule: str | None,
+    thresholds_file: str | None,
+    actor: str | None,
+    reason: str,
+    fmt: str,
+) -> None:
     """Take a rule back to the start: no canary, the first step's sample rate (recorded with who did it).
 
     Example:
@@ -719,8 +1080,16 @@ def rollback(db: str, rules_path: str, plan_path: str | None, rule: str | None, 
 
 
 @cli.command("clickhouse-views")
-@click.option("--clickhouse", envvar=OTEL_SHADOW_CLICKHOUSE, required=True, metavar="URL", help="The database to create the views in (and where otel_traces is, unless --traces-database).")
-@click.option("--traces-table", default="otel_traces", show_default=True, help="The clickhouseexporter's traces_table_name.")
+@click.option(
+    "--clickhouse",
+    envvar=OTEL_SHADOW_CLICKHOUSE,
+    required=True,
+    metavar="URL",
+    help="The database to create the views in (and where otel_traces is, unless --traces-database).",
+)
+@click.option(
+    "--traces-table", default="otel_traces", show_default=True, help="The clickhouseexporter's traces_table_name."
+)
 @click.option("--traces-database", default=None, help="Database of the traces table (default: the URL's).")
 def clickhouse_views(clickhouse: str, traces_table: str, traces_database: str | None) -> None:
     """Create otel-shadow's views in ClickHouse, over the OpenTelemetry Collector's otel_traces.

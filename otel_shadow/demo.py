@@ -143,8 +143,16 @@ def run_llm_demo(
     provider = TracerProvider(resource=Resource.create({"service.name": "otel-shadow-demo"}))
     provider.add_span_processor(BatchSpanProcessor(exporter))
     scheduler = Scheduler(workers=4)
-    rules = {"rules": [{"name": "demo-chat", "match": {"provider": "openai", "model": primary_model}, "timeout": 60,
-                        "candidates": [{"model": candidate_model}]}]}
+    rules = {
+        "rules": [
+            {
+                "name": "demo-chat",
+                "match": {"provider": "openai", "model": primary_model},
+                "timeout": 60,
+                "candidates": [{"model": candidate_model}],
+            }
+        ]
+    }
     instrumentor = OpenAIShadowInstrumentor()
     instrumentor.instrument(rules=rules, tracer_provider=provider, scheduler=scheduler)
     try:
@@ -164,7 +172,9 @@ def run_llm_demo(
                     answer = (
                         client.chat.completions.create(
                             model=primary_model, messages=[{"role": "user", "content": prompt}]
-                        ).choices[0].message.content
+                        )
+                        .choices[0]
+                        .message.content
                         or ""
                     )
             if i == 1:

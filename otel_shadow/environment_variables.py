@@ -126,9 +126,7 @@ def env_float(name: str, default: float) -> float:
     except ValueError:
         import logging
 
-        logging.getLogger("otel_shadow").warning(
-            "%s=%r is not a number; using the default %s", name, value, default
-        )
+        logging.getLogger("otel_shadow").warning("%s=%r is not a number; using the default %s", name, value, default)
         return default
 
 

@@ -44,7 +44,9 @@ class _Loader(yaml.SafeLoader):
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
-            raise _Refused(event.start_mark, f"YAML aliases (*{event.anchor}) are not allowed in {self.what}; write the value out")
+            raise _Refused(
+                event.start_mark, f"YAML aliases (*{event.anchor}) are not allowed in {self.what}; write the value out"
+            )
         if self._depth >= MAX_DEPTH:
             raise _Refused(self.peek_event().start_mark, f"nested deeper than {MAX_DEPTH} levels")
         self._depth += 1
@@ -68,7 +70,9 @@ def load_yaml(text: str, source: str, what: str = "this file") -> tuple[yaml.Nod
         return root, (loader.construct_document(root) if root is not None else None)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        problem = exc.problem if isinstance(exc, _Refused) else f"not valid YAML: {getattr(exc, 'problem', None) or exc}"
+        problem = (
+            exc.problem if isinstance(exc, _Refused) else f"not valid YAML: {getattr(exc, 'problem', None) or exc}"
+        )
         where = f"{source}:{mark.line + 1}" if mark is not None else source
         raise ConfigError(bounded(f"{where}: {problem}")) from None
     except RecursionError:

@@ -101,7 +101,9 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     with Store.open(db, read_only=True) as store:
         (pairs,) = store.query("SELECT count(*) FROM shadow_pairs WHERE candidate_role = 'candidate'").rows[0]
         (replicates,) = store.query("SELECT count(*) FROM shadow_pairs WHERE candidate_role = 'replicate'").rows[0]
-        tokens = store.query("SELECT count(*) FROM shadow_pairs WHERE candidate_output_tokens IS NULL AND candidate_outcome = 'ok'").rows
+        tokens = store.query(
+            "SELECT count(*) FROM shadow_pairs WHERE candidate_output_tokens IS NULL AND candidate_outcome = 'ok'"
+        ).rows
     assert pairs == 121 and 0 < replicates < 121 and tokens == [(0,)]  # a quarter of the calls have a replicate
 
 

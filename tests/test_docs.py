@@ -28,7 +28,14 @@ def test_every_environment_variable_is_documented() -> None:
 def test_every_view_column_is_documented() -> None:
     text = (DOCS / "schema.md").read_text()
     with Store.open(":memory:") as store:
-        for view in ("shadow_runs", "shadow_pairs", "shadow_coverage", "shadow_summary", "shadow_scores", "shadow_score_summary"):
+        for view in (
+            "shadow_runs",
+            "shadow_pairs",
+            "shadow_coverage",
+            "shadow_summary",
+            "shadow_scores",
+            "shadow_score_summary",
+        ):
             assert f"`{view}`" in text
             columns = store.query(f"SELECT * FROM {view} LIMIT 0").columns
             missing = [c for c in columns if f"`{c}`" not in text]
@@ -43,7 +50,11 @@ def test_every_cli_command_is_documented_with_an_example() -> None:
 
 
 def test_every_span_attribute_is_documented() -> None:
-    text = (DOCS / "experiments.md").read_text() + (DOCS / "instrumentation.md").read_text() + (DOCS / "scoring.md").read_text()
+    text = (
+        (DOCS / "experiments.md").read_text()
+        + (DOCS / "instrumentation.md").read_text()
+        + (DOCS / "scoring.md").read_text()
+    )
     names = [v for k, v in vars(A).items() if k.startswith("SHADOW_") and isinstance(v, str)]
     names = [n.rstrip(".") for n in names]
     assert [n for n in names if n not in text] == []
@@ -57,7 +68,9 @@ def test_no_shadow_attribute_literal_outside_attributes_py() -> None:
             continue
         for number, line in enumerate(path.read_text().splitlines(), 1):
             literals = re.findall(r"[\"'](shadow\.[a-z_.]+)[\"']", line)
-            if [x for x in literals if not x.endswith((".yaml", ".yml", ".json", ".duckdb"))] and "otel_shadow" not in line:
+            if [
+                x for x in literals if not x.endswith((".yaml", ".yml", ".json", ".duckdb"))
+            ] and "otel_shadow" not in line:
                 offenders.append(f"{path.relative_to(package)}:{number}: {line.strip()}")
     assert offenders == []
 
@@ -89,7 +102,11 @@ def doc_steps(text: str) -> list[tuple[str, str]]:
         if language in ("python", "yaml") and named:
             steps.append(("file", f"{named.group(1)}\n{body}"))
         elif language == "bash":
-            steps.extend(("bash", line) for line in body.replace("\\\n", " ").splitlines() if line.strip() and not line.lstrip().startswith("#"))
+            steps.extend(
+                ("bash", line)
+                for line in body.replace("\\\n", " ").splitlines()
+                if line.strip() and not line.lstrip().startswith("#")
+            )
     return steps
 
 
@@ -103,7 +120,9 @@ def check_install(command: str) -> None:
     for arg in shlex.split(command.split("install", 1)[1]):
         if arg.startswith("-") or arg == "":
             continue
-        requirement = Requirement("otel-shadow" + arg[1:] if arg.startswith(".") else arg)  # ".", ".[test]": this project
+        requirement = Requirement(
+            "otel-shadow" + arg[1:] if arg.startswith(".") else arg
+        )  # ".", ".[test]": this project
         dist = md.distribution(requirement.name)  # raises PackageNotFoundError when missing
         provided = dist.metadata.get_all("Provides-Extra") or []
         for extra in requirement.extras:

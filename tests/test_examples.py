@@ -120,7 +120,9 @@ def _by_role(spans: Any, experiment: str) -> dict[str, list[Any]]:
 
 
 @runs("ex01_how_it_works.py")
-def test_how_it_works_returns_the_primary_and_runs_the_shadow(example: Any, server: LLMServer, global_spans: Any) -> None:
+def test_how_it_works_returns_the_primary_and_runs_the_shadow(
+    example: Any, server: LLMServer, global_spans: Any
+) -> None:
     ns = example("ex01_how_it_works")
     assert ns["result"] == expected(server, "gpt-4", "What is AI?")
     assert ns["mint"].flush(10)
@@ -205,7 +207,9 @@ def test_comparing_results_prints_each_variant_and_its_verdict(example: Any, ser
 
 
 @runs("ex07_errors.py")
-def test_error_handling_isolates_the_failing_shadow(example: Any, server: LLMServer, global_spans: Any, caplog: Any) -> None:
+def test_error_handling_isolates_the_failing_shadow(
+    example: Any, server: LLMServer, global_spans: Any, caplog: Any
+) -> None:
     ns = example("ex07_errors")
     assert ns["result"] == expected(server, "gpt-4", "Test query")
     assert ns["mint"].flush(20)
@@ -220,7 +224,9 @@ def test_error_handling_isolates_the_failing_shadow(example: Any, server: LLMSer
 
 
 @runs("ex08_best_practices.py")
-def test_best_practices_monitoring_and_structured_logging(example: Any, server: LLMServer, capsys: Any, caplog: Any) -> None:
+def test_best_practices_monitoring_and_structured_logging(
+    example: Any, server: LLMServer, capsys: Any, caplog: Any
+) -> None:
     caplog.set_level(logging.INFO)
     ns = example("ex08_best_practices")
     (variant,) = ns["result"].variant_results
@@ -234,7 +240,9 @@ def test_best_practices_monitoring_and_structured_logging(example: Any, server: 
 
 
 @runs("ex09_complete_fastapi.py", "config/main.yaml", "config/shadow.yaml")
-def test_complete_fastapi_example_with_yaml_configs_and_bind(example: Any, server: LLMServer, global_spans: Any) -> None:
+def test_complete_fastapi_example_with_yaml_configs_and_bind(
+    example: Any, server: LLMServer, global_spans: Any
+) -> None:
     ns = example("ex09_complete_fastapi")
     response = TestClient(ns["app"]).post("/summarize", json={"text": "a b c d", "max_length": 10})
     assert response.status_code == 200
@@ -268,7 +276,9 @@ def test_the_users_llm_functions_call_the_model_over_http(example: Any, server: 
 @runs("openai_app.py", "shadow-rules.yaml")
 def test_openai_app_is_shadowed_with_no_code_change_through_the_rules_file(server: LLMServer, tmp_path: Path) -> None:
     db = tmp_path / "zero-code.duckdb"
-    env = subprocess_env(server, OTEL_SHADOW_CONFIG="shadow-rules.yaml", OTEL_TRACES_EXPORTER="duckdb", OTEL_SHADOW_DB=str(db))
+    env = subprocess_env(
+        server, OTEL_SHADOW_CONFIG="shadow-rules.yaml", OTEL_TRACES_EXPORTER="duckdb", OTEL_SHADOW_DB=str(db)
+    )
     out = subprocess.run(
         [str(BIN / "opentelemetry-instrument"), sys.executable, "openai_app.py"],
         cwd=EXAMPLES,
@@ -296,7 +306,9 @@ def test_openai_app_is_shadowed_with_no_code_change_through_the_rules_file(serve
 
 @runs("otlp_and_duckdb.py")
 def test_otlp_and_duckdb_example_writes_the_same_pairs_to_both(server: LLMServer, tmp_path: Path) -> None:
-    collector = Collector(CollectorConfig(db=str(tmp_path / "collector.duckdb"), grpc_port=0, http_port=0, stats_interval_s=3600))
+    collector = Collector(
+        CollectorConfig(db=str(tmp_path / "collector.duckdb"), grpc_port=0, http_port=0, stats_interval_s=3600)
+    )
     collector.start()
     try:
         env = subprocess_env(
@@ -333,7 +345,10 @@ def test_the_local_model_server_answers_any_model_name_only_when_asked(
 
     def ask(c: openai.OpenAI, model: str) -> str:
         return (
-            c.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}]).choices[0].message.content or ""
+            c.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])
+            .choices[0]
+            .message.content
+            or ""
         )
 
     assert ask(client, "gpt-4") == ask(client, "gpt-4") != ask(client, "claude-3")  # deterministic, distinct per model

@@ -21,8 +21,17 @@ import numpy as np
 from .. import attributes as A
 
 __all__ = [
-    "ARMS_SQL", "METRICS_SQL", "ArmData", "MetricStats", "NoiseFloor", "Query", "arms_sql", "read_arms",
-    "read_coverage", "read_metrics", "read_scores",
+    "ARMS_SQL",
+    "METRICS_SQL",
+    "ArmData",
+    "MetricStats",
+    "NoiseFloor",
+    "Query",
+    "arms_sql",
+    "read_arms",
+    "read_coverage",
+    "read_metrics",
+    "read_scores",
 ]
 
 Query = Callable[[str], tuple[list[str], list[tuple[Any, ...]]]]
@@ -94,6 +103,7 @@ def arms_sql(segment_by: str | None = None) -> str:
         "JOIN shadow_runs r ON r.trace_id = p.trace_id AND r.span_id = p.primary_span_id AND r.role = 'primary')"
     )
     return _ARMS_TEMPLATE.format(segment="coalesce(segment_value, '(none)')", source=source)
+
 
 COVERAGE_SQL = "SELECT experiment, primary_runs, scheduled, dropped FROM shadow_coverage"
 
@@ -168,11 +178,7 @@ def read_arms(query: Query, segment_by: str | None = None) -> list[ArmData]:
                 matches=int(r["matches"]),
                 token_pairs=int(r["token_pairs"]),
                 token_means={a: r[f"mean_{a}"] for a in _TOKEN_ALIASES},
-                token_cov={
-                    (x, y): r[f"cov_{x}_{y}"]
-                    for i, x in enumerate(_TOKEN_ALIASES)
-                    for y in _TOKEN_ALIASES[i:]
-                },
+                token_cov={(x, y): r[f"cov_{x}_{y}"] for i, x in enumerate(_TOKEN_ALIASES) for y in _TOKEN_ALIASES[i:]},
                 first_pair_at=_iso(r["first_pair_at"]),
                 last_pair_at=_iso(r["last_pair_at"]),
                 primary_ms=durations[0::2],

@@ -47,7 +47,9 @@ class Thresholds:
     max_p99_ratio: float | None = None  # optional: also gate p99
     max_error_rate_increase: float = 0.0  # candidate − primary error rate: a certain excess FAILs
     error_rate_margin: float = 0.02  # PASS while the interval stays below the limit + this
-    max_agreement_drop: float = 0.05  # exact-match rate (and each agreement metric) may be this far below the replicate floor
+    max_agreement_drop: float = (
+        0.05  # exact-match rate (and each agreement metric) may be this far below the replicate floor
+    )
     max_validity_drop: float = 0.0  # JSON validity: a certain drop below the primary's FAILs
     validity_margin: float = 0.02  # PASS while the interval stays above −(max_validity_drop + this)
     min_win_rate: float = 0.45  # the judge's win rate (ties count half): the seeds' "> 50%" as non-inferiority
@@ -230,7 +232,9 @@ def agreement_gate(g: GateInput, t: Thresholds) -> list[Evidence | GateResult]:
     """Exact-match agreement, read against the noise floor (the primary config against itself)."""
     arm, floor = g.arm, g.floor
     if arm.compared == 0:
-        return [GateResult("agreement", "SKIP", "no pair where both sides succeeded with an output: agreement not compared")]
+        return [
+            GateResult("agreement", "SKIP", "no pair where both sides succeeded with an output: agreement not compared")
+        ]
     rate = arm.matches / arm.compared
     if floor is not None and floor.compared > 0:
         floor_rate = floor.matches / floor.compared
@@ -275,7 +279,9 @@ def agreement_gate(g: GateInput, t: Thresholds) -> list[Evidence | GateResult]:
     ]
 
 
-def _against_floor(name: str, what: str, c: MetricStats | ScoreStats, f: MetricStats | ScoreStats, t: Thresholds) -> Evidence:
+def _against_floor(
+    name: str, what: str, c: MetricStats | ScoreStats, f: MetricStats | ScoreStats, t: Thresholds
+) -> Evidence:
     """A mean that measures agreement (higher agrees more), the candidate's against the replicates'
     (the primary config against itself): a two-sample difference within ``max_agreement_drop``."""
     return Evidence(
@@ -307,30 +313,37 @@ def comparison_gate(g: GateInput, t: Thresholds) -> list[Evidence | GateResult]:
             continue
         f = g.metric_floor.get(name)
         if f is None or f.n == 0:
-            out.append(GateResult(
-                f"metric_{name}", "INFO",
-                f"{name} {c.mean:.3g} over {c.n:,} pairs; no replicates ran, so no noise floor to read it against",
-                c.mean, n=c.n, unit="mean",
-            ))
+            out.append(
+                GateResult(
+                    f"metric_{name}",
+                    "INFO",
+                    f"{name} {c.mean:.3g} over {c.n:,} pairs; no replicates ran, so no noise floor to read it against",
+                    c.mean,
+                    n=c.n,
+                    unit="mean",
+                )
+            )
             continue
         out.append(_against_floor(f"metric_{name}", name, c, f, t))
     valid, primary_valid = g.metrics.get("json_valid"), g.metrics.get("primary_json_valid")
     if valid is not None and primary_valid is not None and valid.n and primary_valid.mean > 0:
         # the two rates are on the same pairs and positively correlated: ignoring the covariance
         # overstates the standard error (a wider, safer interval)
-        out.append(Evidence(
-            name="json_valid",
-            label="JSON validity",
-            scale="difference",
-            estimate=valid.mean - primary_valid.mean,
-            se=math.sqrt(valid.var / valid.n + primary_valid.var / primary_valid.n),
-            n=valid.n,
-            limit=-t.max_validity_drop,
-            pass_limit=-(t.max_validity_drop + t.validity_margin),
-            worse=-1,
-            detail=f"candidate {valid.mean:.1%} vs primary {primary_valid.mean:.1%} valid JSON over {valid.n:,} pairs",
-            details={"candidate_rate": valid.mean, "primary_rate": primary_valid.mean},
-        ))
+        out.append(
+            Evidence(
+                name="json_valid",
+                label="JSON validity",
+                scale="difference",
+                estimate=valid.mean - primary_valid.mean,
+                se=math.sqrt(valid.var / valid.n + primary_valid.var / primary_valid.n),
+                n=valid.n,
+                limit=-t.max_validity_drop,
+                pass_limit=-(t.max_validity_drop + t.validity_margin),
+                worse=-1,
+                detail=f"candidate {valid.mean:.1%} vs primary {primary_valid.mean:.1%} valid JSON over {valid.n:,} pairs",
+                details={"candidate_rate": valid.mean, "primary_rate": primary_valid.mean},
+            )
+        )
     return out
 
 
@@ -343,36 +356,40 @@ def score_gate(g: GateInput, t: Thresholds) -> list[Evidence | GateResult]:
         n = judge.wins + judge.ties + judge.losses
         rate = (judge.wins + 0.5 * judge.ties) / n
         smoothed = (judge.wins + 0.5 * judge.ties + 0.5) / (n + 1)
-        out.append(Evidence(
-            name="judge_win_rate",
-            label="judge win rate",
-            scale="rate",
-            estimate=rate,
-            se=math.sqrt(smoothed * (1 - smoothed) / n),
-            n=n,
-            limit=t.min_win_rate,
-            pass_limit=t.min_win_rate,
-            worse=-1,
-            detail=f"{judge.wins:,} wins, {judge.ties:,} ties, {judge.losses:,} losses against the primary (ties count half)",
-            details={"wins": judge.wins, "ties": judge.ties, "losses": judge.losses},
-        ))
+        out.append(
+            Evidence(
+                name="judge_win_rate",
+                label="judge win rate",
+                scale="rate",
+                estimate=rate,
+                se=math.sqrt(smoothed * (1 - smoothed) / n),
+                n=n,
+                limit=t.min_win_rate,
+                pass_limit=t.min_win_rate,
+                worse=-1,
+                detail=f"{judge.wins:,} wins, {judge.ties:,} ties, {judge.losses:,} losses against the primary (ties count half)",
+                details={"wins": judge.wins, "ties": judge.ties, "losses": judge.losses},
+            )
+        )
     similar, floor = g.scores.get("semantic_similarity"), g.score_floor.get("semantic_similarity")
     if similar is not None and similar.n:
         if floor is not None and floor.n:
             out.append(_against_floor("semantic_similarity", "semantic similarity", similar, floor, t))
         else:
-            out.append(Evidence(
-                name="semantic_similarity",
-                label="semantic similarity",
-                scale="rate",
-                estimate=similar.mean,
-                se=math.sqrt(max(similar.var, 1e-12) / similar.n),
-                n=similar.n,
-                limit=t.min_semantic_similarity,
-                pass_limit=t.min_semantic_similarity,
-                worse=-1,
-                detail=f"mean embedding similarity over {similar.n:,} pairs; no replicate was scored, so the limit is absolute",
-            ))
+            out.append(
+                Evidence(
+                    name="semantic_similarity",
+                    label="semantic similarity",
+                    scale="rate",
+                    estimate=similar.mean,
+                    se=math.sqrt(max(similar.var, 1e-12) / similar.n),
+                    n=similar.n,
+                    limit=t.min_semantic_similarity,
+                    pass_limit=t.min_semantic_similarity,
+                    worse=-1,
+                    detail=f"mean embedding similarity over {similar.n:,} pairs; no replicate was scored, so the limit is absolute",
+                )
+            )
     return out
 
 
@@ -382,7 +399,12 @@ def _cost_or_tokens(g: GateInput) -> tuple[str, dict[str, float]] | None:
     if g.prices is not None:
         cp, pp = g.prices.price(arm.candidate_model), g.prices.price(arm.primary_model)
         if cp is not None and pp is not None:
-            return "cost per call (USD)", {"pi": -pp.input / 1e6, "po": -pp.output / 1e6, "ci": cp.input / 1e6, "co": cp.output / 1e6}
+            return "cost per call (USD)", {
+                "pi": -pp.input / 1e6,
+                "po": -pp.output / 1e6,
+                "ci": cp.input / 1e6,
+                "co": cp.output / 1e6,
+            }
     return "tokens per call", {"pi": -1.0, "po": -1.0, "ci": 1.0, "co": 1.0}
 
 
@@ -422,8 +444,21 @@ def cost_gate(g: GateInput, t: Thresholds) -> list[Evidence | GateResult]:
 def pairs_gate(g: GateInput, t: Thresholds) -> list[Evidence | GateResult]:
     pairs = g.arm.pairs
     if pairs < t.min_pairs:
-        return [GateResult("pairs", "INSUFFICIENT", f"{pairs:,} pairs compared, {t.min_pairs:,} needed", float(pairs), limit=t.min_pairs, n=pairs)]
-    return [GateResult("pairs", "PASS", f"{pairs:,} pairs compared (≥ {t.min_pairs:,})", float(pairs), limit=t.min_pairs, n=pairs)]
+        return [
+            GateResult(
+                "pairs",
+                "INSUFFICIENT",
+                f"{pairs:,} pairs compared, {t.min_pairs:,} needed",
+                float(pairs),
+                limit=t.min_pairs,
+                n=pairs,
+            )
+        ]
+    return [
+        GateResult(
+            "pairs", "PASS", f"{pairs:,} pairs compared (≥ {t.min_pairs:,})", float(pairs), limit=t.min_pairs, n=pairs
+        )
+    ]
 
 
 def coverage_gate(g: GateInput, t: Thresholds) -> list[Evidence | GateResult]:
@@ -435,7 +470,15 @@ def coverage_gate(g: GateInput, t: Thresholds) -> list[Evidence | GateResult]:
     if t.min_coverage is None or coverage is None:
         return [GateResult("coverage", "INFO", text, coverage)]
     status = "PASS" if coverage >= t.min_coverage else "FAIL"
-    return [GateResult("coverage", status, f"{text}: coverage {coverage:.1%}, minimum {t.min_coverage:.1%}", coverage, limit=t.min_coverage)]
+    return [
+        GateResult(
+            "coverage",
+            status,
+            f"{text}: coverage {coverage:.1%}, minimum {t.min_coverage:.1%}",
+            coverage,
+            limit=t.min_coverage,
+        )
+    ]
 
 
 GATES: dict[str, Gate] = {

@@ -23,7 +23,14 @@ from .verdict import intervals_note
 
 __all__ = ["render_html"]
 
-_COLOR = {"PASS": "#1a7f37", "MARGINAL": "#9a6700", "FAIL": "#cf222e", "INSUFFICIENT": "#8250df", "INFO": "#57606a", "SKIP": "#57606a"}
+_COLOR = {
+    "PASS": "#1a7f37",
+    "MARGINAL": "#9a6700",
+    "FAIL": "#cf222e",
+    "INSUFFICIENT": "#8250df",
+    "INFO": "#57606a",
+    "SKIP": "#57606a",
+}
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#1f2328;padding:0 1rem}
 h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2.5rem;border-bottom:1px solid #d0d7de;padding-bottom:.3rem}
@@ -52,8 +59,13 @@ def _interval_plot(c: CandidateReport) -> str:
     Each row has its own scale, so a gate without a limit (INFO) would be a bar filling its row and
     say nothing: those are in the table only. The interval's ends are written at the right.
     """
-    rows = [g for g in c.gates if g.interval is not None and g.estimate is not None
-            and any(v is not None and math.isfinite(v) for v in (g.limit, g.pass_limit))]
+    rows = [
+        g
+        for g in c.gates
+        if g.interval is not None
+        and g.estimate is not None
+        and any(v is not None and math.isfinite(v) for v in (g.limit, g.pass_limit))
+    ]
     if not rows:
         return ""
     width, row_h, left, right = 640, 34, 150, 150
@@ -72,7 +84,11 @@ def _interval_plot(c: CandidateReport) -> str:
 
         _interval_row(parts, g, 16 + i * row_h, _e(g.name), x, width - right + 10, left, width - right)
     parts.append("</svg>")
-    return "<figure>" + "".join(parts) + "<figcaption>each gate's interval (bar), estimate (dot), FAIL line (red dashes) and PASS line (green dashes)</figcaption></figure>"
+    return (
+        "<figure>"
+        + "".join(parts)
+        + "<figcaption>each gate's interval (bar), estimate (dot), FAIL line (red dashes) and PASS line (green dashes)</figcaption></figure>"
+    )
 
 
 def _interval_row(parts: list[str], g: GateResult, y: int, label: str, x: Any, text_x: int, x0: int, x1: int) -> None:
@@ -81,19 +97,31 @@ def _interval_row(parts: list[str], g: GateResult, y: int, label: str, x: Any, t
     color = _COLOR.get(g.status, "#57606a")
     parts.append(f'<text x="4" y="{y + 4}" font-size="12">{label}</text>')
     parts.append(f'<line x1="{x0}" x2="{x1}" y1="{y}" y2="{y}" stroke="#eaeef2"/>')
-    parts.append(f'<text x="{text_x}" y="{y + 4}" font-size="11" fill="#57606a">[{g.interval[0]:.3g}, {g.interval[1]:.3g}]</text>')
+    parts.append(
+        f'<text x="{text_x}" y="{y + 4}" font-size="11" fill="#57606a">[{g.interval[0]:.3g}, {g.interval[1]:.3g}]</text>'
+    )
     if g.limit is not None and math.isfinite(g.limit):
-        parts.append(f'<line x1="{x(g.limit):.1f}" x2="{x(g.limit):.1f}" y1="{y - 10}" y2="{y + 10}" stroke="#cf222e" stroke-dasharray="3,2"><title>limit {g.limit:.4g}</title></line>')
+        parts.append(
+            f'<line x1="{x(g.limit):.1f}" x2="{x(g.limit):.1f}" y1="{y - 10}" y2="{y + 10}" stroke="#cf222e" stroke-dasharray="3,2"><title>limit {g.limit:.4g}</title></line>'
+        )
     if g.pass_limit is not None and g.pass_limit != g.limit and math.isfinite(g.pass_limit):
-        parts.append(f'<line x1="{x(g.pass_limit):.1f}" x2="{x(g.pass_limit):.1f}" y1="{y - 10}" y2="{y + 10}" stroke="#1a7f37" stroke-dasharray="3,2"><title>PASS line {g.pass_limit:.4g}</title></line>')
-    parts.append(f'<line x1="{x(g.interval[0]):.1f}" x2="{x(g.interval[1]):.1f}" y1="{y}" y2="{y}" stroke="{color}" stroke-width="4"/>')
-    parts.append(f'<circle cx="{x(g.estimate):.1f}" cy="{y}" r="5" fill="{color}"><title>{_e(g.status)}: {_e(g.reason)}</title></circle>')
+        parts.append(
+            f'<line x1="{x(g.pass_limit):.1f}" x2="{x(g.pass_limit):.1f}" y1="{y - 10}" y2="{y + 10}" stroke="#1a7f37" stroke-dasharray="3,2"><title>PASS line {g.pass_limit:.4g}</title></line>'
+        )
+    parts.append(
+        f'<line x1="{x(g.interval[0]):.1f}" x2="{x(g.interval[1]):.1f}" y1="{y}" y2="{y}" stroke="{color}" stroke-width="4"/>'
+    )
+    parts.append(
+        f'<circle cx="{x(g.estimate):.1f}" cy="{y}" r="5" fill="{color}"><title>{_e(g.status)}: {_e(g.reason)}</title></circle>'
+    )
 
 
 def _plotted(g: GateResult | None) -> bool:
     """A gate with an interval and a line to read it against (an INFO gate would say nothing here)."""
     return (
-        g is not None and g.interval is not None and g.estimate is not None
+        g is not None
+        and g.interval is not None
+        and g.estimate is not None
         and all(math.isfinite(v) for v in (*g.interval, g.estimate))
         and any(v is not None and math.isfinite(v) for v in (g.limit, g.pass_limit))
     )
@@ -119,7 +147,12 @@ def _segment_plots(c: CandidateReport, segment_by: str | None) -> str:
                 rows.append((f"{s.segment}{' (critical)' if s.critical else ''} · {g.status}", g))
         if not rows:
             continue
-        points = [v for _, g in rows for v in (*(g.interval or ()), g.limit, g.pass_limit) if v is not None and math.isfinite(v)]
+        points = [
+            v
+            for _, g in rows
+            for v in (*(g.interval or ()), g.limit, g.pass_limit)
+            if v is not None and math.isfinite(v)
+        ]
         lo, hi = min(points), max(points)
         pad = (hi - lo) * 0.08 or abs(hi) * 0.1 or 1.0
         lo, hi = lo - pad, hi + pad
@@ -127,13 +160,17 @@ def _segment_plots(c: CandidateReport, segment_by: str | None) -> str:
         def x(v: float, lo: float = lo, hi: float = hi) -> float:
             return left + (v - lo) / (hi - lo) * (width - left - right)
 
-        parts = [f'<svg width="{width}" height="{row_h * len(rows) + 12}" role="img" aria-label="{_e(name)} per segment">']
+        parts = [
+            f'<svg width="{width}" height="{row_h * len(rows) + 12}" role="img" aria-label="{_e(name)} per segment">'
+        ]
         for i, (label, g) in enumerate(rows):
             short = label if len(label) <= 30 else label[:29] + "…"
             _interval_row(parts, g, 14 + i * row_h, _e(short), x, width - right + 10, left, width - right)
         parts.append("</svg>")
-        figures.append(f"<figure>{''.join(parts)}<figcaption>{_e(name)} per {_e(segment_by or 'segment')}: "
-                       "each segment's interval against the same FAIL (red) and PASS (green) lines</figcaption></figure>")
+        figures.append(
+            f"<figure>{''.join(parts)}<figcaption>{_e(name)} per {_e(segment_by or 'segment')}: "
+            "each segment's interval against the same FAIL (red) and PASS (green) lines</figcaption></figure>"
+        )
     return f'<div class="plots">{"".join(figures)}</div>' if figures else ""
 
 
@@ -160,10 +197,18 @@ def _latency_plot(c: CandidateReport) -> str:
         path = " ".join(f"{x(q):.1f},{y(v):.1f}" for q, v in zip(dist["q"], dist[arm]))
         parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{path}"/>')
     parts.append(f'<text x="{left}" y="{height - 8}" font-size="11">quantile 0 → 1</text>')
-    parts.append(f'<text x="2" y="14" font-size="11">{math.exp(hi):.0f} ms</text><text x="2" y="{height - bottom}" font-size="11">{math.exp(lo):.0f} ms</text>')
-    parts.append(f'<text x="{width - 150}" y="{height - 8}" font-size="11" fill="#0969da">primary</text><text x="{width - 90}" y="{height - 8}" font-size="11" fill="#bf3989">candidate</text>')
+    parts.append(
+        f'<text x="2" y="14" font-size="11">{math.exp(hi):.0f} ms</text><text x="2" y="{height - bottom}" font-size="11">{math.exp(lo):.0f} ms</text>'
+    )
+    parts.append(
+        f'<text x="{width - 150}" y="{height - 8}" font-size="11" fill="#0969da">primary</text><text x="{width - 90}" y="{height - 8}" font-size="11" fill="#bf3989">candidate</text>'
+    )
     parts.append("</svg>")
-    return "<figure>" + "".join(parts) + "<figcaption>latency quantiles per arm (pairs where both succeeded, log scale)</figcaption></figure>"
+    return (
+        "<figure>"
+        + "".join(parts)
+        + "<figcaption>latency quantiles per arm (pairs where both succeeded, log scale)</figcaption></figure>"
+    )
 
 
 def _elapsed(us: int) -> str:
@@ -185,8 +230,10 @@ def _timeline_plot(c: CandidateReport, timeline: Sequence[TimelinePoint], infere
     width, left, top, cell_h = 640, 150, 8, 24
     cell_w = (width - left - 20) / len(timeline)
     first = timeline[0].cutoff_us
-    parts = [f'<svg width="{width}" height="{top + cell_h + 40}" role="img" aria-label="verdict over time">',
-             f'<text x="4" y="{top + 16}" font-size="12">verdict over time</text>']
+    parts = [
+        f'<svg width="{width}" height="{top + cell_h + 40}" role="img" aria-label="verdict over time">',
+        f'<text x="4" y="{top + 16}" font-size="12">verdict over time</text>',
+    ]
     for i, point in enumerate(timeline):
         verdict, pairs = point.verdicts.get(key, ("no pairs", 0))
         x = left + i * cell_w
@@ -195,14 +242,25 @@ def _timeline_plot(c: CandidateReport, timeline: Sequence[TimelinePoint], infere
             f'<rect x="{x + 1:.1f}" y="{top}" width="{cell_w - 2:.1f}" height="{cell_h}" rx="4" fill="{_COLOR.get(verdict, "#d0d7de")}">'
             f"<title>{_e(verdict)} on the {pairs:,} pairs started by {at}</title></rect>"
         )
-        parts.append(f'<text x="{x + cell_w / 2:.1f}" y="{top + 16}" font-size="11" font-weight="600" fill="#fff" text-anchor="middle">{_e(verdict)}</text>')
-        parts.append(f'<text x="{x + cell_w / 2:.1f}" y="{top + cell_h + 15}" font-size="10" fill="#57606a" text-anchor="middle">{pairs:,} pairs</text>')
-        parts.append(f'<text x="{x + cell_w / 2:.1f}" y="{top + cell_h + 29}" font-size="10" fill="#57606a" text-anchor="middle">{_elapsed(point.cutoff_us - first)}</text>')
+        parts.append(
+            f'<text x="{x + cell_w / 2:.1f}" y="{top + 16}" font-size="11" font-weight="600" fill="#fff" text-anchor="middle">{_e(verdict)}</text>'
+        )
+        parts.append(
+            f'<text x="{x + cell_w / 2:.1f}" y="{top + cell_h + 15}" font-size="10" fill="#57606a" text-anchor="middle">{pairs:,} pairs</text>'
+        )
+        parts.append(
+            f'<text x="{x + cell_w / 2:.1f}" y="{top + cell_h + 29}" font-size="10" fill="#57606a" text-anchor="middle">{_elapsed(point.cutoff_us - first)}</text>'
+        )
     parts.append("</svg>")
     return (
-        "<figure>" + "".join(parts) + "<figcaption>the verdict recomputed on the pairs that had arrived by each cut-off "
-        + ("(time since the first pair; anytime-valid, so every look counts)" if inference == "anytime" else
-           "(time since the first pair; inference: fixed, so only the pre-registered read counts, not the earlier cells)")
+        "<figure>"
+        + "".join(parts)
+        + "<figcaption>the verdict recomputed on the pairs that had arrived by each cut-off "
+        + (
+            "(time since the first pair; anytime-valid, so every look counts)"
+            if inference == "anytime"
+            else "(time since the first pair; inference: fixed, so only the pre-registered read counts, not the earlier cells)"
+        )
         + "</figcaption></figure>"
     )
 
@@ -235,7 +293,11 @@ def _canary_section(canaries: Sequence[CanaryReport]) -> str:
         parts.append(
             f"<p>{int(m.get('canary_calls') or 0):,} canary calls (error rate {_pct(m.get('canary_error_rate'))}), "
             f"{int(m.get('primary_calls') or 0):,} primary calls (error rate {_pct(m.get('primary_error_rate'))})"
-            + (f", canary from {_e(m['first_canary_at'])} to {_e(m.get('last_canary_at'))}" if m.get("first_canary_at") else "")
+            + (
+                f", canary from {_e(m['first_canary_at'])} to {_e(m.get('last_canary_at'))}"
+                if m.get("first_canary_at")
+                else ""
+            )
             + "</p>"
         )
         parts.append(_gate_table(c.gates))
@@ -273,8 +335,7 @@ def _rollout_section(states: Sequence[RolloutState]) -> str:
     for r in states:
         parts.append(
             f'<h3 class="rollout">rule {_e(r.rule)}: {_e(_where(r))}, {_e(r.phase)} {r.fraction * 100:g}% '
-            f"since {_e(r.since)}</h3>"
-            + (f'<p class="note">rules file {_e(r.rules_file)}</p>' if r.rules_file else "")
+            f"since {_e(r.since)}</h3>" + (f'<p class="note">rules file {_e(r.rules_file)}</p>' if r.rules_file else "")
         )
         rows = "".join(
             f"<tr><td>{_e(m.at)}</td><td>{_e(m.action)}</td><td>{_e(m.phase)} {m.fraction * 100:g}% "
@@ -308,7 +369,9 @@ def render_html(report: Report, timeline: Sequence[TimelinePoint] = ()) -> str:
         if c.worth_promoting:
             body.append("<p><strong>Worth promoting:</strong> " + "; ".join(_e(p) for p in c.promote) + "</p>")
         body.append("<ul>" + "".join(f"<li>{_e(r)}</li>" for r in c.reasons) + "</ul>")
-        body.append(f'<div class="plots">{_timeline_plot(c, timeline, report.thresholds.inference)}{_interval_plot(c)}{_latency_plot(c)}</div>')
+        body.append(
+            f'<div class="plots">{_timeline_plot(c, timeline, report.thresholds.inference)}{_interval_plot(c)}{_latency_plot(c)}</div>'
+        )
         body.append(_gate_table(c.gates))
         if c.segments:
             rows = "".join(
@@ -322,9 +385,7 @@ def render_html(report: Report, timeline: Sequence[TimelinePoint] = ()) -> str:
     body.append(_ended_section(report.ended))
     body.append(_canary_section(report.canary))
     body.append(_rollout_section(report.rollout))
-    body.append(
-        f'<p class="note">{_e(intervals_note(report.thresholds))} See docs/report.md.</p>'
-    )
+    body.append(f'<p class="note">{_e(intervals_note(report.thresholds))} See docs/report.md.</p>')
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'

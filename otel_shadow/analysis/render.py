@@ -11,7 +11,14 @@ from .verdict import intervals_note
 
 __all__ = ["render_json", "render_text"]
 
-_STYLE = {"PASS": "green", "MARGINAL": "yellow", "FAIL": "bold red", "INSUFFICIENT": "magenta", "INFO": "dim", "SKIP": "dim"}
+_STYLE = {
+    "PASS": "green",
+    "MARGINAL": "yellow",
+    "FAIL": "bold red",
+    "INSUFFICIENT": "magenta",
+    "INFO": "dim",
+    "SKIP": "dim",
+}
 EMPTY = "No shadow pairs yet: run an experiment (otel-shadow demo) or send spans to the collector."
 
 
@@ -79,8 +86,11 @@ def _ended(console: Any, report: Report) -> None:
     console.print("Ended (time limit reached: ends_at, max_duration or max_calls)", highlight=False)
     for e in report.ended:
         calls = "call" if e.expired_calls == 1 else "calls"
-        console.print(f"  {e.experiment}: ended at {e.ended_at} UTC, {e.expired_calls:,} {calls} not shadowed since (expired)",
-                      highlight=False, markup=False)
+        console.print(
+            f"  {e.experiment}: ended at {e.ended_at} UTC, {e.expired_calls:,} {calls} not shadowed since (expired)",
+            highlight=False,
+            markup=False,
+        )
 
 
 def _canary(console: Any, report: Report) -> None:
@@ -89,7 +99,9 @@ def _canary(console: Any, report: Report) -> None:
 
     if not report.canary:
         return
-    console.print("Canary (UNPAIRED: users served the candidate vs the primary cohort, not the same requests)", highlight=False)
+    console.print(
+        "Canary (UNPAIRED: users served the candidate vs the primary cohort, not the same requests)", highlight=False
+    )
     for c in report.canary:
         m = c.metrics
         head = Text(f"  {c.experiment} · canary {c.canary_config_id} vs primary {c.primary_config_id}: ")
@@ -107,14 +119,18 @@ def _rollout(console: Any, report: Report) -> None:
         return
     console.print("Rollout", highlight=False)
     for r in report.rollout:
-        where = {"complete": "complete", "rolled_back": "ROLLED BACK"}.get(r.status, f"step {r.step + 1} of {r.steps or '?'}")
+        where = {"complete": "complete", "rolled_back": "ROLLED BACK"}.get(
+            r.status, f"step {r.step + 1} of {r.steps or '?'}"
+        )
         console.print(
             f"  rule {r.rule}: {where}, {r.phase} {r.fraction * 100:g}% since {r.since}"
             + (f" ({r.rules_file})" if r.rules_file else ""),
             highlight=False,
         )
         for move in r.history:
-            on = f" on {move.verdict}" + (f" ({move.pairs:,})" if move.pairs is not None else "") if move.verdict else ""
+            on = (
+                f" on {move.verdict}" + (f" ({move.pairs:,})" if move.pairs is not None else "") if move.verdict else ""
+            )
             console.print(
                 f"    {move.at}  {move.action:<8} -> {move.phase} {move.fraction * 100:g}%  by {move.actor}{on}"
                 + (f": {move.reason}" if move.reason else ""),

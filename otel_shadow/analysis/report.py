@@ -133,8 +133,12 @@ def _metrics(arm: ArmData, coverage: tuple[int, int, int] | None, gates: list[Ga
         "first_pair_at": arm.first_pair_at,
         "last_pair_at": arm.last_pair_at,
     }
-    for key, alias in (("primary_input_tokens_avg", "pi"), ("primary_output_tokens_avg", "po"),
-                       ("candidate_input_tokens_avg", "ci"), ("candidate_output_tokens_avg", "co")):
+    for key, alias in (
+        ("primary_input_tokens_avg", "pi"),
+        ("primary_output_tokens_avg", "po"),
+        ("candidate_input_tokens_avg", "ci"),
+        ("candidate_output_tokens_avg", "co"),
+    ):
         m[key] = arm.token_means.get(alias)
     for g in gates:
         if g.name.startswith("latency_p") and g.details:
@@ -146,22 +150,39 @@ def _metrics(arm: ArmData, coverage: tuple[int, int, int] | None, gates: list[Ga
             m["noise_floor_exact_match_rate"] = g.details["floor_rate"]
     if coverage is not None:
         primary_runs, scheduled, dropped = coverage
-        m.update(primary_runs=primary_runs, scheduled=scheduled, dropped=dropped,
-                 coverage=scheduled / (scheduled + dropped) if scheduled + dropped else None)
+        m.update(
+            primary_runs=primary_runs,
+            scheduled=scheduled,
+            dropped=dropped,
+            coverage=scheduled / (scheduled + dropped) if scheduled + dropped else None,
+        )
     return m
 
 
-_REASONS_FOR = {"FAIL": ("FAIL",), "INSUFFICIENT": ("INSUFFICIENT", "FAIL"), "MARGINAL": ("MARGINAL",), "PASS": ("PASS",)}
+_REASONS_FOR = {
+    "FAIL": ("FAIL",),
+    "INSUFFICIENT": ("INSUFFICIENT", "FAIL"),
+    "MARGINAL": ("MARGINAL",),
+    "PASS": ("PASS",),
+}
 
 
 def _reasons(verdict: str, gates: list[GateResult]) -> list[str]:
     return [g.reason for g in gates if g.status in _REASONS_FOR[verdict]]
 
 
-def _findings(arm: ArmData, floor: NoiseFloor | None, coverage: tuple[int, int, int] | None,
-              prices: PriceTable | None, gates: Mapping[str, Gate], t: Thresholds,
-              metrics: Mapping[str, MetricStats] | None = None, metric_floor: Mapping[str, MetricStats] | None = None,
-              scores: Mapping[str, ScoreStats] | None = None, score_floor: Mapping[str, ScoreStats] | None = None) -> list[Any]:
+def _findings(
+    arm: ArmData,
+    floor: NoiseFloor | None,
+    coverage: tuple[int, int, int] | None,
+    prices: PriceTable | None,
+    gates: Mapping[str, Gate],
+    t: Thresholds,
+    metrics: Mapping[str, MetricStats] | None = None,
+    metric_floor: Mapping[str, MetricStats] | None = None,
+    scores: Mapping[str, ScoreStats] | None = None,
+    score_floor: Mapping[str, ScoreStats] | None = None,
+) -> list[Any]:
     given = GateInput(arm, floor, coverage, prices, metrics or {}, metric_floor or {}, scores or {}, score_floor or {})
     return [f for gate in gates.values() for f in gate(given, t)]
 
@@ -190,7 +211,9 @@ def build_report(
     coverage = read_coverage(query)
     metrics = read_metrics(query)
     scores = read_scores(query)
-    floors = {(a.experiment, a.config_id): NoiseFloor(a.pairs, a.compared, a.matches) for a in arms if a.role == "replicate"}
+    floors = {
+        (a.experiment, a.config_id): NoiseFloor(a.pairs, a.compared, a.matches) for a in arms if a.role == "replicate"
+    }
     by_segment: dict[tuple[str, str], list[ArmData]] = {}
     segment_floors: dict[tuple[str, str, str | None], NoiseFloor] = {}
     if segment_by is not None:
@@ -208,15 +231,29 @@ def build_report(
         key = (arm.experiment, arm.primary_config_id or "")
         floor = floors.get(key)
         segments = by_segment.get((arm.experiment, arm.config_id), [])
-        groups = [_findings(
-            arm, floor, coverage.get(arm.experiment), prices, gates, t,
-            metrics.get((arm.experiment, arm.config_id, "candidate")),
-            metrics.get((arm.experiment, arm.primary_config_id or "", "replicate")),
-            scores.get((arm.experiment, arm.config_id, "candidate")),
-            scores.get((arm.experiment, arm.primary_config_id or "", "replicate")),
-        )]
+        groups = [
+            _findings(
+                arm,
+                floor,
+                coverage.get(arm.experiment),
+                prices,
+                gates,
+                t,
+                metrics.get((arm.experiment, arm.config_id, "candidate")),
+                metrics.get((arm.experiment, arm.primary_config_id or "", "replicate")),
+                scores.get((arm.experiment, arm.config_id, "candidate")),
+                scores.get((arm.experiment, arm.primary_config_id or "", "replicate")),
+            )
+        ]
         groups += [
-            _findings(s, segment_floors.get((s.experiment, s.primary_config_id or "", s.segment)), None, prices, segment_gates, t)
+            _findings(
+                s,
+                segment_floors.get((s.experiment, s.primary_config_id or "", s.segment)),
+                None,
+                prices,
+                segment_gates,
+                t,
+            )
             for s in segments
         ]
         judged = judge_family(groups, t)
@@ -227,7 +264,11 @@ def build_report(
         for s, seg_results in zip(segments, judged[1:]):
             critical = s.segment in t.critical_segments
             seg_verdict = verdict_of(seg_results)
-            segment_reports.append(SegmentReport(str(s.segment), critical, seg_verdict, s.pairs, _reasons(seg_verdict, seg_results), seg_results))
+            segment_reports.append(
+                SegmentReport(
+                    str(s.segment), critical, seg_verdict, s.pairs, _reasons(seg_verdict, seg_results), seg_results
+                )
+            )
             # any segment's FAIL fails the candidate; a critical segment's verdict counts in full
             if seg_verdict == "FAIL" or (critical and SEVERITY[seg_verdict] < SEVERITY[verdict]):
                 if SEVERITY[seg_verdict] < SEVERITY[verdict]:

@@ -33,15 +33,21 @@ class TimelinePoint:
 
 
 def _points(report: Report) -> dict[tuple[str, str], tuple[str, int]]:
-    return {(c.experiment, c.candidate_config_id): (c.verdict, int(c.metrics.get("pairs") or 0)) for c in report.candidates}
+    return {
+        (c.experiment, c.candidate_config_id): (c.verdict, int(c.metrics.get("pairs") or 0)) for c in report.candidates
+    }
 
 
 def _until(query: Query, cutoff_us: int) -> Query:
     """``query`` with every read of the timed views restricted to pairs started by ``cutoff_us``."""
+
     def restricted(sql: str) -> tuple[list[str], list[tuple[object, ...]]]:
-        return query(_TIMED_VIEWS.sub(
-            lambda m: f"(SELECT * FROM {m.group(1)} WHERE start_time <= make_timestamp({cutoff_us}))", sql
-        ))
+        return query(
+            _TIMED_VIEWS.sub(
+                lambda m: f"(SELECT * FROM {m.group(1)} WHERE start_time <= make_timestamp({cutoff_us}))", sql
+            )
+        )
+
     return restricted
 
 

@@ -85,7 +85,9 @@ def judge_family(groups: list[list[Evidence | GateResult]], t: Thresholds) -> li
     """Judge several groups (the whole candidate and each segment) as one Holm family."""
     rho2 = cs_rho2(t.alpha, t.tuning_pairs)
     gated = [
-        f for group in groups for f in group
+        f
+        for group in groups
+        for f in group
         if isinstance(f, Evidence) and f.limit is not None and f.n >= f.min_n and math.isfinite(f.se)
     ]
     p_values = []
@@ -113,7 +115,22 @@ def _results(
         if f.n < f.min_n or not math.isfinite(f.se):
             reason = f"{f.label}: {f.n:,} observations, {f.min_n:,} needed for an interval ({f.detail})"
             status = "INSUFFICIENT" if f.limit is not None else "INFO"
-            out.append(GateResult(f.name, status, reason, _natural(f.scale, f.estimate), None, natural_limit, natural_pass, None, None, f.n, unit, f.details))
+            out.append(
+                GateResult(
+                    f.name,
+                    status,
+                    reason,
+                    _natural(f.scale, f.estimate),
+                    None,
+                    natural_limit,
+                    natural_pass,
+                    None,
+                    None,
+                    f.n,
+                    unit,
+                    f.details,
+                )
+            )
             continue
         level = levels.get(id(f), t.alpha)
         if t.inference == "fixed":

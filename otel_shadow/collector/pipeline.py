@@ -48,6 +48,7 @@ class Maintenance(Protocol):
 
     def step(self) -> bool: ...
 
+
 logger = logging.getLogger("otel_shadow.collector")
 
 _QUOTED = re.compile(r"\"[^\"]*\"|'[^']*'")
@@ -86,7 +87,9 @@ class PipelineStats:
 
         data = {k: v for k, v in self.__dict__.items() if k not in ("commit_ms", "maintenance_ms")}
         data.update(commit_ms_p50=q(0.5), commit_ms_p99=q(0.99))
-        data.update(maintenance_steps=len(self.maintenance_ms), maintenance_ms_max=max(self.maintenance_ms, default=None))
+        data.update(
+            maintenance_steps=len(self.maintenance_ms), maintenance_ms_max=max(self.maintenance_ms, default=None)
+        )
         return data
 
 
@@ -155,7 +158,9 @@ class Pipeline:
             self.stats.requests += 1
             if self._closed:
                 self.stats.requests_refused += 1
-                raise RetryableError("the collector is shutting down; retry against its replacement", self.retry_after_s)
+                raise RetryableError(
+                    "the collector is shutting down; retry against its replacement", self.retry_after_s
+                )
             if self._inflight_bytes and self._inflight_bytes + size > self.max_inflight_bytes:
                 self.stats.requests_refused += 1
                 raise RetryableError(
@@ -170,7 +175,9 @@ class Pipeline:
         with self._lock:
             if self._closed:
                 self.stats.requests_refused += 1
-                raise RetryableError("the collector is shutting down; retry against its replacement", self.retry_after_s)
+                raise RetryableError(
+                    "the collector is shutting down; retry against its replacement", self.retry_after_s
+                )
             if self._inflight_bytes > held and self._inflight_bytes + more > self.max_inflight_bytes:
                 self.stats.requests_refused += 1
                 raise RetryableError(
@@ -299,7 +306,9 @@ class Pipeline:
 
     def _maintenance_due(self) -> bool:
         """A maintenance step should run: never while commits fail or after close."""
-        return self.maintenance is not None and self._failing_since is None and not self._closed and self.maintenance.due()
+        return (
+            self.maintenance is not None and self._failing_since is None and not self._closed and self.maintenance.due()
+        )
 
     def _maintain(self) -> None:
         """One maintenance step between two commit groups; its failure is logged, never ingest's."""
@@ -406,9 +415,15 @@ class Pipeline:
             self._inflight_bytes -= sum(item.size for item in abandoned)
             self.stats.requests_refused += len(abandoned)
         for item in abandoned:
-            item.future.set_exception(RetryableError("the collector stopped before committing this request; retry", self.retry_after_s))
+            item.future.set_exception(
+                RetryableError("the collector stopped before committing this request; retry", self.retry_after_s)
+            )
         if not drained:
-            logger.error("the writer did not finish within %.1f s; %d queued requests refused (their clients retry)", timeout, len(abandoned))
+            logger.error(
+                "the writer did not finish within %.1f s; %d queued requests refused (their clients retry)",
+                timeout,
+                len(abandoned),
+            )
         if self.decode_pool is not None:
             self.decode_pool.close(max(0.0, deadline - time.monotonic()))
         if drained and self._failing_since is None:

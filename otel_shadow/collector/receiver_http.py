@@ -128,7 +128,9 @@ def build_app(
 
     def error(refusal: Refusal, encoding: str) -> Response:
         status, body, headers = http_error(refusal, encoding)
-        return Response(body, status_code=status, media_type=_JSON if encoding == "json" else _PROTOBUF, headers=headers)
+        return Response(
+            body, status_code=status, media_type=_JSON if encoding == "json" else _PROTOBUF, headers=headers
+        )
 
     async def traces(request: Request) -> Response:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()

@@ -152,7 +152,10 @@ class Collector:
         if c.segments is not None:
             try:
                 self.segments = SegmentSink(
-                    self._store, c.segments, interval_s=c.segment_seconds, collector_id=c.collector_id,
+                    self._store,
+                    c.segments,
+                    interval_s=c.segment_seconds,
+                    collector_id=c.collector_id,
                     unhealthy_after_s=c.unhealthy_after_s,
                 )
                 self.segments.start()  # first writes again what a kill left claimed
@@ -161,8 +164,11 @@ class Collector:
                 raise
         if c.retention_s is not None:
             self.retention = Retention(
-                self._store, datetime.timedelta(seconds=c.retention_s), export_dir=c.retention_export,
-                interval_s=c.retention_interval_s, list_in_background=True,
+                self._store,
+                datetime.timedelta(seconds=c.retention_s),
+                export_dir=c.retention_export,
+                interval_s=c.retention_interval_s,
+                list_in_background=True,
             )
         workers = default_workers() if c.decode_workers is None else c.decode_workers
         self.pipeline = Pipeline(
@@ -212,7 +218,14 @@ class Collector:
         )
         logger.info(
             "collector started",
-            extra={"fields": {"db": c.db, "grpc": f"{c.host}:{self.grpc.port}", "http": f"{c.host}:{self.http_port}", "store_all": c.store_all}},
+            extra={
+                "fields": {
+                    "db": c.db,
+                    "grpc": f"{c.host}:{self.grpc.port}",
+                    "http": f"{c.host}:{self.http_port}",
+                    "store_all": c.store_all,
+                }
+            },
         )
         if c.token is None and not _is_loopback(c.host):
             logger.warning(
@@ -267,7 +280,9 @@ class Collector:
         while not server.started and not started.is_set() and time.monotonic() < deadline:
             time.sleep(0.01)
         if not server.started:
-            raise OSError(f"cannot listen for OTLP/HTTP on {c.host}:{c.http_port}: {failure[0] if failure else 'timed out'}")
+            raise OSError(
+                f"cannot listen for OTLP/HTTP on {c.host}:{c.http_port}: {failure[0] if failure else 'timed out'}"
+            )
         sockets = [s for srv in server.servers for s in srv.sockets]
         self.http_port = sockets[0].getsockname()[1] if sockets else c.http_port
 
@@ -285,7 +300,9 @@ class Collector:
         if self.redactor is not None:
             snapshot.update({f"redaction_{k}": v for k, v in vars(self.redactor.stats).items()})
         if self.retention is not None and self.retention.last_report is not None:
-            snapshot["retention_last_pass"] = self.retention.last_report.as_dict() | {"files": len(self.retention.last_report.files)}
+            snapshot["retention_last_pass"] = self.retention.last_report.as_dict() | {
+                "files": len(self.retention.last_report.files)
+            }
         if self.segments is not None:
             snapshot.update(self.segments.stats.snapshot())
         return snapshot
@@ -350,7 +367,9 @@ class Collector:
             logger.error("the last segment was not closed within the drain timeout (its rows stay in the DuckDB file)")
             self.forced = True
         if not _within(self._shutdown_store, left()):
-            logger.error("the store did not close within the drain timeout (its WAL holds every committed batch); exiting anyway")
+            logger.error(
+                "the store did not close within the drain timeout (its WAL holds every committed batch); exiting anyway"
+            )
             self.forced = True
         logger.info("collector stopped", extra={"fields": {**self.stats(), "forced": self.forced}})
 
@@ -441,4 +460,3 @@ def _rss_bytes() -> int | None:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError):
         return None
-

@@ -96,7 +96,9 @@ class SqlEndpoint:
         offered = header[7:].encode() if header[:7].lower() == "bearer " else b""
         # compare against every token, always, in constant time
         if not any([hmac.compare_digest(offered, token) for token in self._tokens]):
-            return _error(401, "missing or wrong bearer token (the collector's --token, or the one in <db>.collector.json)")
+            return _error(
+                401, "missing or wrong bearer token (the collector's --token, or the one in <db>.collector.json)"
+            )
         origin = request.headers.get("origin")
         if origin is not None and not _same_origin(origin, request):
             return _error(403, f"requests from web pages are refused (Origin {origin!r})")
@@ -189,4 +191,3 @@ def _hostname(host: str) -> str:
 def _same_origin(origin: str, request: Request) -> bool:
     parts = urlsplit(origin)
     return bool(parts.netloc) and parts.netloc == request.headers.get("host", "") and parts.scheme == request.url.scheme
-

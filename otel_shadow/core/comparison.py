@@ -233,7 +233,6 @@ def _put(out: dict[str, Any], name: str, value: Any) -> None:
 def _checked_name(name: str, where: str) -> str:
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", name or "") or name == "<lambda>":
         raise ConfigError(
-            f"{where}: a metric function needs a name (letters, digits, _ and .); give it as "
-            "{'my_metric': function}"
+            f"{where}: a metric function needs a name (letters, digits, _ and .); give it as {{'my_metric': function}}"
         )
     return name

@@ -164,9 +164,7 @@ def _load_yaml(path: Path) -> list[ConfigSpec]:
     for index, item in enumerate(items):
         where = f"'{path}'" if len(items) == 1 else f"'{path}' (item {index})"
         if not isinstance(item, Mapping):
-            raise ConfigError(
-                f"config file {where} holds a {type(item).__name__}, not a mapping of config keys"
-            )
+            raise ConfigError(f"config file {where} holds a {type(item).__name__}, not a mapping of config keys")
         specs.append(_spec(item, where))
     return specs
 

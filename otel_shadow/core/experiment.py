@@ -139,9 +139,7 @@ class Shadow:
         if not 0.0 <= replicate_rate <= 1.0:
             raise ConfigError(f"replicate_rate {replicate_rate!r} is outside 0.0–1.0")
         self.replicate_rate = replicate_rate
-        self.capture_content = (
-            capture_content if capture_content is not None else env_bool(OTEL_SHADOW_CAPTURE_CONTENT)
-        )
+        self.capture_content = capture_content if capture_content is not None else env_bool(OTEL_SHADOW_CAPTURE_CONTENT)
         self.redact = redact
         self.comparison = Comparison.of(metrics, "Shadow(metrics=...)")
         self.telemetry = Telemetry(tracer_provider, meter_provider)
@@ -238,8 +236,7 @@ def _experiment_of(fn: Callable[..., Any]) -> Experiment:
     exp = getattr(fn, _EXPERIMENT_ATTR, None)
     if not isinstance(exp, Experiment):
         raise ExperimentError(
-            f"{getattr(fn, '__qualname__', fn)!r} is not an experiment; decorate it with "
-            "@shadow.experiment() first"
+            f"{getattr(fn, '__qualname__', fn)!r} is not an experiment; decorate it with @shadow.experiment() first"
         )
     return exp
 
@@ -416,7 +413,12 @@ class Experiment:
         try:
             roles = plan.roles()
             specs = self._work_specs[: len(roles)]
-            payload = (args, kwargs or _NO_KWARGS, end_attrs.get(A.SHADOW_OUTPUT_HASH), value if self._compares else NO_OUTPUT)
+            payload = (
+                args,
+                kwargs or _NO_KWARGS,
+                end_attrs.get(A.SHADOW_OUTPUT_HASH),
+                value if self._compares else NO_OUTPUT,
+            )
             ctx = span.get_span_context()
             collect = called is not None
             tasks = []
@@ -426,7 +428,9 @@ class Experiment:
             if called is not None:  # a runner's call: the tasks to wait for, the work not run
                 called.tasks = [task for task, why in zip(tasks, reasons) if why is None]
                 called.dropped = [
-                    self._dropped_result(spec, role, why) for spec, role, why in zip(specs, roles, reasons) if why is not None
+                    self._dropped_result(spec, role, why)
+                    for spec, role, why in zip(specs, roles, reasons)
+                    if why is not None
                 ]
         except Exception as exc:  # scheduling trouble must never reach the caller
             internal_failure("schedule", exc, span)
@@ -437,7 +441,9 @@ class Experiment:
 
     def _main_result(self, value: Any, started_ns: int) -> VariantResult:
         elapsed_ms = (time.perf_counter_ns() - started_ns) / 1e6
-        return VariantResult(value, self.primary.id, A.ROLE_PRIMARY, A.OUTCOME_OK, elapsed_ms, config=dict(self.primary.data))
+        return VariantResult(
+            value, self.primary.id, A.ROLE_PRIMARY, A.OUTCOME_OK, elapsed_ms, config=dict(self.primary.data)
+        )
 
     def _primary_failed(self, span: Span, exc: BaseException) -> dict[str, Any]:
         """Record the primary's exception on its span; its end attributes."""
@@ -516,7 +522,9 @@ class ExperimentCandidate:
         if span is None:  # never started: a span still records that it was scheduled
             attrs = dict(exp.span_attributes(self.spec, self.role))
             start_wall = time.time_ns() - (now - task.enqueued_ns)
-            span = task.span = exp.telemetry.start_candidate(exp.name, task.primary_context(), attrs, start_time=start_wall)
+            span = task.span = exp.telemetry.start_candidate(
+                exp.name, task.primary_context(), attrs, start_time=start_wall
+            )
         attrs, error = closing_attributes(span, outcome, exc, error)  # set below in one call
         if outcome == A.OUTCOME_OK:
             output_attributes(attrs, value, primary_hash, primary_output, exp.comparison, exp.count_metric_error)
@@ -557,7 +565,9 @@ class Runner(Generic[R]):
         if self.await_variants:
             for task in tasks:
                 task.wait()
-            return ShadowResult(main, tuple(t.result for t in tasks if t.result) + tuple(dropped), tasks, tuple(dropped))
+            return ShadowResult(
+                main, tuple(t.result for t in tasks if t.result) + tuple(dropped), tasks, tuple(dropped)
+            )
         return ShadowResult(main, tuple(dropped), tasks, tuple(dropped))
 
 
@@ -584,5 +594,7 @@ class AsyncRunner:
             else:
                 loop = asyncio.get_running_loop()
                 await loop.run_in_executor(None, result.wait)
-            return ShadowResult(main, tuple(t.result for t in tasks if t.result) + tuple(dropped), tasks, tuple(dropped))
+            return ShadowResult(
+                main, tuple(t.result for t in tasks if t.result) + tuple(dropped), tasks, tuple(dropped)
+            )
         return result

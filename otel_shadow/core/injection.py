@@ -165,9 +165,7 @@ class InjectionPlan:
                 f"{fn.__qualname__}): {_describe_validation_error(exc)}"
             ) from exc
 
-    def _check_model_slot(
-        self, fn: Callable[..., Any], slot: _Slot, specs: Sequence[ConfigSpec]
-    ) -> str | None:
+    def _check_model_slot(self, fn: Callable[..., Any], slot: _Slot, specs: Sequence[ConfigSpec]) -> str | None:
         """None when every config fits; a description when none does; raise when only some do."""
         failures: list[tuple[ConfigSpec, Exception]] = []
         for spec in specs:

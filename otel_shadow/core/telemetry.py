@@ -175,9 +175,7 @@ class Telemetry:
         with self._lock:
             items = list(self._drops.items())
         for (experiment, reason), value in items:
-            yield metrics.Observation(
-                value, {A.SHADOW_EXPERIMENT: experiment, A.METRIC_ATTR_DROP_REASON: reason}
-            )
+            yield metrics.Observation(value, {A.SHADOW_EXPERIMENT: experiment, A.METRIC_ATTR_DROP_REASON: reason})
 
     def _observe_metric_errors(self, options: Any) -> Iterable[metrics.Observation]:
         with self._lock:

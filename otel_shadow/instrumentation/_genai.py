@@ -84,7 +84,9 @@ def _text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(_text(part.get("text", "") if isinstance(part, dict) else getattr(part, "text", "")) for part in content)
+        return "".join(
+            _text(part.get("text", "") if isinstance(part, dict) else getattr(part, "text", "")) for part in content
+        )
     return ""
 
 
@@ -235,7 +237,11 @@ class OpenAIChat(Adapter):
 
     def system_prompt(self, kwargs: dict[str, Any]) -> str | None:
         messages = kwargs.get("messages") or []
-        parts = [_text(m.get("content")) for m in messages if isinstance(m, dict) and m.get("role") in ("system", "developer")]
+        parts = [
+            _text(m.get("content"))
+            for m in messages
+            if isinstance(m, dict) and m.get("role") in ("system", "developer")
+        ]
         return "\n".join(parts) or None
 
     def response_info(self, response: Any) -> Info:
@@ -277,19 +283,28 @@ class OpenAIChat(Adapter):
         if candidate.temperature is not None:
             request["temperature"] = candidate.temperature
         if candidate.max_tokens is not None:
-            key = "max_tokens" if "max_tokens" in request and "max_completion_tokens" not in request else "max_completion_tokens"
+            key = (
+                "max_tokens"
+                if "max_tokens" in request and "max_completion_tokens" not in request
+                else "max_completion_tokens"
+            )
             request[key] = candidate.max_tokens
         if candidate.system_prompt is not None:
-            messages = [m for m in request.get("messages", []) if not (isinstance(m, dict) and m.get("role") in ("system", "developer"))]
+            messages = [
+                m
+                for m in request.get("messages", [])
+                if not (isinstance(m, dict) and m.get("role") in ("system", "developer"))
+            ]
             request["messages"] = [{"role": "system", "content": candidate.system_prompt}, *messages]
         if request.get("stream") is True:  # ask for usage so the candidate's tokens are known
             request["stream_options"] = {**(request.get("stream_options") or {}), "include_usage": True}
         request.update(copy.deepcopy(candidate.extra))
         return request
 
-
     def from_common(self, common: dict[str, Any]) -> dict[str, Any]:
-        messages = ([{"role": "system", "content": common["system"]}] if common.get("system") else []) + common["messages"]
+        messages = ([{"role": "system", "content": common["system"]}] if common.get("system") else []) + common[
+            "messages"
+        ]
         return self._finish_common({"model": common["model"], "messages": messages}, common, "max_tokens")
 
 
@@ -345,7 +360,6 @@ class OpenAIResponses(Adapter):
             request["instructions"] = candidate.system_prompt
         request.update(copy.deepcopy(candidate.extra))
         return request
-
 
     def conversation(self, request: dict[str, Any]) -> list[dict[str, Any]]:
         return self._messages(request)
@@ -411,7 +425,6 @@ class AnthropicMessages(Adapter):
             request["system"] = candidate.system_prompt
         request.update(copy.deepcopy(candidate.extra))
         return request
-
 
     def from_common(self, common: dict[str, Any]) -> dict[str, Any]:
         request: dict[str, Any] = {"model": common["model"], "messages": common["messages"]}

@@ -100,7 +100,9 @@ class ShadowEngine:
         key = (rule.name, rule.ends_at, rule.max_duration, rule.max_calls)
         with self._lock:
             if key not in self._time_limits:
-                self._time_limits[key] = Limits.of(f"rule {rule.name!r}", rule.ends_at, rule.max_duration, rule.max_calls)
+                self._time_limits[key] = Limits.of(
+                    f"rule {rule.name!r}", rule.ends_at, rule.max_duration, rule.max_calls
+                )
             return self._time_limits[key]
 
 

@@ -76,7 +76,9 @@ class _ShadowInstrumentor(BaseInstrumentor):
             _report_once(f"otel-shadow: shadowing is off: {exc} (fix the rules file, then restart the application)")
             return
         except Exception as exc:
-            _report_once(f"otel-shadow: shadowing is off: the shadow engine could not start: {type(exc).__name__}: {exc}")
+            _report_once(
+                f"otel-shadow: shadowing is off: the shadow engine could not start: {type(exc).__name__}: {exc}"
+            )
             return
         for module, cls, method, operation, is_async in self.wrap_points:
             try:

@@ -47,8 +47,20 @@ from ..pricing import DEFAULT_PRICES, PriceTable, load_prices
 from ..safe_yaml import MAX_DEPTH, bounded, load_yaml, read_text_file
 
 __all__ = [
-    "MAX_DEPTH", "MAX_RULES_BYTES", "Budget", "CandidateRule", "Canary", "Match", "Rule", "RuleState", "Rules", "RulesSource",
-    "load_rules", "parse_rules", "shared_source", "validate_rules",
+    "MAX_DEPTH",
+    "MAX_RULES_BYTES",
+    "Budget",
+    "CandidateRule",
+    "Canary",
+    "Match",
+    "Rule",
+    "RuleState",
+    "Rules",
+    "RulesSource",
+    "load_rules",
+    "parse_rules",
+    "shared_source",
+    "validate_rules",
 ]
 
 logger = logging.getLogger("otel_shadow")
@@ -150,7 +162,9 @@ class Rule(_Strict):
     sample_rate: float = Field(default=1.0, ge=0, le=1)
     timeout: float = Field(default=30.0, gt=0)
     max_concurrency: int = Field(default=4, gt=0)
-    max_retries: int = Field(default=0, ge=0, le=5)  # the candidate's own retries (the user's client settings are not used)
+    max_retries: int = Field(
+        default=0, ge=0, le=5
+    )  # the candidate's own retries (the user's client settings are not used)
     budget: Budget | None = None
     replicate_rate: float = Field(default=0.0, ge=0, le=1)  # sampled calls that also re-run the primary's request
     metrics: list[MetricSpec] | None = None  # comparison metrics (core.comparison); None: the defaults
@@ -259,7 +273,11 @@ def validate_rules(data: Any, source: str = "rules", root: yaml.Node | None = No
         for err in exc.errors()[:5]:
             loc = tuple(err["loc"])
             field = "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else str(p)) for i, p in enumerate(loc))
-            value = f" (value {_short.repr(err['input'])})" if err.get("type") not in ("missing", "extra_forbidden") and "input" in err else ""
+            value = (
+                f" (value {_short.repr(err['input'])})"
+                if err.get("type") not in ("missing", "extra_forbidden") and "input" in err
+                else ""
+            )
             message = "unknown field" if err.get("type") == "extra_forbidden" else err["msg"]
             where = f"{source}:{_line_of(root, loc) or 1}" if root is not None else source
             problems.append(f"{where}: {field}: {message}{value}")
@@ -314,7 +332,10 @@ class RulesSource:
             self._lock = threading.Lock()
         self._watcher_pid = os.getpid()
         self._watcher = threading.Thread(
-            target=_watch, args=(weakref.ref(self), self._stop, self.check_interval_s), name="otel-shadow-rules", daemon=True
+            target=_watch,
+            args=(weakref.ref(self), self._stop, self.check_interval_s),
+            name="otel-shadow-rules",
+            daemon=True,
         )
         self._watcher.start()
 
@@ -423,4 +444,3 @@ class RuleState:
                 self._spent.append((time.monotonic(), tokens, cost))
                 self._tokens += tokens
                 self._cost += cost
-

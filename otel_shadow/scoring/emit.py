@@ -93,7 +93,12 @@ def score_span(pair: Pair, score: Score) -> ReadableSpan:
         resource=_RESOURCE,
         attributes=attributes,
         events=[Event(A.GEN_AI_EVALUATION_RESULT, evaluation, timestamp=score.ended_ns)],
-        links=[Link(SpanContext(trace_id, pair.primary_span_id, is_remote=True, trace_flags=_SAMPLED), {A.SHADOW_LINK: A.LINK_SCORED_PRIMARY})],
+        links=[
+            Link(
+                SpanContext(trace_id, pair.primary_span_id, is_remote=True, trace_flags=_SAMPLED),
+                {A.SHADOW_LINK: A.LINK_SCORED_PRIMARY},
+            )
+        ],
         kind=SpanKind.INTERNAL,
         instrumentation_scope=_SCOPE,
         start_time=score.started_ns,
@@ -121,7 +126,9 @@ class Sink:
     """Exports a batch of score spans to the store's writer and to the user's backend, if any; a
     batch the store did not take is an error (the run stops; what was exported before stays)."""
 
-    def __init__(self, store_exporter: SpanExporter, where: str, extra: SpanExporter | None = None, extra_where: str = "") -> None:
+    def __init__(
+        self, store_exporter: SpanExporter, where: str, extra: SpanExporter | None = None, extra_where: str = ""
+    ) -> None:
         self.store_exporter = store_exporter
         self.where = where
         self.extra = extra

@@ -61,8 +61,14 @@ class JudgeConfig:
         """What makes two judges the same scorer (endpoint, sampling and seed left out: a judge
         moved to another host, or re-seeded, keeps its cached verdicts)."""
         rubric = hashlib.blake2b(self.rubric.encode(), digest_size=8).hexdigest()
-        return {"kind": "judge", "provider": self.provider, "model": self.model, "rubric": rubric,
-                "prompt": PROMPT_VERSION, "temperature": self.temperature}
+        return {
+            "kind": "judge",
+            "provider": self.provider,
+            "model": self.model,
+            "rubric": rubric,
+            "prompt": PROMPT_VERSION,
+            "temperature": self.temperature,
+        }
 
 
 @dataclass
@@ -109,9 +115,7 @@ def _rubric_of_yaml(text: str, where: str) -> str:
         criteria = data.get("criteria")
         if isinstance(criteria, list) and criteria and all(isinstance(c, str) for c in criteria):
             return "\n".join(f"- {c.strip()}" for c in criteria)
-    raise ConfigError(
-        f"rubric file '{where}': expected a string, 'rubric: <text>' or 'criteria: [<text>, ...]'"
-    )
+    raise ConfigError(f"rubric file '{where}': expected a string, 'rubric: <text>' or 'criteria: [<text>, ...]'")
 
 
 def parse_verdict(text: str) -> str | None:
@@ -138,7 +142,9 @@ class Judge:
 
     name = "judge"
 
-    def __init__(self, config: JudgeConfig, *, api_key: str | None = None, max_retries: int = 5, timeout: float = 120.0) -> None:
+    def __init__(
+        self, config: JudgeConfig, *, api_key: str | None = None, max_retries: int = 5, timeout: float = 120.0
+    ) -> None:
         self.config = config
         self.model = config.model
         if config.provider == "openai":
@@ -147,11 +153,16 @@ class Judge:
             except ImportError as exc:
                 raise ConfigError("the judge needs the openai client: pip install 'otel-shadow[openai]'") from exc
             try:
-                self._client: Any = openai.OpenAI(base_url=config.base_url, api_key=api_key, max_retries=max_retries, timeout=timeout)
+                self._client: Any = openai.OpenAI(
+                    base_url=config.base_url, api_key=api_key, max_retries=max_retries, timeout=timeout
+                )
             except openai.OpenAIError as exc:
                 raise ConfigError(f"the judge's openai client: {exc} (any value will do for a local endpoint)") from exc
             self._refusals: tuple[type[BaseException], ...] = (
-                openai.NotFoundError, openai.AuthenticationError, openai.PermissionDeniedError, openai.BadRequestError,
+                openai.NotFoundError,
+                openai.AuthenticationError,
+                openai.PermissionDeniedError,
+                openai.BadRequestError,
             )
         elif config.provider == "anthropic":
             try:
@@ -159,11 +170,18 @@ class Judge:
             except ImportError as exc:
                 raise ConfigError("the judge needs the anthropic client: pip install 'otel-shadow[anthropic]'") from exc
             try:
-                self._client = anthropic.Anthropic(base_url=config.base_url, api_key=api_key, max_retries=max_retries, timeout=timeout)
+                self._client = anthropic.Anthropic(
+                    base_url=config.base_url, api_key=api_key, max_retries=max_retries, timeout=timeout
+                )
             except anthropic.AnthropicError as exc:
-                raise ConfigError(f"the judge's anthropic client: {exc} (any value will do for a local endpoint)") from exc
+                raise ConfigError(
+                    f"the judge's anthropic client: {exc} (any value will do for a local endpoint)"
+                ) from exc
             self._refusals = (
-                anthropic.NotFoundError, anthropic.AuthenticationError, anthropic.PermissionDeniedError, anthropic.BadRequestError,
+                anthropic.NotFoundError,
+                anthropic.AuthenticationError,
+                anthropic.PermissionDeniedError,
+                anthropic.BadRequestError,
             )
         else:
             raise ConfigError(f"--judge-provider {config.provider!r}: use 'openai' or 'anthropic'")
@@ -176,7 +194,11 @@ class Judge:
         return _hash_unit(self.config.seed, pair.trace_id, pair.candidate_span_id, "bias") < self.config.bias_check
 
     def prompt(self, pair: Pair, candidate_first: bool) -> str:
-        a, b = (pair.candidate_output, pair.primary_output) if candidate_first else (pair.primary_output, pair.candidate_output)
+        a, b = (
+            (pair.candidate_output, pair.primary_output)
+            if candidate_first
+            else (pair.primary_output, pair.candidate_output)
+        )
         return (
             f"<request>\n{_neutral(pair.request or '')}\n</request>\n\n"
             f"<rubric>\n{_neutral(self.config.rubric)}\n</rubric>\n\n"
@@ -193,8 +215,10 @@ class Judge:
 
     def estimate_split(self, pair: Pair) -> tuple[int, int]:
         """(input, output) tokens one call may use at most: the prompt's estimate and the answer's cap."""
-        chars = len(SYSTEM_PROMPT) + len(self.config.rubric) + sum(
-            len(t or "") for t in (pair.request, pair.primary_output, pair.candidate_output)
+        chars = (
+            len(SYSTEM_PROMPT)
+            + len(self.config.rubric)
+            + sum(len(t or "") for t in (pair.request, pair.primary_output, pair.candidate_output))
         )
         return chars // 3 + 64, self.config.max_tokens
 
@@ -208,8 +232,11 @@ class Judge:
         text, tokens_in, tokens_out = self._ask(self.prompt(pair, first))
         label = _label(parse_verdict(text), first)
         result = Judgement(
-            label=label, explanation=_explanation(text), order="candidate_first" if first else "primary_first",
-            input_tokens=tokens_in, output_tokens=tokens_out,
+            label=label,
+            explanation=_explanation(text),
+            order="candidate_first" if first else "primary_first",
+            input_tokens=tokens_in,
+            output_tokens=tokens_out,
         )
         if label is not None and self.checks_bias(pair):
             text2, in2, out2 = self._ask(self.prompt(pair, not first))
@@ -227,15 +254,24 @@ class Judge:
         try:
             if c.provider == "openai":
                 response = self._client.chat.completions.create(
-                    model=c.model, temperature=c.temperature, max_tokens=c.max_tokens,
+                    model=c.model,
+                    temperature=c.temperature,
+                    max_tokens=c.max_tokens,
                     messages=[{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": prompt}],
                 )
                 text = response.choices[0].message.content or "" if response.choices else ""
                 usage = response.usage
-                return text, int(getattr(usage, "prompt_tokens", 0) or 0), int(getattr(usage, "completion_tokens", 0) or 0)
+                return (
+                    text,
+                    int(getattr(usage, "prompt_tokens", 0) or 0),
+                    int(getattr(usage, "completion_tokens", 0) or 0),
+                )
             response = self._client.messages.create(  # temperature in the body: not every SDK version takes it
-                model=c.model, max_tokens=c.max_tokens, system=SYSTEM_PROMPT,
-                messages=[{"role": "user", "content": prompt}], extra_body={"temperature": c.temperature},
+                model=c.model,
+                max_tokens=c.max_tokens,
+                system=SYSTEM_PROMPT,
+                messages=[{"role": "user", "content": prompt}],
+                extra_body={"temperature": c.temperature},
             )
             text = "".join(getattr(block, "text", "") for block in response.content)
             usage = response.usage

@@ -13,8 +13,12 @@ class RateLimiter:
     """At most ``rate`` requests per second on average, bursts of ``burst``; ``acquire`` blocks."""
 
     def __init__(
-        self, rate: float | None, burst: int = 1, *,
-        clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+        self,
+        rate: float | None,
+        burst: int = 1,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if rate is not None and rate <= 0:
             raise ValueError(f"rate must be positive requests per second; got {rate!r}")

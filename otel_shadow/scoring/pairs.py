@@ -170,7 +170,11 @@ def _attr(alias: str, key: str) -> str:
 
 def _where(scorer_ids: Sequence[str], experiment: str | None, roles: Sequence[str]) -> list[str]:
     """Pairs whose two sides succeeded, of the roles asked, that some requested scorer has not scored."""
-    where = ["p.primary_outcome = 'ok'", "p.candidate_outcome = 'ok'", f"(d.done IS NULL OR length(d.done) < {len(set(scorer_ids))})"]
+    where = [
+        "p.primary_outcome = 'ok'",
+        "p.candidate_outcome = 'ok'",
+        f"(d.done IS NULL OR length(d.done) < {len(set(scorer_ids))})",
+    ]
     where.append("p.candidate_role IN (" + ", ".join(sql_string(r) for r in roles) + ")")
     if experiment is not None:
         where.append(f"p.experiment = {sql_string(experiment)}")
@@ -200,8 +204,14 @@ WHERE {" AND ".join(where)}
 
 # the columns of a page of keys that the content query passes through
 _KEY_COLUMNS = (
-    "experiment", "primary_span_id", "candidate_span_id", "primary_config_id", "candidate_config_id",
-    "candidate_role", "start_ns", "done",
+    "experiment",
+    "primary_span_id",
+    "candidate_span_id",
+    "primary_config_id",
+    "candidate_config_id",
+    "candidate_role",
+    "start_ns",
+    "done",
 )
 
 
@@ -237,8 +247,12 @@ ORDER BY {order}
 
 
 def _page_keys_sql(
-    scorer_ids: Sequence[str], after: tuple[int, str, int] | None, limit: int,
-    experiment: str | None, roles: Sequence[str], dialect: PairDialect = DUCKDB,
+    scorer_ids: Sequence[str],
+    after: tuple[int, str, int] | None,
+    limit: int,
+    experiment: str | None,
+    roles: Sequence[str],
+    dialect: PairDialect = DUCKDB,
 ) -> str:
     """The keys of the page after ``after`` (a top-N over the pairs view)."""
     where = _where(scorer_ids, experiment, roles)
@@ -251,12 +265,18 @@ def _page_keys_sql(
             f"(epoch_ns(p.start_time) > {start_ns} OR (epoch_ns(p.start_time) = {start_ns} AND "
             f"(p.trace_id > {trace} OR (p.trace_id = {trace} AND p.candidate_span_id > {span_sql}))))"
         )
-    return _keys_sql(scorer_ids, where, f"ORDER BY epoch_ns(p.start_time), p.trace_id, p.candidate_span_id LIMIT {int(limit)}")
+    return _keys_sql(
+        scorer_ids, where, f"ORDER BY epoch_ns(p.start_time), p.trace_id, p.candidate_span_id LIMIT {int(limit)}"
+    )
 
 
 def _page_sql(
-    scorer_ids: Sequence[str], after: tuple[int, str, int] | None, limit: int,
-    experiment: str | None, roles: Sequence[str], dialect: PairDialect = DUCKDB,
+    scorer_ids: Sequence[str],
+    after: tuple[int, str, int] | None,
+    limit: int,
+    experiment: str | None,
+    roles: Sequence[str],
+    dialect: PairDialect = DUCKDB,
 ) -> str:
     """One query: the page's keys, then the content of those spans only."""
     keys = _page_keys_sql(scorer_ids, after, limit, experiment, roles, dialect)
@@ -266,7 +286,9 @@ def _page_sql(
 def _hex_trace(value: Any) -> str:
     text = str(value).replace("-", "").lower()
     if len(text) != 32 or any(c not in "0123456789abcdef" for c in text):
-        raise StoreError(f"a pair's trace id {str(value)[:64]!r} is not 32 hex digits; the store holds a malformed span")
+        raise StoreError(
+            f"a pair's trace id {str(value)[:64]!r} is not 32 hex digits; the store holds a malformed span"
+        )
     return text
 
 
@@ -277,12 +299,14 @@ def _keys_first(reader: Reader, keys_sql: str, dialect: PairDialect) -> list[dic
     keys = [dict(zip(result.columns, row)) for row in result.rows]
     if not keys:
         return []
-    literal = dialect.rows_literal.format(", ".join(
-        f"({k}, {dialect.trace_literal.format(_hex_trace(row['trace_id']))}, "
-        f"{dialect.span_literal.format(_span_id(row['primary_span_id']))}, "
-        f"{dialect.span_literal.format(_span_id(row['candidate_span_id']))})"
-        for k, row in enumerate(keys)
-    ))
+    literal = dialect.rows_literal.format(
+        ", ".join(
+            f"({k}, {dialect.trace_literal.format(_hex_trace(row['trace_id']))}, "
+            f"{dialect.span_literal.format(_span_id(row['primary_span_id']))}, "
+            f"{dialect.span_literal.format(_span_id(row['candidate_span_id']))})"
+            for k, row in enumerate(keys)
+        )
+    )
     content = reader.query(_with_content(literal, "p.k", extra=", p.k AS k", dialect=dialect, columns=()))
     return [{**keys[int(row["k"])], **row} for row in (dict(zip(content.columns, r)) for r in content.rows)]
 
@@ -304,8 +328,13 @@ WHERE {" AND ".join(where)}
 
 
 def read_pages(
-    reader: Reader, scorer_ids: Sequence[str], *, page_size: int = 128, experiment: str | None = None,
-    roles: Sequence[str] = (A.ROLE_CANDIDATE, A.ROLE_REPLICATE), limit: int | None = None,
+    reader: Reader,
+    scorer_ids: Sequence[str],
+    *,
+    page_size: int = 128,
+    experiment: str | None = None,
+    roles: Sequence[str] = (A.ROLE_CANDIDATE, A.ROLE_REPLICATE),
+    limit: int | None = None,
     dialect: PairDialect = DUCKDB,
 ) -> Iterator[PairPage]:
     """Pages of pairs that some of ``scorer_ids`` has not scored, oldest first, at most ``limit`` pairs."""
@@ -356,8 +385,13 @@ class MaterializedPairs:
     """
 
     def __init__(
-        self, execute: Execute, scorer_ids: Sequence[str], *, experiment: str | None = None,
-        roles: Sequence[str] = (A.ROLE_CANDIDATE, A.ROLE_REPLICATE), limit: int | None = None,
+        self,
+        execute: Execute,
+        scorer_ids: Sequence[str],
+        *,
+        experiment: str | None = None,
+        roles: Sequence[str] = (A.ROLE_CANDIDATE, A.ROLE_REPLICATE),
+        limit: int | None = None,
     ) -> None:
         self._execute = execute
         cap = "" if limit is None else f"LIMIT {int(limit)}"
@@ -376,7 +410,10 @@ class MaterializedPairs:
             records = [dict(zip(columns, row)) for row in rows]
             done = int(records[-1]["k"])
             last = records[-1]
-            yield PairPage([_pair(r) for r in records], (int(last["start_ns"]), str(last["trace_hex"]), int(last["candidate_span_id"])))
+            yield PairPage(
+                [_pair(r) for r in records],
+                (int(last["start_ns"]), str(last["trace_hex"]), int(last["candidate_span_id"])),
+            )
 
     def close(self) -> None:
         self._execute(f"DROP TABLE IF EXISTS {KEYS_TABLE}")
@@ -399,10 +436,17 @@ def _pair(row: dict[str, Any]) -> Pair:
     if isinstance(done, str):  # a list arrives as JSON text from some readers
         done = json.loads(done)
     return Pair(
-        experiment=row["experiment"], trace_id=str(row["trace_hex"]), primary_span_id=_span_id(row["primary_span_id"]),
-        candidate_span_id=_span_id(row["candidate_span_id"]), primary_config_id=row["primary_config_id"],
-        candidate_config_id=row["candidate_config_id"], candidate_role=row["candidate_role"],
-        start_ns=int(row["start_ns"]), request=request, primary_output=primary, candidate_output=candidate,
+        experiment=row["experiment"],
+        trace_id=str(row["trace_hex"]),
+        primary_span_id=_span_id(row["primary_span_id"]),
+        candidate_span_id=_span_id(row["candidate_span_id"]),
+        primary_config_id=row["primary_config_id"],
+        candidate_config_id=row["candidate_config_id"],
+        candidate_role=row["candidate_role"],
+        start_ns=int(row["start_ns"]),
+        request=request,
+        primary_output=primary,
+        candidate_output=candidate,
         done=frozenset(done or ()),
     )
 

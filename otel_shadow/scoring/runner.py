@@ -101,14 +101,18 @@ class ScoreSummary:
                 "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=SPAN_ONLY)"
             )
         if self.no_request:
-            out.append(f"{self.no_request} pairs have outputs but no captured request: the judge needs it, so it skipped them")
+            out.append(
+                f"{self.no_request} pairs have outputs but no captured request: the judge needs it, so it skipped them"
+            )
         if self.bias_checked:
             out.append(
                 f"position-bias check: {self.bias_agreed} of {self.bias_checked} pairs judged both ways got the "
                 f"same verdict ({self.bias_agreed / self.bias_checked:.0%})"
             )
         if self.judge_failed:
-            out.append(f"{self.judge_failed} judge calls failed after retries (first: {self.first_failure}); a new run retries them")
+            out.append(
+                f"{self.judge_failed} judge calls failed after retries (first: {self.first_failure}); a new run retries them"
+            )
         if self.judge_unparsed:
             out.append(f"{self.judge_unparsed} judge answers had no 'Verdict:' line; a new run retries them")
         if self.tokens_spent:
@@ -116,7 +120,9 @@ class ScoreSummary:
         if self.judge_usd_spent is not None:
             out.append(f"judge cost ${self.judge_usd_spent:.4f} of the ${self.judge_budget_usd:.2f} budget")
         if self.stopped == "budget":
-            out.append("stopped: the token budget is spent; pairs left unscored are scored by a new run (raise --budget-tokens)")
+            out.append(
+                "stopped: the token budget is spent; pairs left unscored are scored by a new run (raise --budget-tokens)"
+            )
         if self.stopped == "budget_usd":
             out.append(
                 "stopped: the judge's dollar budget is spent; pairs left unscored are scored by a new run "
@@ -129,7 +135,9 @@ def open_destination(db: str, options: ScoreOptions) -> tuple[LocalReader | Remo
     """The reader of the pairs and the sink of the scores: the file itself when no one holds it
     (one DuckDB connection does both), else the collector that holds it (SQL to read, OTLP to write)."""
     if not Path(db).exists():
-        raise StoreError(f"database '{db}' does not exist yet; nothing to score (run the app or `otel-shadow demo --db {db}` first)")
+        raise StoreError(
+            f"database '{db}' does not exist yet; nothing to score (run the app or `otel-shadow demo --db {db}` first)"
+        )
 
     def extra() -> Any:
         return otlp_exporter(options.otlp_endpoint, insecure=options.otlp_insecure) if options.otlp_endpoint else None
@@ -140,7 +148,9 @@ def open_destination(db: str, options: ScoreOptions) -> tuple[LocalReader | Remo
         reader = open_reader(db, options.token)  # the collector's SQL endpoint, or an error that says why not
         if not isinstance(reader, RemoteReader):
             reader.close()
-            raise DatabaseLocked(f"{locked} (`otel-shadow score` writes its scores; run it when the file is free)") from locked
+            raise DatabaseLocked(
+                f"{locked} (`otel-shadow score` writes its scores; run it when the file is free)"
+            ) from locked
         info = json.loads(collector_info_path(db).read_text())
         endpoint, insecure = collector_otlp_endpoint(info["sql_url"], info["grpc_port"])
         exporter = otlp_exporter(endpoint, insecure=insecure, token=reader.token)
@@ -204,8 +214,14 @@ def run_scoring(
 
 class _Run:
     def __init__(
-        self, reader: Any, sink: Sink, embedder: Embedder | None, judge: Judge | None, options: ScoreOptions,
-        on_batch: Callable[[int], None] | None, dialect: PairDialect | None = None,
+        self,
+        reader: Any,
+        sink: Sink,
+        embedder: Embedder | None,
+        judge: Judge | None,
+        options: ScoreOptions,
+        on_batch: Callable[[int], None] | None,
+        dialect: PairDialect | None = None,
     ) -> None:
         self.reader = reader
         self.dialect = dialect
@@ -261,7 +277,9 @@ class _Run:
         o = self.options
         keys: MaterializedPairs | None = None
         if self.dialect is None and isinstance(self.reader, LocalReader):  # the run's own file: evaluate the pairs once
-            keys = MaterializedPairs(_execute_on(self.reader.store), ids, experiment=o.experiment, roles=self.roles, limit=o.limit)
+            keys = MaterializedPairs(
+                _execute_on(self.reader.store), ids, experiment=o.experiment, roles=self.roles, limit=o.limit
+            )
             total = keys.total
             pages = keys.pages(o.page_size)
         else:  # a read-only reader (a collector's endpoint, segments, ClickHouse): keyset pages
@@ -269,14 +287,21 @@ class _Run:
             if o.limit is not None:
                 total = min(total, o.limit)
             pages = read_pages(
-                self.reader, ids, page_size=o.page_size, experiment=o.experiment, roles=self.roles, limit=o.limit,
+                self.reader,
+                ids,
+                page_size=o.page_size,
+                experiment=o.experiment,
+                roles=self.roles,
+                limit=o.limit,
                 dialect=self.dialect or DUCKDB,
             )
         self.summary.to_score = total
         columns = (TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
         with Progress(*columns, console=Console(stderr=True), disable=not show_progress, transient=False) as bar:
             task = bar.add_task("pairs", total=total)
-            with ThreadPoolExecutor(max_workers=max(1, self.options.concurrency), thread_name_prefix="otel-shadow-judge") as pool:
+            with ThreadPoolExecutor(
+                max_workers=max(1, self.options.concurrency), thread_name_prefix="otel-shadow-judge"
+            ) as pool:
                 try:
                     for page in pages:
                         self._page(page.pairs, pool, lambda n: bar.advance(task, n))
@@ -337,7 +362,19 @@ class _Run:
         similarity = cosine(embedded.vectors[:n], embedded.vectors[n:])
         share = embedded.input_tokens // max(1, n)
         for pair, value in zip(pairs, similarity.tolist()):
-            self._add(pair, Score(SIMILARITY, scorer, self.embedder.model, config, round(float(value), 6), started, ended, input_tokens=share))
+            self._add(
+                pair,
+                Score(
+                    SIMILARITY,
+                    scorer,
+                    self.embedder.model,
+                    config,
+                    round(float(value), 6),
+                    started,
+                    ended,
+                    input_tokens=share,
+                ),
+            )
 
     def _judge(self, pairs: list[Pair], pool: ThreadPoolExecutor, advance: Callable[[int], None]) -> None:
         assert self.judge is not None
@@ -412,7 +449,9 @@ class _Run:
             self.budget.settle(estimate, used)
             self.usd.settle(usd_estimate, usd_used)
 
-    def _record_judgement(self, pair: Pair, j: Judgement, scorer: str, config: dict[str, Any], started: int, ended: int) -> None:
+    def _record_judgement(
+        self, pair: Pair, j: Judgement, scorer: str, config: dict[str, Any], started: int, ended: int
+    ) -> None:
         assert self.judge is not None
         if j.consistent is not None:
             self.summary.bias_checked += 1
@@ -422,10 +461,23 @@ class _Run:
             A.SHADOW_SCORE_JUDGE_SWAPPED_LABEL: j.swapped_label,
             A.SHADOW_SCORE_JUDGE_CONSISTENT: j.consistent,
         }
-        self._add(pair, Score(
-            self.judge.name, scorer, self.judge.model, config, j.score, started, ended, label=j.label,
-            explanation=j.explanation, input_tokens=j.input_tokens, output_tokens=j.output_tokens, extra=extra,
-        ))
+        self._add(
+            pair,
+            Score(
+                self.judge.name,
+                scorer,
+                self.judge.model,
+                config,
+                j.score,
+                started,
+                ended,
+                label=j.label,
+                explanation=j.explanation,
+                input_tokens=j.input_tokens,
+                output_tokens=j.output_tokens,
+                extra=extra,
+            ),
+        )
 
 
 def _execute_on(store: Store) -> Execute:
@@ -447,7 +499,9 @@ def _judge_price(judge: Judge | None, options: ScoreOptions) -> Price | None:
     if options.judge_budget_usd is None:
         return None
     if not options.judge_budget_usd > 0:
-        raise ConfigError(f"--judge-budget-usd must be a positive amount of US dollars; got {options.judge_budget_usd!r}")
+        raise ConfigError(
+            f"--judge-budget-usd must be a positive amount of US dollars; got {options.judge_budget_usd!r}"
+        )
     if judge is None:
         raise ConfigError("--judge-budget-usd limits the judge's spending: give --judge-model too")
     prices = options.prices if options.prices is not None else load_prices()

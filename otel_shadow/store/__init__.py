@@ -36,6 +36,7 @@ def __getattr__(name: str) -> Any:
     globals()[name] = value
     return value
 
+
 __all__ = [
     "SCHEMA_VERSION",
     "Prepared",

@@ -113,11 +113,12 @@ def map_open_error(path: str, exc: BaseException) -> StoreError:
     if "not a valid DuckDB database" in text or "is not a valid" in text:
         return NotADatabase(f"'{path}' exists but is not a DuckDB database; pass another --db path")
     if "No space left" in text or "File too large" in text:
-        return StoreError(f"No space left on the device to write '{path}': free disk space and start again (nothing committed was lost)")
+        return StoreError(
+            f"No space left on the device to write '{path}': free disk space and start again (nothing committed was lost)"
+        )
     if "Permission denied" in text or "Read-only file system" in text or "read-only" in text.lower():
         return StoreError(
-            f"cannot write '{path}': {_first_line(exc)}. Choose a writable location with --db "
-            "or OTEL_SHADOW_DB"
+            f"cannot write '{path}': {_first_line(exc)}. Choose a writable location with --db or OTEL_SHADOW_DB"
         )
     if "Cannot open file" in text or "No such file" in text:
         return StoreError(f"cannot open '{path}': {_first_line(exc)}")
@@ -251,9 +252,7 @@ class Store:
             raise map_open_error(self.path, exc) from exc
 
     # --- reading --------------------------------------------------------------------------------
-    def query(
-        self, sql: str, params: list[Any] | None = None, *, limits: QueryLimits = QueryLimits()
-    ) -> QueryResult:
+    def query(self, sql: str, params: list[Any] | None = None, *, limits: QueryLimits = QueryLimits()) -> QueryResult:
         """Run read-only SQL (anything that would write is refused) and return columns and rows."""
         try:
             cursor = self.con.cursor()

@@ -53,8 +53,20 @@ SANDBOX_SETTINGS: dict[str, Any] = {
 _READ_KINDS = frozenset({"SELECT"})
 # PRAGMAs that only describe the catalogue (the others change settings or touch files)
 _READ_PRAGMAS = frozenset(
-    {"table_info", "show", "show_tables", "show_tables_expanded", "database_size", "storage_info",
-     "version", "platform", "database_list", "functions", "collations", "metadata_info"}
+    {
+        "table_info",
+        "show",
+        "show_tables",
+        "show_tables_expanded",
+        "database_size",
+        "storage_info",
+        "version",
+        "platform",
+        "database_list",
+        "functions",
+        "collations",
+        "metadata_info",
+    }
 )
 _EXPLAIN = re.compile(r"^\s*EXPLAIN\s+(?:ANALYZE\s+|ANALYSE\s+)?(?:\([^()]*\)\s*)?", re.IGNORECASE)
 _PRAGMA = re.compile(r"^\s*PRAGMA\s+([A-Za-z_][A-Za-z0-9_]*)", re.IGNORECASE)
@@ -99,7 +111,7 @@ def _check_statement(statement: Any, depth: int) -> None:
         return
     if kind == "EXPLAIN" and depth == 0:
         match = _EXPLAIN.match(statement.query)
-        inner = duckdb.extract_statements(statement.query[match.end():]) if match else []
+        inner = duckdb.extract_statements(statement.query[match.end() :]) if match else []
         if len(inner) == 1:
             _check_statement(inner[0], depth + 1)
             return
@@ -162,9 +174,7 @@ def _fetch_bounded(result: duckdb.DuckDBPyConnection, limits: QueryLimits) -> li
             return rows
         rows.extend(chunk)
         if max_rows is not None and len(rows) > max_rows:
-            raise ResultTooLarge(
-                f"the result has more than {max_rows} rows; add a LIMIT or aggregate (GROUP BY)"
-            )
+            raise ResultTooLarge(f"the result has more than {max_rows} rows; add a LIMIT or aggregate (GROUP BY)")
         if max_bytes is not None:
             size += sum(map(_row_bytes, chunk))
             if size > max_bytes:

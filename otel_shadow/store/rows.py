@@ -168,22 +168,54 @@ def _convert(request: bytes | bytearray | memoryview, shadow_only: bool, check_p
     span_attrs: list[dict[str, Any]] = []  # per stored span; promoted columns are read from these
     # every per-span column's append, bound once (this loop is the ingest hot path)
     (
-        a_trace, a_span, a_parent, a_state, a_flags, a_name, a_kind, a_start, a_end, a_status,
-        a_status_msg, a_dropped_attrs, a_dropped_events, a_dropped_links, a_json,
+        a_trace,
+        a_span,
+        a_parent,
+        a_state,
+        a_flags,
+        a_name,
+        a_kind,
+        a_start,
+        a_end,
+        a_status,
+        a_status_msg,
+        a_dropped_attrs,
+        a_dropped_events,
+        a_dropped_links,
+        a_json,
     ) = (
         cols[n].append
         for n in (
-            "trace_id", "span_id", "parent_span_id", "trace_state", "flags", "name", "kind",
-            "start_time", "end_time", "status_code", "status_message",
-            "dropped_attributes_count", "dropped_events_count", "dropped_links_count", "attributes",
+            "trace_id",
+            "span_id",
+            "parent_span_id",
+            "trace_state",
+            "flags",
+            "name",
+            "kind",
+            "start_time",
+            "end_time",
+            "status_code",
+            "status_message",
+            "dropped_attributes_count",
+            "dropped_events_count",
+            "dropped_links_count",
+            "attributes",
         )
     )
     a_attrs = span_attrs.append
     l_trace, l_span, l_index, l_linked_trace, l_linked_span, l_type, l_state, l_flags, l_attrs = (
         links[n].append
         for n in (
-            "trace_id", "span_id", "link_index", "linked_trace_id", "linked_span_id", "link_type",
-            "trace_state", "flags", "attributes",
+            "trace_id",
+            "span_id",
+            "link_index",
+            "linked_trace_id",
+            "linked_span_id",
+            "link_type",
+            "trace_state",
+            "flags",
+            "attributes",
         )
     )
     e_trace, e_span, e_index, e_time, e_name, e_attrs = (

@@ -76,7 +76,7 @@ def _build_request_class() -> type[Message]:
                 continue
             for package in _OTLP_PACKAGES:  # trace messages point into the view, not the originals
                 if field.type_name.startswith(package):
-                    field.type_name = f".{_PACKAGE}.{field.type_name[len(package):]}"
+                    field.type_name = f".{_PACKAGE}.{field.type_name[len(package) :]}"
         for nested in message.nested_type:
             retarget(nested)
 

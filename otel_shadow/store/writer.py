@@ -100,7 +100,9 @@ _MAX_TRIALS = 200
 def _is_data_error(exc: BaseException) -> bool:
     """A value DuckDB refuses (conversion, range, constraint, invalid input): the data's fault,
     not the disk's, so retrying the same data cannot help."""
-    return isinstance(exc, (duckdb.DataError, duckdb.IntegrityError, duckdb.InvalidInputException)) and not _is_fatal(exc)
+    return isinstance(exc, (duckdb.DataError, duckdb.IntegrityError, duckdb.InvalidInputException)) and not _is_fatal(
+        exc
+    )
 
 
 def _is_fatal(exc: BaseException) -> bool:
@@ -157,7 +159,11 @@ _MAX_ERRORS = 10  # error messages per request (the answer's partial_success.err
 
 
 def _with_batch_ids(tables: list[tuple[pa.Table, int]]) -> pa.Table | None:
-    parts = [t.append_column("batch_id", pa.array(np.full(t.num_rows, bid, dtype=np.uint64))) for t, bid in tables if t.num_rows]
+    parts = [
+        t.append_column("batch_id", pa.array(np.full(t.num_rows, bid, dtype=np.uint64)))
+        for t, bid in tables
+        if t.num_rows
+    ]
     if not parts:
         return None
     return parts[0] if len(parts) == 1 else pa.concat_tables(parts)
@@ -294,9 +300,24 @@ class Writer:
                 )
                 if not trial:
                     self._insert(con, "_otel_shadow_ledger", ledger, _INSERT_LEDGER)
-                self._insert(con, "_otel_shadow_spans", _with_batch_ids([(p.rows.spans, p.batch_id) for p in fresh]), _INSERT_SPANS)
-                self._insert(con, "_otel_shadow_links", _with_batch_ids([(p.rows.links, p.batch_id) for p in fresh]), _INSERT_LINKS)
-                self._insert(con, "_otel_shadow_events", _with_batch_ids([(p.rows.events, p.batch_id) for p in fresh]), _INSERT_EVENTS)
+                self._insert(
+                    con,
+                    "_otel_shadow_spans",
+                    _with_batch_ids([(p.rows.spans, p.batch_id) for p in fresh]),
+                    _INSERT_SPANS,
+                )
+                self._insert(
+                    con,
+                    "_otel_shadow_links",
+                    _with_batch_ids([(p.rows.links, p.batch_id) for p in fresh]),
+                    _INSERT_LINKS,
+                )
+                self._insert(
+                    con,
+                    "_otel_shadow_events",
+                    _with_batch_ids([(p.rows.events, p.batch_id) for p in fresh]),
+                    _INSERT_EVENTS,
+                )
             con.execute("ROLLBACK" if trial else "COMMIT")
             return fresh
         except duckdb.Error:
@@ -318,7 +339,9 @@ class Writer:
         refuses, find the spans it refuses (trial inserts, rolled back) and store the rest, the
         refused ones answered as rejected (partial success: the client does not retry them).
         The ledger row of such a request makes its retry a duplicate, as for any other."""
-        logger.warning("a commit group hit a data error, committing its %d requests one by one: %s", len(batch), _first_line(error))
+        logger.warning(
+            "a commit group hit a data error, committing its %d requests one by one: %s", len(batch), _first_line(error)
+        )
         results: list[WriteResult] = []
         for p in batch:
             try:

@@ -152,7 +152,11 @@ class LLMServer:
     """Starts the simulated API on 127.0.0.1 (a free port unless given) in a background thread."""
 
     def __init__(
-        self, models: dict[str, SimulatedModel] | None = None, port: int = 0, host: str = "127.0.0.1", any_model: bool = False
+        self,
+        models: dict[str, SimulatedModel] | None = None,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        any_model: bool = False,
     ) -> None:
         self.models = dict(DEFAULT_MODELS if models is None else models)
         self.any_model = any_model
@@ -195,36 +199,70 @@ class LLMServer:
         spec = self.spec(model)
         if spec is None:
             return JSONResponse(
-                {"error": {"message": f"The model `{model}` does not exist (simulated server)", "type": "invalid_request_error", "code": "model_not_found"}},
+                {
+                    "error": {
+                        "message": f"The model `{model}` does not exist (simulated server)",
+                        "type": "invalid_request_error",
+                        "code": "model_not_found",
+                    }
+                },
                 status_code=404,
             )
         prompt, words = _prompt(messages)
         failing = spec.status != 200
-        if spec.fail_every and int(hashlib.blake2b(prompt.encode(), digest_size=2).hexdigest(), 16) % spec.fail_every == 0:
+        if (
+            spec.fail_every
+            and int(hashlib.blake2b(prompt.encode(), digest_size=2).hexdigest(), 16) % spec.fail_every == 0
+        ):
             failing = True
         if failing:
             status = spec.status if spec.status != 200 else 500
             headers = {"retry-after": "1"} if status == 429 else None
             kind = "rate_limit_error" if status == 429 else "api_error"
-            return JSONResponse({"error": {"message": f"simulated {status} from {model}", "type": kind}}, status_code=status, headers=headers)
+            return JSONResponse(
+                {"error": {"message": f"simulated {status} from {model}", "type": kind}},
+                status_code=status,
+                headers=headers,
+            )
         return _Call(model, spec, prompt, words + len(system.split()), answer(model, spec, prompt, system))
 
     async def _chat(self, request: Request) -> Response:
         body = await request.json()
         self.requests.append({"path": "/v1/chat/completions", **body})
         messages = body.get("messages", [])
-        system = " ".join(_text_of(m.get("content")) for m in messages if isinstance(m, dict) and m.get("role") in ("system", "developer"))
+        system = " ".join(
+            _text_of(m.get("content"))
+            for m in messages
+            if isinstance(m, dict) and m.get("role") in ("system", "developer")
+        )
         call = self._resolve(body, messages, system)
         if isinstance(call, Response):
             return call
         await asyncio.sleep(call.spec.latency_ms / 1000)
-        created, ident = int(time.time()), f"chatcmpl-sim-{hashlib.blake2b(call.text.encode(), digest_size=6).hexdigest()}"
-        usage = {"prompt_tokens": call.input_tokens, "completion_tokens": call.output_tokens, "total_tokens": call.input_tokens + call.output_tokens}
+        created, ident = (
+            int(time.time()),
+            f"chatcmpl-sim-{hashlib.blake2b(call.text.encode(), digest_size=6).hexdigest()}",
+        )
+        usage = {
+            "prompt_tokens": call.input_tokens,
+            "completion_tokens": call.output_tokens,
+            "total_tokens": call.input_tokens + call.output_tokens,
+        }
         if not body.get("stream"):
             return JSONResponse(
                 {
-                    "id": ident, "object": "chat.completion", "created": created, "model": call.model,
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": call.text, "refusal": None}, "finish_reason": "stop", "logprobs": None}],
+                    "id": ident,
+                    "object": "chat.completion",
+                    "created": created,
+                    "model": call.model,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": call.text, "refusal": None},
+                            "finish_reason": "stop",
+                            "logprobs": None,
+                        }
+                    ],
                     "usage": usage,
                 }
             )
@@ -232,8 +270,13 @@ class LLMServer:
 
         async def events() -> AsyncIterator[bytes]:
             def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-                data = {"id": ident, "object": "chat.completion.chunk", "created": created, "model": call.model,
-                        "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
+                data = {
+                    "id": ident,
+                    "object": "chat.completion.chunk",
+                    "created": created,
+                    "model": call.model,
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
+                }
                 return f"data: {json.dumps(data)}\n\n".encode()
 
             yield chunk({"role": "assistant", "content": ""})
@@ -242,7 +285,14 @@ class LLMServer:
                 yield chunk({"content": piece})
             yield chunk({}, "stop")
             if include_usage:
-                data = {"id": ident, "object": "chat.completion.chunk", "created": created, "model": call.model, "choices": [], "usage": usage}
+                data = {
+                    "id": ident,
+                    "object": "chat.completion.chunk",
+                    "created": created,
+                    "model": call.model,
+                    "choices": [],
+                    "usage": usage,
+                }
                 yield f"data: {json.dumps(data)}\n\n".encode()
             yield b"data: [DONE]\n\n"
 
@@ -260,16 +310,37 @@ class LLMServer:
         await asyncio.sleep(call.spec.latency_ms / 1000)
         ident = f"resp_sim_{hashlib.blake2b(call.text.encode(), digest_size=6).hexdigest()}"
         usage = {
-            "input_tokens": call.input_tokens, "output_tokens": call.output_tokens,
+            "input_tokens": call.input_tokens,
+            "output_tokens": call.output_tokens,
             "total_tokens": call.input_tokens + call.output_tokens,
-            "input_tokens_details": {"cached_tokens": 0}, "output_tokens_details": {"reasoning_tokens": 0},
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens_details": {"reasoning_tokens": 0},
         }
-        item = {"type": "message", "id": "msg_sim", "status": "completed", "role": "assistant",
-                "content": [{"type": "output_text", "text": call.text, "annotations": []}]}
-        full = {"id": ident, "object": "response", "created_at": time.time(), "model": call.model, "status": "completed",
-                "output": [item], "usage": usage, "parallel_tool_calls": True, "tool_choice": "auto", "tools": [],
-                "instructions": body.get("instructions"), "temperature": body.get("temperature"), "error": None,
-                "incomplete_details": None, "metadata": {}, "top_p": None}
+        item = {
+            "type": "message",
+            "id": "msg_sim",
+            "status": "completed",
+            "role": "assistant",
+            "content": [{"type": "output_text", "text": call.text, "annotations": []}],
+        }
+        full = {
+            "id": ident,
+            "object": "response",
+            "created_at": time.time(),
+            "model": call.model,
+            "status": "completed",
+            "output": [item],
+            "usage": usage,
+            "parallel_tool_calls": True,
+            "tool_choice": "auto",
+            "tools": [],
+            "instructions": body.get("instructions"),
+            "temperature": body.get("temperature"),
+            "error": None,
+            "incomplete_details": None,
+            "metadata": {},
+            "top_p": None,
+        }
         if not body.get("stream"):
             return JSONResponse(full)
 
@@ -281,10 +352,15 @@ class LLMServer:
                 seq += 1
                 return f"event: {kind}\ndata: {json.dumps({'type': kind, 'sequence_number': seq, **data})}\n\n".encode()
 
-            yield event("response.created", {"response": {**full, "status": "in_progress", "output": [], "usage": None}})
+            yield event(
+                "response.created", {"response": {**full, "status": "in_progress", "output": [], "usage": None}}
+            )
             for piece in _pieces(call.text, call.spec.words_per_chunk):
                 await asyncio.sleep(call.spec.chunk_ms / 1000)
-                yield event("response.output_text.delta", {"item_id": "msg_sim", "output_index": 0, "content_index": 0, "delta": piece, "logprobs": []})
+                yield event(
+                    "response.output_text.delta",
+                    {"item_id": "msg_sim", "output_index": 0, "content_index": 0, "delta": piece, "logprobs": []},
+                )
             yield event("response.completed", {"response": full})
 
         return StreamingResponse(events(), media_type="text/event-stream")
@@ -296,13 +372,29 @@ class LLMServer:
         call = self._resolve(body, body.get("messages", []), system)
         if isinstance(call, Response):
             if call.status_code == 404:
-                return JSONResponse({"type": "error", "error": {"type": "not_found_error", "message": json.loads(bytes(call.body))["error"]["message"]}}, status_code=404)
+                return JSONResponse(
+                    {
+                        "type": "error",
+                        "error": {
+                            "type": "not_found_error",
+                            "message": json.loads(bytes(call.body))["error"]["message"],
+                        },
+                    },
+                    status_code=404,
+                )
             return call
         await asyncio.sleep(call.spec.latency_ms / 1000)
         ident = f"msg_sim_{hashlib.blake2b(call.text.encode(), digest_size=6).hexdigest()}"
-        message = {"id": ident, "type": "message", "role": "assistant", "model": call.model,
-                   "content": [{"type": "text", "text": call.text}], "stop_reason": "end_turn", "stop_sequence": None,
-                   "usage": {"input_tokens": call.input_tokens, "output_tokens": call.output_tokens}}
+        message = {
+            "id": ident,
+            "type": "message",
+            "role": "assistant",
+            "model": call.model,
+            "content": [{"type": "text", "text": call.text}],
+            "stop_reason": "end_turn",
+            "stop_sequence": None,
+            "usage": {"input_tokens": call.input_tokens, "output_tokens": call.output_tokens},
+        }
         if not body.get("stream"):
             return JSONResponse(message)
 
@@ -310,14 +402,25 @@ class LLMServer:
             def event(kind: str, data: dict[str, Any]) -> bytes:
                 return f"event: {kind}\ndata: {json.dumps({'type': kind, **data})}\n\n".encode()
 
-            start = {**message, "content": [], "stop_reason": None, "usage": {"input_tokens": call.input_tokens, "output_tokens": 1}}
+            start = {
+                **message,
+                "content": [],
+                "stop_reason": None,
+                "usage": {"input_tokens": call.input_tokens, "output_tokens": 1},
+            }
             yield event("message_start", {"message": start})
             yield event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})
             for piece in _pieces(call.text, call.spec.words_per_chunk):
                 await asyncio.sleep(call.spec.chunk_ms / 1000)
                 yield event("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": piece}})
             yield event("content_block_stop", {"index": 0})
-            yield event("message_delta", {"delta": {"stop_reason": "end_turn", "stop_sequence": None}, "usage": {"output_tokens": call.output_tokens}})
+            yield event(
+                "message_delta",
+                {
+                    "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                    "usage": {"output_tokens": call.output_tokens},
+                },
+            )
             yield event("message_stop", {})
 
         return StreamingResponse(events(), media_type="text/event-stream")
@@ -328,11 +431,28 @@ class LLMServer:
         model = str(body.get("model", ""))
         spec = self.spec(model)
         if spec is None or spec.style != "embedding":
-            return JSONResponse({"error": {"message": f"The model `{model}` does not exist or is not an embeddings model (simulated server)", "type": "invalid_request_error", "code": "model_not_found"}}, status_code=404)
+            return JSONResponse(
+                {
+                    "error": {
+                        "message": f"The model `{model}` does not exist or is not an embeddings model (simulated server)",
+                        "type": "invalid_request_error",
+                        "code": "model_not_found",
+                    }
+                },
+                status_code=404,
+            )
         raw = body.get("input")
         texts = [raw] if isinstance(raw, str) else raw
         if not isinstance(texts, list) or not texts or not all(isinstance(t, str) and t for t in texts):
-            return JSONResponse({"error": {"message": "input must be a non-empty string or a list of non-empty strings", "type": "invalid_request_error"}}, status_code=400)
+            return JSONResponse(
+                {
+                    "error": {
+                        "message": "input must be a non-empty string or a list of non-empty strings",
+                        "type": "invalid_request_error",
+                    }
+                },
+                status_code=400,
+            )
         await asyncio.sleep(spec.latency_ms / 1000)
         as_base64 = body.get("encoding_format") == "base64"
         data = []
@@ -341,7 +461,9 @@ class LLMServer:
             value: Any = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode() if as_base64 else vector
             data.append({"object": "embedding", "index": index, "embedding": value})
         tokens = sum(len(t.split()) for t in texts)
-        return JSONResponse({"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+        return JSONResponse(
+            {"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+        )
 
     def app(self) -> Starlette:
         return Starlette(
@@ -357,9 +479,13 @@ class LLMServer:
     def start(self) -> LLMServer:
         import uvicorn
 
-        config = uvicorn.Config(self.app(), host=self.host, port=self.port, log_level="warning", access_log=False, lifespan="off")
+        config = uvicorn.Config(
+            self.app(), host=self.host, port=self.port, log_level="warning", access_log=False, lifespan="off"
+        )
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._server.serve()), name="llm-server", daemon=True)
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(self._server.serve()), name="llm-server", daemon=True
+        )
         self._thread.start()
         deadline = time.monotonic() + 10
         while not self._server.started:
@@ -397,7 +523,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Simulated OpenAI/Anthropic-compatible server (SIMULATED models).")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8099)
-    parser.add_argument("--any-model", action="store_true", help="answer any model name (a plain simulated model) instead of a 404")
+    parser.add_argument(
+        "--any-model", action="store_true", help="answer any model name (a plain simulated model) instead of a 404"
+    )
     args = parser.parse_args()
     server = LLMServer(host=args.host, port=args.port, any_model=args.any_model).start()
     print(f"simulated models on {server.openai_url} (OpenAI) and {server.anthropic_url} (Anthropic); Ctrl-C stops")

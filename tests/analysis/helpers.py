@@ -78,13 +78,29 @@ def write_pairs(
         )
         spans.append(primary)
         spans.append(
-            arm_spans(trace_id, primary.span_id, "candidate", "C", float(candidate_ms[i]),
-                      "error" if ce[i] else "ok", f"other-{i}" if cd[i] else "same", experiment)
+            arm_spans(
+                trace_id,
+                primary.span_id,
+                "candidate",
+                "C",
+                float(candidate_ms[i]),
+                "error" if ce[i] else "ok",
+                f"other-{i}" if cd[i] else "same",
+                experiment,
+            )
         )
         if replicate_differs is not None:
             spans.append(
-                arm_spans(trace_id, primary.span_id, "replicate", "P", float(primary_ms[i]), "ok",
-                          f"again-{i}" if replicate_differs[i] else "same", experiment)
+                arm_spans(
+                    trace_id,
+                    primary.span_id,
+                    "replicate",
+                    "P",
+                    float(primary_ms[i]),
+                    "ok",
+                    f"again-{i}" if replicate_differs[i] else "same",
+                    experiment,
+                )
             )
     with Store.open(path) as store:
         writer = Writer(store)

@@ -22,7 +22,9 @@ def run(path: Path, calls: int = 160) -> None:
     scheduler = Scheduler(workers=2, max_pending=1000)
     shadow = Shadow(
         configs=[{"model": "primary"}, {"model": "shouting"}, {"model": "sloppy"}],
-        tracer_provider=provider, scheduler=scheduler, replicate_rate=1.0,
+        tracer_provider=provider,
+        scheduler=scheduler,
+        replicate_rate=1.0,
     )
 
     @shadow.experiment(name="extract")

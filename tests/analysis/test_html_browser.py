@@ -38,9 +38,17 @@ WIDTH = 1280
 
 # headless Chromium as root, with nothing started that would reach the network on its own
 FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-extensions", "--mute-audio", "--host-resolver-rules=MAP * ~NOTFOUND",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--mute-audio",
+    "--host-resolver-rules=MAP * ~NOTFOUND",
 )
 
 
@@ -50,7 +58,9 @@ def chromium_binary() -> str:
     if found:
         return found
     if os.environ.get("CI", "").lower() not in ("", "0", "false"):
-        pytest.fail("chromium is not installed but CI is set: .ci/run must install Debian's chromium (apt-get install chromium)")
+        pytest.fail(
+            "chromium is not installed but CI is set: .ci/run must install Debian's chromium (apt-get install chromium)"
+        )
     pytest.skip("chromium is not installed (apt-get install chromium); required in CI")
 
 
@@ -69,14 +79,21 @@ class Browser:
         # the child's ends are moved above 9 so that 3<& and 4>& cannot overwrite them (bash: dash takes one-digit fds only)
         to_browser_r, from_browser_w = (_above_nine(fd) for fd in (to_browser_r, from_browser_w))
         # the browser reads commands on fd 3 and writes replies and events on fd 4
-        command = (
-            f'exec "$0" "$@" 3<&{to_browser_r} 4>&{from_browser_w} {to_browser_r}<&- {from_browser_w}>&-'
-        )
+        command = f'exec "$0" "$@" 3<&{to_browser_r} 4>&{from_browser_w} {to_browser_r}<&- {from_browser_w}>&-'
         # the browser's own log goes to a file: a pipe nobody reads would fill and stall it
         self.log = profile.with_name("chromium.log")
         self._log = self.log.open("wb")
         self.process = subprocess.Popen(
-            ["bash", "-c", command, binary, *FLAGS, "--remote-debugging-pipe", f"--user-data-dir={profile}", "about:blank"],
+            [
+                "bash",
+                "-c",
+                command,
+                binary,
+                *FLAGS,
+                "--remote-debugging-pipe",
+                f"--user-data-dir={profile}",
+                "about:blank",
+            ],
             pass_fds=(to_browser_r, from_browser_w),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -110,14 +127,16 @@ class Browser:
         message, self._buffer = self._buffer.split(b"\0", 1)
         return json.loads(message)
 
-    def send(self, method: str, params: dict[str, Any] | None = None, session: bool = False, timeout: float = 60.0) -> dict[str, Any]:
+    def send(
+        self, method: str, params: dict[str, Any] | None = None, session: bool = False, timeout: float = 60.0
+    ) -> dict[str, Any]:
         self._id += 1
         message: dict[str, Any] = {"id": self._id, "method": method, "params": params or {}}
         if session:
             message["sessionId"] = self.session
         data = json.dumps(message).encode() + b"\0"
         while data:
-            data = data[os.write(self._to_browser, data):]
+            data = data[os.write(self._to_browser, data) :]
         deadline = time.monotonic() + timeout
         while (reply := self._read(deadline)) is not None:
             if reply.get("id") != self._id:
@@ -137,7 +156,11 @@ class Browser:
             self.events.append(message)
 
     def open(self, url: str) -> None:
-        self.send("Emulation.setDeviceMetricsOverride", {"width": WIDTH, "height": 900, "deviceScaleFactor": 1, "mobile": False}, session=True)
+        self.send(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": WIDTH, "height": 900, "deviceScaleFactor": 1, "mobile": False},
+            session=True,
+        )
         self.send("Page.navigate", {"url": url}, session=True)
         self.wait_for("Page.loadEventFired")
         self.evaluate("0")  # a round trip: what the page logged while loading has arrived by now
@@ -157,7 +180,12 @@ class Browser:
                 details = params["exceptionDetails"]
                 found.append("uncaught: " + str(details.get("exception", {}).get("description") or details.get("text")))
             elif e.get("method") == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
-                found.append("console." + params["type"] + ": " + " ".join(str(a.get("value", a.get("description"))) for a in params.get("args", [])))
+                found.append(
+                    "console."
+                    + params["type"]
+                    + ": "
+                    + " ".join(str(a.get("value", a.get("description"))) for a in params.get("args", []))
+                )
             elif e.get("method") == "Log.entryAdded" and params["entry"].get("level") == "error":
                 found.append(f"{params['entry'].get('source')}: {params['entry'].get('text')}")
         return found
@@ -169,7 +197,9 @@ class Browser:
         """The whole page, not just the window."""
         size = self.send("Page.getLayoutMetrics", session=True)["cssContentSize"]
         clip = {"x": 0, "y": 0, "width": WIDTH, "height": size["height"], "scale": 1}
-        shot = self.send("Page.captureScreenshot", {"format": "png", "clip": clip, "captureBeyondViewport": True}, session=True)
+        shot = self.send(
+            "Page.captureScreenshot", {"format": "png", "clip": clip, "captureBeyondViewport": True}, session=True
+        )
         return base64.b64decode(shot["data"])
 
     def close(self) -> None:
@@ -209,7 +239,9 @@ def test_the_browser_check_sees_console_errors_and_uncaught_exceptions(tmp_path:
     assert "canary-console" in errors and "canary-throw" in errors, errors
 
 
-def test_the_html_report_shows_each_verdict_in_chromium_offline_without_console_errors(tmp_path: Path, browser: Browser) -> None:
+def test_the_html_report_shows_each_verdict_in_chromium_offline_without_console_errors(
+    tmp_path: Path, browser: Browser
+) -> None:
     db = tmp_path / "s.duckdb"
     routes = ["/a" if i % 3 else "/b" for i in range(3000)]
     p, c = lognormal_pairs(3000, seed=3)
@@ -218,11 +250,27 @@ def test_the_html_report_shows_each_verdict_in_chromium_offline_without_console_
     write_pairs(db, p, c, experiment="search", routes=routes)
     assert {x.experiment: x.verdict for x in report_of(db).candidates} == {"checkout": "PASS", "search": "FAIL"}
     with Store.open(db) as store:  # and a canary cohort: its own section, after the candidates
-        write_cohorts(store, "chat", canary=300, primary=300, at=dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc), seed=5)
+        write_cohorts(
+            store, "chat", canary=300, primary=300, at=dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc), seed=5
+        )
 
     rendered = subprocess.run(
-        [sys.executable, "-m", "otel_shadow", "report", "--format", "html", "--db", str(db), "--segment-by", "http.route"],
-        capture_output=True, text=True, timeout=300, check=False,
+        [
+            sys.executable,
+            "-m",
+            "otel_shadow",
+            "report",
+            "--format",
+            "html",
+            "--db",
+            str(db),
+            "--segment-by",
+            "http.route",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert rendered.returncode == 0, rendered.stderr
     page = tmp_path / "report.html"

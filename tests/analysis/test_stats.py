@@ -71,7 +71,9 @@ def test_fixed_interval_is_the_normal_interval_and_inverts_to_its_p_value() -> N
     assert fixed_p_value(-1.0, 1.0) == 1.0
     # a fixed interval is narrower than the confidence sequence at every count
     rho2 = cs_rho2(0.05, 5000)
-    assert all(float(fixed_half_width(1.0, 0.05)) < float(cs_half_width(1.0, n, 0.05, rho2)) for n in (100, 2000, 10**6))
+    assert all(
+        float(fixed_half_width(1.0, 0.05)) < float(cs_half_width(1.0, n, 0.05, rho2)) for n in (100, 2000, 10**6)
+    )
 
 
 def test_confidence_sequence_keeps_its_level_over_twenty_looks() -> None:
@@ -114,7 +116,9 @@ def test_bootstrap_does_not_depend_on_the_order_pairs_are_read_in() -> None:
     primary = rng.lognormal(5, 0.5, n)
     candidate = primary * rng.lognormal(0, 0.2, n)
     order = rng.permutation(n)
-    assert paired_quantile_ratios(primary, candidate, seed=3) == paired_quantile_ratios(primary[order], candidate[order], seed=3)
+    assert paired_quantile_ratios(primary, candidate, seed=3) == paired_quantile_ratios(
+        primary[order], candidate[order], seed=3
+    )
 
 
 def _binomial_tail(x: float, a: int, b: int) -> float:

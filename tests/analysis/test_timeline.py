@@ -20,6 +20,7 @@ def test_a_candidate_that_slows_down_half_way_passes_early_and_fails_at_the_end(
     c = np.where(np.arange(3000) < 1500, c, c * 2.0)  # pairs are 1 ms apart: slower from the 1,500th on
     write_pairs(db, p, c)
     with Store.open(db, read_only=True) as store:
+
         def query(sql: str) -> tuple[list[str], list[tuple[object, ...]]]:
             return _rows(store, sql)
 
@@ -43,6 +44,7 @@ def test_no_pairs_is_an_empty_timeline_and_too_many_cutoffs_are_refused(tmp_path
     db = tmp_path / "s.duckdb"
     Store.open(db).close()
     with Store.open(db, read_only=True) as store:
+
         def query(sql: str) -> tuple[list[str], list[tuple[object, ...]]]:
             return _rows(store, sql)
 

@@ -77,7 +77,9 @@ def test_fixed_inference_is_narrower_and_says_it_holds_for_one_read_only(tmp_pat
     assert a.interval is not None and f.interval is not None
     assert a.interval[0] < f.interval[0] and f.interval[1] < a.interval[1]
     assert (anytime.verdict, fixed.verdict) == ("MARGINAL", "FAIL")
-    assert "fixed-sample intervals (inference: fixed), valid only when this report is read once" in render_text(fixed_report)
+    assert "fixed-sample intervals (inference: fixed), valid only when this report is read once" in render_text(
+        fixed_report
+    )
     assert json.loads(render_json(fixed_report))["thresholds"]["inference"] == "fixed"
     with pytest.raises(ConfigError, match=r"inference='sometimes' must be one of \['anytime', 'fixed'\]"):
         Thresholds.from_mapping({"inference": "sometimes"})
@@ -97,13 +99,17 @@ def test_agreement_is_judged_against_the_replicate_noise_floor(tmp_path: Path) -
     p, c = lognormal_pairs(n, seed=6)
     # the primary config disagrees with itself 40% of the time (temperature > 0): a candidate that
     # disagrees as often has not regressed, even though 60% agreement is far from 1.0
-    write_pairs(tmp_path / "noisy.duckdb", p, c, candidate_differs=rng.random(n) < 0.4, replicate_differs=rng.random(n) < 0.4)
+    write_pairs(
+        tmp_path / "noisy.duckdb", p, c, candidate_differs=rng.random(n) < 0.4, replicate_differs=rng.random(n) < 0.4
+    )
     (noisy,) = report_of(tmp_path / "noisy.duckdb").candidates
     agreement = gate(noisy, "agreement")
     assert agreement.status == "PASS" and noisy.verdict == "PASS", noisy.reasons
     assert agreement.details["floor_rate"] == pytest.approx(0.6, abs=0.05)
     assert noisy.metrics["noise_floor_exact_match_rate"] == agreement.details["floor_rate"]
-    write_pairs(tmp_path / "worse.duckdb", p, c, candidate_differs=rng.random(n) < 0.7, replicate_differs=rng.random(n) < 0.4)
+    write_pairs(
+        tmp_path / "worse.duckdb", p, c, candidate_differs=rng.random(n) < 0.7, replicate_differs=rng.random(n) < 0.4
+    )
     (worse,) = report_of(tmp_path / "worse.duckdb").candidates
     assert gate(worse, "agreement").status == "FAIL" and worse.verdict == "FAIL"
     assert "noise floor" in gate(worse, "agreement").reason
@@ -141,10 +147,22 @@ def test_json_is_the_documented_schema(tmp_path: Path) -> None:
     assert data == report.to_dict()
     assert data["schema"] == SCHEMA and data["verdict"] == "FAIL"
     (candidate,) = data["candidates"]
-    assert {"experiment", "candidate_config_id", "primary_config_id", "verdict", "reasons", "metrics", "gates",
-            "notes", "promote", "worth_promoting"} <= set(candidate)
+    assert {
+        "experiment",
+        "candidate_config_id",
+        "primary_config_id",
+        "verdict",
+        "reasons",
+        "metrics",
+        "gates",
+        "notes",
+        "promote",
+        "worth_promoting",
+    } <= set(candidate)
     p95 = next(g for g in candidate["gates"] if g["name"] == "latency_p95")
-    assert {"estimate", "interval", "limit", "pass_limit", "status", "level", "p_value", "n", "unit", "reason"} <= set(p95)
+    assert {"estimate", "interval", "limit", "pass_limit", "status", "level", "p_value", "n", "unit", "reason"} <= set(
+        p95
+    )
     assert p95["unit"] == "ratio" and p95["interval"][0] <= p95["estimate"] <= p95["interval"][1]
     assert p95["estimate"] == pytest.approx(candidate["metrics"]["p95_ratio"])
 
@@ -203,7 +221,9 @@ def test_a_failing_segment_fails_the_candidate_and_critical_segments_must_pass(t
     ).candidates
     assert strict.verdict == "FAIL"  # FAIL still ranks first
     write_pairs(tmp_path / "ok.duckdb", p[:n_chat], c[:n_chat], routes=routes[:n_chat])
-    (ok,) = report_of(tmp_path / "ok.duckdb", Thresholds(critical_segments=("/refund",)), segment_by="http.route").candidates
+    (ok,) = report_of(
+        tmp_path / "ok.duckdb", Thresholds(critical_segments=("/refund",)), segment_by="http.route"
+    ).candidates
     assert ok.verdict == "INSUFFICIENT" and "critical segment http.route=/refund has no pairs" in ok.reasons
 
 
@@ -224,10 +244,16 @@ def test_html_report_plots_each_segments_interval_per_gate_on_one_shared_scale(t
     by = {s.segment: s for s in candidate.segments}
     status = {s: next(g.status for g in by[s].gates if g.name == "error_rate") for s in by}
     assert [label for _, label in rows] == [
-        "all pairs · FAIL", f"/chat (critical) · {status['/chat']}", "/check&lt;b&gt;out · FAIL",  # escaped
+        "all pairs · FAIL",
+        f"/chat (critical) · {status['/chat']}",
+        "/check&lt;b&gt;out · FAIL",  # escaped
     ]
     # one scale: every row's FAIL line at the same x, and the broken segment's estimate right of the other's
-    limits = set(re.findall(r'<line x1="([\d.]+)" x2="[\d.]+" y1="\d+" y2="\d+" stroke="#cf222e" stroke-dasharray', figure.group(1)))
+    limits = set(
+        re.findall(
+            r'<line x1="([\d.]+)" x2="[\d.]+" y1="\d+" y2="\d+" stroke="#cf222e" stroke-dasharray', figure.group(1)
+        )
+    )
     assert len(limits) == 1
     dots = [float(x) for x in re.findall(r'<circle cx="([\d.]+)"', figure.group(1))]
     assert len(dots) == 3 and dots[2] > dots[1] and float(limits.pop()) <= dots[2]
@@ -269,5 +295,7 @@ def test_html_report_is_self_contained_and_shows_the_verdicts(tmp_path: Path) ->
     assert not [a for _, attrs in parsed.tags for k, a in attrs.items() if k in ("src", "href")]
     assert "svg" in tags and "polyline" in tags  # the interval and latency plots
     text = " ".join(parsed.text)
-    assert "FAIL" in text and "p95 latency +" in text and "/chat<script>alert(1)</script>" in text  # escaped, shown as text
+    assert (
+        "FAIL" in text and "p95 latency +" in text and "/chat<script>alert(1)</script>" in text
+    )  # escaped, shown as text
     (tmp_path / "report.html").write_text(page)

@@ -69,7 +69,9 @@ def test_the_request_a_dying_worker_held_is_decoded_again_and_stored(start_colle
     (worker,) = _workers(collector)
     os.kill(worker, signal.SIGSTOP)  # the worker hangs with the next request in hand…
     answers: list[Any] = []
-    sender = threading.Thread(target=lambda: answers.append(grpc_export(collector, request(*pair()).SerializeToString())))
+    sender = threading.Thread(
+        target=lambda: answers.append(grpc_export(collector, request(*pair()).SerializeToString()))
+    )
     sender.start()
     _wait_for(lambda: collector.pipeline.inflight_bytes > 0)
     time.sleep(0.2)  # the request is in the worker's queue or in its hands
@@ -94,7 +96,9 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
     """A 16 MiB tmpfs: a real file system that really fills up (needs root to mount)."""
     mount = tmp_path / "tiny"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)], capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)], capture_output=True, text=True
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs to fill up (needs root): {done.stderr.strip()}")
     try:
@@ -167,7 +171,9 @@ def test_a_restart_on_a_full_disk_says_no_space_left_in_one_line(tiny_disk: Path
     _fill(tiny_disk, leave=0)
     out = subprocess.run(
         [sys.executable, "-m", "otel_shadow", "collector", "--db", str(db), "--grpc-port", "0", "--http-port", "0"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert out.returncode == 2
     assert "Traceback" not in out.stderr
@@ -195,4 +201,3 @@ def test_a_store_that_keeps_failing_makes_readyz_then_healthz_say_so(
     monkeypatch.undo()  # the store works again: the writer's probe finds out without any traffic
     _wait_for(lambda: httpx.get(http_url(collector, "/readyz")).status_code == 200)
     assert httpx.get(http_url(collector, "/healthz")).status_code == 200
-

@@ -31,7 +31,9 @@ def test_python_sdk_exporters(collector: Collector, transport: str) -> None:
     provider = TracerProvider(resource=Resource.create({"service.name": f"py-{transport}"}))
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("interop")
-    primary = tracer.start_span("exp", attributes={"shadow.experiment": "exp", "shadow.role": "primary", "gen_ai.usage.output_tokens": 40})
+    primary = tracer.start_span(
+        "exp", attributes={"shadow.experiment": "exp", "shadow.role": "primary", "gen_ai.usage.output_tokens": 40}
+    )
     primary.add_event("first_chunk", {"index": 1})
     primary.end()
     ctx = primary.get_span_context()
@@ -65,13 +67,18 @@ def js_sdk() -> Path:
 def test_javascript_sdk_otlp_http_json(collector: Collector, js_sdk: Path) -> None:
     out = subprocess.run(
         ["node", str(js_sdk / "send.js"), f"http://127.0.0.1:{collector.http_port}/v1/traces"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert out.returncode == 0, out.stderr
     sent = json.loads(out.stdout)
     sources = query(collector, "SELECT DISTINCT source FROM ingest_batches")
     assert sources == [("otlp-http-json",)]
-    pairs = query(collector, "SELECT hex_trace_id(trace_id), hex_span_id(primary_span_id), hex_span_id(candidate_span_id), primary_input_tokens FROM shadow_pairs")
+    pairs = query(
+        collector,
+        "SELECT hex_trace_id(trace_id), hex_span_id(primary_span_id), hex_span_id(candidate_span_id), primary_input_tokens FROM shadow_pairs",
+    )
     assert pairs == [(sent["trace"], sent["primary"], sent["candidate"], 12)]
     attrs = query(collector, "SELECT attributes FROM spans WHERE role = 'primary'")[0][0]
     assert json.loads(attrs)["ratio"] == 0.5 and json.loads(attrs)["ok"] is True

@@ -105,7 +105,10 @@ def _many_events(s: Span) -> None:
 SPAN_CASES: dict[str, tuple[Span, str]] = {
     "a span kind of 1000": (with_span(lambda s: setattr(s, "kind", 1000)), "kind 1000"),
     "70,000 events": (with_span(_many_events), "70000 events"),
-    "a start time of 2^64-1": (with_span(lambda s: setattr(s, "start_time_unix_nano", 2**64 - 1)), "start_time_unix_nano"),
+    "a start time of 2^64-1": (
+        with_span(lambda s: setattr(s, "start_time_unix_nano", 2**64 - 1)),
+        "start_time_unix_nano",
+    ),
     "an end time of 2^63-1": (with_span(lambda s: setattr(s, "end_time_unix_nano", 2**63 - 1)), "end_time_unix_nano"),
     "a token count wider than int64": (
         with_span(lambda s: None, {"gen_ai.usage.input_tokens": 1e30}),
@@ -133,6 +136,7 @@ def test_a_span_with_a_value_out_of_range_is_rejected_alone_with_a_reason(collec
 
 def _nested_attribute_request(depth: int) -> bytes:
     """A valid request but for one attribute: an array nested ``depth`` deep."""
+
     def field(number: int, payload: bytes) -> bytes:
         return _varint(number << 3 | 2) + _varint(len(payload)) + payload
 
@@ -158,7 +162,10 @@ def _varint(n: int) -> bytes:
 _SPAN_JSON = '{"traceId":"' + "ab" * 16 + '","spanId":"' + "cd" * 8 + '","name":"x"'
 REQUEST_CASES: dict[str, dict[str, tuple[bytes, str]]] = {
     "a JSON integer with 5,000 digits": {
-        "http-json": (('{"resourceSpans":[{"scopeSpans":[{"spans":[' + _SPAN_JSON + ',"kind":' + "9" * 5000 + "}]}]}]}").encode(), "digits"),
+        "http-json": (
+            ('{"resourceSpans":[{"scopeSpans":[{"spans":[' + _SPAN_JSON + ',"kind":' + "9" * 5000 + "}]}]}]}").encode(),
+            "digits",
+        ),
     },
     "nesting a thousand deep": {
         "http-json": (b'{"resourceSpans":[{"x":' + b"[" * 1000 + b"]" * 1000 + b"}]}", "nested too deeply"),
@@ -167,8 +174,12 @@ REQUEST_CASES: dict[str, dict[str, tuple[bytes, str]]] = {
     },
     "a JSON intValue wider than int64": {
         "http-json": (
-            ('{"resourceSpans":[{"scopeSpans":[{"spans":[' + _SPAN_JSON + ',"attributes":[{"key":"gen_ai.usage.input_tokens",'
-             '"value":{"intValue":"99999999999999999999"}}]}]}]}]}').encode(),
+            (
+                '{"resourceSpans":[{"scopeSpans":[{"spans":['
+                + _SPAN_JSON
+                + ',"attributes":[{"key":"gen_ai.usage.input_tokens",'
+                '"value":{"intValue":"99999999999999999999"}}]}]}]}]}'
+            ).encode(),
             "intValue",
         ),
     },
@@ -188,7 +199,9 @@ def test_a_request_that_cannot_be_decoded_is_invalid_argument_with_a_reason(coll
 # ---- one status table for both receivers -----------------------------------------------------------
 
 
-def test_both_transports_answer_every_outcome_from_the_one_table(start_collector: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_both_transports_answer_every_outcome_from_the_one_table(
+    start_collector: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """HTTP used to answer 413 with an INVALID_ARGUMENT body while gRPC said RESOURCE_EXHAUSTED."""
     collector = start_collector(token="s3cret", max_request_bytes=64 * 1024)
     auth = {"Authorization": "Bearer s3cret"}
@@ -307,7 +320,9 @@ def test_grpc_is_refused_before_decoding_when_http_bodies_fill_the_in_flight_lim
     holder = _open(collector, {"Content-Length": "900000"}, b"x")
     assert eventually(lambda: collector.pipeline.inflight_bytes == 900_000)
     with pytest.raises(grpc.RpcError) as info:
-        grpc_export(collector, request(*[s for _ in range(20) for s in pair(primary_hash="h" * 10_000)]).SerializeToString())
+        grpc_export(
+            collector, request(*[s for _ in range(20) for s in pair(primary_hash="h" * 10_000)]).SerializeToString()
+        )
     assert info.value.code() == grpc.StatusCode.UNAVAILABLE and "capacity" in (info.value.details() or "")
     holder.close()
     assert eventually(lambda: collector.pipeline.inflight_bytes == 0)
@@ -325,7 +340,11 @@ def test_what_a_request_held_is_let_go_whatever_its_answer(start_collector: Any)
         httpx.post(http_url(collector), content=b"\x0a\xff\xff", headers=PROTOBUF),
         httpx.post(http_url(collector), content=b"{not json", headers={"Content-Type": "application/json"}),
         httpx.post(http_url(collector), content=bomb, headers={**PROTOBUF, "Content-Encoding": "gzip"}),
-        httpx.post(http_url(collector), content=gzip.compress(b"x" * 1000)[:-8], headers={**PROTOBUF, "Content-Encoding": "gzip"}),
+        httpx.post(
+            http_url(collector),
+            content=gzip.compress(b"x" * 1000)[:-8],
+            headers={**PROTOBUF, "Content-Encoding": "gzip"},
+        ),
     ]
     assert [a.status_code for a in answers] == [200, 400, 400, 413, 400]
     assert collector.pipeline.inflight_bytes == 0

@@ -158,7 +158,9 @@ def test_size_limit_applies_after_decompression(start_collector: Any) -> None:
     collector = start_collector(max_request_bytes=64 * 1024)
     bomb = gzip.compress(b"\0" * (1024 * 1024))  # ~1 KiB that inflates to 1 MiB
     answer = httpx.post(
-        http_url(collector), content=bomb, headers={"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"}
+        http_url(collector),
+        content=bomb,
+        headers={"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"},
     )
     assert len(bomb) < 64 * 1024 and answer.status_code == 413
     big = request(*[s for _ in range(300) for s in pair(primary_hash="x" * 300)]).SerializeToString()
@@ -166,7 +168,10 @@ def test_size_limit_applies_after_decompression(start_collector: Any) -> None:
     with pytest.raises(grpc.RpcError) as info:
         grpc_export(collector, big)
     assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert httpx.post(http_url(collector), content=big, headers={"Content-Type": "application/x-protobuf"}).status_code == 413
+    assert (
+        httpx.post(http_url(collector), content=big, headers={"Content-Type": "application/x-protobuf"}).status_code
+        == 413
+    )
 
 
 def test_wrong_method_and_content_type(collector: Collector) -> None:
@@ -176,7 +181,10 @@ def test_wrong_method_and_content_type(collector: Collector) -> None:
 
 def test_empty_request_is_success(collector: Collector) -> None:
     assert grpc_export(collector, b"") == b""
-    assert httpx.post(http_url(collector), content=b"", headers={"Content-Type": "application/x-protobuf"}).status_code == 200
+    assert (
+        httpx.post(http_url(collector), content=b"", headers={"Content-Type": "application/x-protobuf"}).status_code
+        == 200
+    )
 
 
 def test_by_default_only_shadow_spans_are_stored_and_the_rest_counted(start_collector: Any) -> None:

@@ -79,9 +79,16 @@ def _poisoned(prepared: Prepared, rows: list[int]) -> Prepared:
     ends = spans.column("end_time").cast(pa.int64()).to_pylist()
     for i in rows:
         ends[i] = NEVER
-    spans = spans.set_column(spans.schema.get_field_index("end_time"), "end_time", pa.array(ends, pa.int64()).cast(pa.timestamp("ns")))
+    spans = spans.set_column(
+        spans.schema.get_field_index("end_time"), "end_time", pa.array(ends, pa.int64()).cast(pa.timestamp("ns"))
+    )
     r = prepared.rows
-    return Prepared(Rows(spans, r.links, r.events, r.rejected, r.errors, r.received), prepared.batch_id, prepared.source, prepared.size)
+    return Prepared(
+        Rows(spans, r.links, r.events, r.rejected, r.errors, r.received),
+        prepared.batch_id,
+        prepared.source,
+        prepared.size,
+    )
 
 
 def test_spans_duckdb_refuses_at_commit_fail_alone_and_the_collector_stays_ready(
@@ -89,7 +96,10 @@ def test_spans_duckdb_refuses_at_commit_fail_alone_and_the_collector_stays_ready
 ) -> None:
     collector = start_collector(max_wait_ms=200.0, decode_workers=0)
     pipeline = collector.pipeline
-    innocent = [pipeline.prepare(request(*pair(experiment="innocent")).SerializeToString(), "protobuf", "test") for _ in range(3)]
+    innocent = [
+        pipeline.prepare(request(*pair(experiment="innocent")).SerializeToString(), "protobuf", "test")
+        for _ in range(3)
+    ]
     body = request(*[s for _ in range(20) for s in pair(experiment="poison")]).SerializeToString()
     poison = _poisoned(pipeline.prepare(body, "protobuf", "test"), [3, 17, 38])
     group = [innocent[0], poison, innocent[1], innocent[2]]
@@ -104,7 +114,9 @@ def test_spans_duckdb_refuses_at_commit_fail_alone_and_the_collector_stays_ready
     pipeline.admit(poison.size)
     again = pipeline.enqueue(poison, poison.size).result(30)
     assert again.duplicate and again.stored == 0
-    assert query(collector, "SELECT experiment, count(*), count(DISTINCT span_id) FROM spans GROUP BY ALL ORDER BY 1") == [
+    assert query(
+        collector, "SELECT experiment, count(*), count(DISTINCT span_id) FROM spans GROUP BY ALL ORDER BY 1"
+    ) == [
         ("innocent", 6, 6),
         ("poison", 37, 37),
     ]

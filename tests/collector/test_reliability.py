@@ -29,7 +29,9 @@ from ..store.otlp import pair, request
 from .test_otlp import grpc_export, http_url, query
 
 
-def test_overload_is_refused_with_retry_hints_not_dropped(start_collector: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_overload_is_refused_with_retry_hints_not_dropped(
+    start_collector: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     collector = start_collector(max_inflight_bytes=1)  # one request in flight at a time
     release = threading.Event()
     real_commit = Writer.commit
@@ -52,7 +54,11 @@ def test_overload_is_refused_with_retry_hints_not_dropped(start_collector: Any, 
     retry = error_details_pb2.RetryInfo()
     assert status.details[0].Unpack(retry) and retry.retry_delay.seconds >= 1
     assert "google.rpc.retryinfo-bin" in trailers
-    answer = httpx.post(http_url(collector), content=request(*pair()).SerializeToString(), headers={"Content-Type": "application/x-protobuf"})
+    answer = httpx.post(
+        http_url(collector),
+        content=request(*pair()).SerializeToString(),
+        headers={"Content-Type": "application/x-protobuf"},
+    )
     assert answer.status_code == 503 and int(answer.headers["Retry-After"]) >= 1
     release.set()
     first.join(20)
@@ -60,7 +66,9 @@ def test_overload_is_refused_with_retry_hints_not_dropped(start_collector: Any, 
     assert collector.stats()["requests_refused"] == 2
 
 
-def test_storage_failure_is_retryable_and_readiness_follows(collector: Collector, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_storage_failure_is_retryable_and_readiness_follows(
+    collector: Collector, monkeypatch: pytest.MonkeyPatch
+) -> None:
     real_commit, real_probe = Writer.commit, Writer.probe
 
     def failing(self: Writer, *batch: Any) -> Any:
@@ -68,13 +76,24 @@ def test_storage_failure_is_retryable_and_readiness_follows(collector: Collector
 
     monkeypatch.setattr(Writer, "commit", failing)
     monkeypatch.setattr(Writer, "probe", failing)  # the writer's own check that the store works again
-    answer = httpx.post(http_url(collector), content=request(*pair()).SerializeToString(), headers={"Content-Type": "application/x-protobuf"})
+    answer = httpx.post(
+        http_url(collector),
+        content=request(*pair()).SerializeToString(),
+        headers={"Content-Type": "application/x-protobuf"},
+    )
     assert answer.status_code == 503 and "storage unavailable" in status_pb2.Status.FromString(answer.content).message
     ready = httpx.get(http_url(collector, "/readyz"))
     assert ready.status_code == 503 and "commits failing" in ready.text
     monkeypatch.setattr(Writer, "commit", real_commit)
     monkeypatch.setattr(Writer, "probe", real_probe)
-    assert httpx.post(http_url(collector), content=request(*pair()).SerializeToString(), headers={"Content-Type": "application/x-protobuf"}).status_code == 200
+    assert (
+        httpx.post(
+            http_url(collector),
+            content=request(*pair()).SerializeToString(),
+            headers={"Content-Type": "application/x-protobuf"},
+        ).status_code
+        == 200
+    )
     assert httpx.get(http_url(collector, "/readyz")).status_code == 200
 
 
@@ -91,21 +110,51 @@ def test_fuzzed_bodies_never_crash_the_collector(collector: Collector, body: byt
 @given(
     doc=st.recursive(
         st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-        lambda children: st.lists(children, max_size=3) | st.dictionaries(
-            st.sampled_from(["resourceSpans", "scopeSpans", "spans", "traceId", "spanId", "attributes", "key", "value", "name", "links", "x"]),
-            children,
-            max_size=4,
+        lambda children: (
+            st.lists(children, max_size=3)
+            | st.dictionaries(
+                st.sampled_from(
+                    [
+                        "resourceSpans",
+                        "scopeSpans",
+                        "spans",
+                        "traceId",
+                        "spanId",
+                        "attributes",
+                        "key",
+                        "value",
+                        "name",
+                        "links",
+                        "x",
+                    ]
+                ),
+                children,
+                max_size=4,
+            )
         ),
         max_leaves=15,
     )
 )
 def test_fuzzed_otlp_json_shapes_are_400_or_stored(collector: Collector, doc: Any) -> None:
-    answer = httpx.post(http_url(collector), content=json.dumps(doc), headers={"Content-Type": "application/json"}, timeout=10)
+    answer = httpx.post(
+        http_url(collector), content=json.dumps(doc), headers={"Content-Type": "application/json"}, timeout=10
+    )
     assert answer.status_code in (200, 400), answer.text
     grpc_export(collector, request(*pair()).SerializeToString())  # the next good request still lands
 
 
-COLLECTOR = [sys.executable, "-m", "otel_shadow", "collector", "--grpc-port", "0", "--http-port", "0", "--log-level", "WARNING"]
+COLLECTOR = [
+    sys.executable,
+    "-m",
+    "otel_shadow",
+    "collector",
+    "--grpc-port",
+    "0",
+    "--http-port",
+    "0",
+    "--log-level",
+    "WARNING",
+]
 
 
 def _wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
@@ -188,7 +237,9 @@ def test_kill_9_under_load_loses_no_acknowledged_span(tmp_path: Path) -> None:
     acked = tmp_path / "acked.txt"
     proc, info = _start(db)
     loaders = [
-        subprocess.Popen([sys.executable, "-c", LOADER, str(info["grpc_port"]), str(acked), str(Path(__file__).parents[2])])
+        subprocess.Popen(
+            [sys.executable, "-c", LOADER, str(info["grpc_port"]), str(acked), str(Path(__file__).parents[2])]
+        )
         for _ in range(2)
     ]
     # killed under load: once the loaders have had batches acknowledged, while they send more
@@ -237,14 +288,28 @@ def test_sigterm_drains_commits_and_cli_reads_while_running(tmp_path: Path) -> N
         call(request(*pair()).SerializeToString(), timeout=10)
         channel.close()
         out = subprocess.run(
-            [sys.executable, "-m", "otel_shadow", "sql", "SELECT count(*) AS n FROM shadow_pairs", "--db", str(db), "--format", "json"],
-            capture_output=True, text=True, timeout=60,
+            [
+                sys.executable,
+                "-m",
+                "otel_shadow",
+                "sql",
+                "SELECT count(*) AS n FROM shadow_pairs",
+                "--db",
+                str(db),
+                "--format",
+                "json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert out.returncode == 0, out.stderr
         assert json.loads(out.stdout) == [{"n": 1}]
         report = subprocess.run(
             [sys.executable, "-m", "otel_shadow", "report", "--db", str(db), "--format", "json"],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert json.loads(report.stdout)["candidates"][0]["verdict"] == "INSUFFICIENT"
     finally:

@@ -118,7 +118,12 @@ def test_nothing_in_the_store_can_be_changed(stored: Collector, attack: str) -> 
     assert answer.status_code == 403, answer.text
     assert query(stored, "SELECT count(*) FROM spans") == [(2,)]
     assert query(stored, "SELECT count(*) FROM shadow_pairs") == [(1,)]
-    assert "pairs" in [c for c, in query(stored, "SELECT column_name FROM information_schema.columns WHERE table_name = 'shadow_summary'")]
+    assert "pairs" in [
+        c
+        for (c,) in query(
+            stored, "SELECT column_name FROM information_schema.columns WHERE table_name = 'shadow_summary'"
+        )
+    ]
 
 
 @pytest.mark.parametrize(

@@ -72,7 +72,9 @@ def test_the_cli_refuses_writes_on_a_read_only_file(db: Path, tmp_path: Path) ->
     target = tmp_path / "written"
     done = subprocess.run(
         [*CLI, "sql", "--db", str(db), f"EXPLAIN ANALYZE COPY (SELECT 'x') TO '{target}'"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 2 and "refused" in done.stderr and "Traceback" not in done.stderr
     assert not target.exists()
@@ -86,13 +88,19 @@ def test_the_cli_reaches_a_running_collector_with_the_token_from_its_info_file(s
     env = {k: v for k, v in os.environ.items() if k != "OTEL_SHADOW_COLLECTOR_TOKEN"}
     done = subprocess.run(
         [*CLI, "sql", "--db", collector.config.db, "--format", "json", "SELECT count(*) AS n FROM spans"],
-        capture_output=True, text=True, timeout=60, env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == [{"n": 2}]
     refused = subprocess.run(
         [*CLI, "sql", "--db", collector.config.db, "SELECT * FROM read_text('/etc/passwd')"],
-        capture_output=True, text=True, timeout=60, env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
     )
     assert refused.returncode == 2 and "refused" in refused.stderr and "root:" not in refused.stdout
 
@@ -111,7 +119,9 @@ def hold(db: Path) -> Iterator[Any]:
     holders: list[subprocess.Popen[str]] = []
 
     def start(mode: str, seconds: float) -> subprocess.Popen[str]:
-        holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(db), mode, str(seconds)], stdout=subprocess.PIPE, text=True)
+        holder = subprocess.Popen(
+            [sys.executable, "-c", HOLDER, str(db), mode, str(seconds)], stdout=subprocess.PIPE, text=True
+        )
         assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
         holders.append(holder)
         return holder

@@ -67,7 +67,9 @@ def test_a_wrong_metric_spec_is_a_clear_config_error(spec: Any, message: str) ->
 
 
 def test_candidate_and_replicate_spans_carry_the_metrics_the_primary_does_not(
-    tracer_provider: TracerProvider, span_exporter: InMemorySpanExporter, scheduler: Scheduler  # noqa: F811
+    tracer_provider: TracerProvider,
+    span_exporter: InMemorySpanExporter,
+    scheduler: Scheduler,  # noqa: F811
 ) -> None:
     shadow = make_shadow(tracer_provider, scheduler, replicate_rate=1.0)
 
@@ -88,7 +90,8 @@ def test_candidate_and_replicate_spans_carry_the_metrics_the_primary_does_not(
 
 
 def test_metrics_run_on_the_worker_not_the_callers_thread(
-    tracer_provider: TracerProvider, scheduler: Scheduler  # noqa: F811
+    tracer_provider: TracerProvider,
+    scheduler: Scheduler,  # noqa: F811
 ) -> None:
     threads: list[str] = []
 
@@ -108,7 +111,9 @@ def test_metrics_run_on_the_worker_not_the_callers_thread(
 
 
 def test_a_raising_metric_is_counted_and_never_felt(
-    tracer_provider: TracerProvider, span_exporter: InMemorySpanExporter, scheduler: Scheduler  # noqa: F811
+    tracer_provider: TracerProvider,
+    span_exporter: InMemorySpanExporter,
+    scheduler: Scheduler,  # noqa: F811
 ) -> None:
     reader = InMemoryMetricReader()
 
@@ -119,7 +124,9 @@ def test_a_raising_metric_is_counted_and_never_felt(
         return "not a number"
 
     shadow = make_shadow(
-        tracer_provider, scheduler, meter_provider=MeterProvider(metric_readers=[reader]),
+        tracer_provider,
+        scheduler,
+        meter_provider=MeterProvider(metric_readers=[reader]),
         metrics=["similarity", broken, {"returns_text": returns_text}],
     )
 
@@ -150,7 +157,9 @@ def test_a_raising_metric_is_counted_and_never_felt(
 
 
 def test_an_experiment_can_choose_its_own_metrics_or_none(
-    tracer_provider: TracerProvider, span_exporter: InMemorySpanExporter, scheduler: Scheduler  # noqa: F811
+    tracer_provider: TracerProvider,
+    span_exporter: InMemorySpanExporter,
+    scheduler: Scheduler,  # noqa: F811
 ) -> None:
     shadow = make_shadow(tracer_provider, scheduler)
 
@@ -172,7 +181,9 @@ def test_an_experiment_can_choose_its_own_metrics_or_none(
 
 
 def test_a_failed_primary_gives_its_candidates_nothing_to_compare_with(
-    tracer_provider: TracerProvider, span_exporter: InMemorySpanExporter, scheduler: Scheduler  # noqa: F811
+    tracer_provider: TracerProvider,
+    span_exporter: InMemorySpanExporter,
+    scheduler: Scheduler,  # noqa: F811
 ) -> None:
     shadow = make_shadow(tracer_provider, scheduler)
 

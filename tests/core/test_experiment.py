@@ -184,9 +184,7 @@ def test_sampling_rate_is_deterministic_for_a_key(
     assert first == again
     kept = sum(1 for s in first.values() if s == "ok")
     assert 60 < kept < 140  # about half
-    dropped = next(
-        r for r in spans_by_role(span_exporter)["primary"] if r.attributes[A.SHADOW_CANDIDATES_DROPPED]
-    )
+    dropped = next(r for r in spans_by_role(span_exporter)["primary"] if r.attributes[A.SHADOW_CANDIDATES_DROPPED])
     assert dropped.attributes[A.SHADOW_DROP_REASONS] == "sampling"
     assert dropped.attributes[A.SHADOW_SAMPLED] is False
 
@@ -346,7 +344,10 @@ def test_content_capture_is_opt_in_and_redacted(
     tracer_provider: TracerProvider, span_exporter: InMemorySpanExporter, scheduler: Scheduler
 ) -> None:
     shadow = make_shadow(
-        tracer_provider, scheduler, capture_content=True, redact=lambda text: text.replace("alice@example.com", "[email]")
+        tracer_provider,
+        scheduler,
+        capture_content=True,
+        redact=lambda text: text.replace("alice@example.com", "[email]"),
     )
 
     @shadow.experiment()

@@ -80,9 +80,7 @@ def test_the_ending_submitted_with_tasks_runs_on_a_free_worker_before_its_candid
 def test_the_ending_is_not_handed_over_when_every_worker_is_busy(tracer_provider: TracerProvider) -> None:
     scheduler = Scheduler(workers=1, max_pending=8)
     release = threading.Event()
-    shadow = Shadow(
-        [{"model": "p"}, {"model": "c"}], tracer_provider=tracer_provider, scheduler=scheduler, timeout=5
-    )
+    shadow = Shadow([{"model": "p"}, {"model": "c"}], tracer_provider=tracer_provider, scheduler=scheduler, timeout=5)
 
     @shadow.experiment()
     def generate(config: Config) -> str:
@@ -159,9 +157,7 @@ def test_a_finished_candidate_is_not_kept_until_its_deadline(tracer_provider: Tr
 
     outputs: list[weakref.ref[Output]] = []
     scheduler = Scheduler(workers=2, max_pending=64)
-    shadow = Shadow(
-        [{"model": "p"}, {"model": "c"}], tracer_provider=tracer_provider, scheduler=scheduler, timeout=60
-    )
+    shadow = Shadow([{"model": "p"}, {"model": "c"}], tracer_provider=tracer_provider, scheduler=scheduler, timeout=60)
 
     @shadow.experiment()
     def generate(config: Config) -> Any:

@@ -79,7 +79,9 @@ NO_SDK_SPANS: dict[str, Any] = {"open_telemetry": False} if ANTHROPIC_TRACES_ITS
 
 @pytest.fixture
 def claude(llm_server: LLMServer) -> Iterator[anthropic.Anthropic]:
-    with anthropic.Anthropic(base_url=llm_server.anthropic_url, api_key="test-key", max_retries=0, **NO_SDK_SPANS) as client:
+    with anthropic.Anthropic(
+        base_url=llm_server.anthropic_url, api_key="test-key", max_retries=0, **NO_SDK_SPANS
+    ) as client:
         yield client
 
 

@@ -56,29 +56,42 @@ def run(tmp_path: Path, llm_server: Any, ending: str) -> Path:
         "LLM_URL": llm_server.openai_url,
     }
     instrument = Path(sys.executable).parent / "opentelemetry-instrument"
-    out = subprocess.run([str(instrument), sys.executable, str(tmp_path / "app.py"), ending],
-                         env=env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [str(instrument), sys.executable, str(tmp_path / "app.py"), ending],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     return db
 
 
 def report(db: Path) -> dict[str, Any]:
     cli = Path(sys.executable).parent / "otel-shadow"
-    out = subprocess.run([str(cli), "report", "--db", str(db), "--format", "json", "--min-pairs", "1"],
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [str(cli), "report", "--db", str(db), "--format", "json", "--min-pairs", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     (row,) = json.loads(out.stdout)["candidates"]
     return row  # type: ignore[no-any-return]
 
 
-@pytest.mark.parametrize(("ending", "outcomes"), [("return", ["cancelled", "ok", "ok", "ok"]), ("aflush", ["ok", "ok", "ok", "ok"])])
+@pytest.mark.parametrize(
+    ("ending", "outcomes"), [("return", ["cancelled", "ok", "ok", "ok"]), ("aflush", ["ok", "ok", "ok", "ok"])]
+)
 def test_a_candidate_cut_short_by_asyncio_run_is_cancelled_and_not_an_error(
     tmp_path: Path, llm_server: Any, ending: str, outcomes: list[str]
 ) -> None:
     db = run(tmp_path, llm_server, ending)
     with Store.open(db, read_only=True) as store:
         assert sorted(r[0] for r in store.query("SELECT candidate_outcome FROM shadow_pairs").rows) == outcomes
-        summary = store.query("SELECT scheduled, dropped, coverage, candidate_error_rate, primary_error_rate FROM shadow_summary").rows
+        summary = store.query(
+            "SELECT scheduled, dropped, coverage, candidate_error_rate, primary_error_rate FROM shadow_summary"
+        ).rows
     assert summary == [(4, 0, 1.0, 0.0, 0.0)]  # the cancelled one counts in coverage, not in the error rate
     row = report(db)
     (gate,) = [g for g in row["gates"] if g["name"] == "error_rate"]

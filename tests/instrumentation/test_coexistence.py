@@ -23,11 +23,21 @@ from otel_shadow.store.exporter import DuckDBSpanExporter
 
 from .conftest import ANTHROPIC_TRACES_ITSELF, MESSAGES
 
-RULES = {"rules": [
-    {"name": "r", "match": {"provider": "openai", "model": "gpt-4o"}, "candidates": [{"model": "gpt-4o-mini"}]},
-    {"name": "a", "match": {"provider": "anthropic", "model": "claude-sonnet"}, "candidates": [{"model": "claude-haiku"}]},
-]}
-ASK = {"model": "claude-sonnet", "max_tokens": 200, "messages": [{"role": "user", "content": "What is shadow testing?"}]}
+RULES = {
+    "rules": [
+        {"name": "r", "match": {"provider": "openai", "model": "gpt-4o"}, "candidates": [{"model": "gpt-4o-mini"}]},
+        {
+            "name": "a",
+            "match": {"provider": "anthropic", "model": "claude-sonnet"},
+            "candidates": [{"model": "claude-haiku"}],
+        },
+    ]
+}
+ASK = {
+    "model": "claude-sonnet",
+    "max_tokens": 200,
+    "messages": [{"role": "user", "content": "What is shadow testing?"}],
+}
 
 
 @pytest.fixture
@@ -56,7 +66,10 @@ def test_with_opentelemetrys_openai_instrumentation_in_both_orders_their_span_is
     provider: Any, spans: Any, store_path: Path, scheduler: Scheduler, oai: openai.OpenAI, order: str, stream: bool
 ) -> None:
     theirs, ours = OpenAIInstrumentor(), OpenAIShadowInstrumentor()
-    steps = [lambda: theirs.instrument(tracer_provider=provider), lambda: ours.instrument(rules=RULES, tracer_provider=provider, scheduler=scheduler)]
+    steps = [
+        lambda: theirs.instrument(tracer_provider=provider),
+        lambda: ours.instrument(rules=RULES, tracer_provider=provider, scheduler=scheduler),
+    ]
     for step in steps if order == "theirs-first" else reversed(steps):  # the later wrapper is the outer one
         step()
     try:
@@ -110,7 +123,9 @@ async def test_with_the_anthropic_sdks_own_tracing_on_or_off_one_genai_span_per_
                 assert message.content[0].text
                 assert await scheduler.aflush(10)
         else:
-            with anthropic.Anthropic(base_url=llm_server.anthropic_url, api_key="k", max_retries=0, open_telemetry=option) as client:
+            with anthropic.Anthropic(
+                base_url=llm_server.anthropic_url, api_key="k", max_retries=0, open_telemetry=option
+            ) as client:
                 if call == "stream":
                     events = list(client.messages.create(**ASK, stream=True))
                     assert events[-1].type == "message_stop"
@@ -120,14 +135,19 @@ async def test_with_the_anthropic_sdks_own_tracing_on_or_off_one_genai_span_per_
     finally:
         ours.uninstrument()
     genai = genai_spans(spans)
-    assert sorted(s.attributes[A.GEN_AI_REQUEST_MODEL] for s in genai) == ["claude-haiku", "claude-sonnet"]  # tokens counted once
+    assert sorted(s.attributes[A.GEN_AI_REQUEST_MODEL] for s in genai) == [
+        "claude-haiku",
+        "claude-sonnet",
+    ]  # tokens counted once
     (candidate,) = [s for s in genai if s.attributes[A.GEN_AI_REQUEST_MODEL] == "claude-haiku"]
     assert candidate.attributes[A.SHADOW_ROLE] == "candidate" and candidate.attributes[A.GEN_AI_USAGE_OUTPUT_TOKENS] > 0
     (primary,) = [s for s in spans.get_finished_spans() if s.attributes.get(A.SHADOW_ROLE) == "primary"]
     (model_call,) = [s for s in genai if s.attributes[A.GEN_AI_REQUEST_MODEL] == "claude-sonnet"]
     if native:  # the SDK's span is the GenAI span, inside a thin shadow span of ours
         assert model_call.instrumentation_scope.name == "com.anthropic.sdk.python"
-        assert model_call.parent.span_id == primary.context.span_id and A.GEN_AI_OPERATION_NAME not in primary.attributes
+        assert (
+            model_call.parent.span_id == primary.context.span_id and A.GEN_AI_OPERATION_NAME not in primary.attributes
+        )
     else:
         assert model_call is primary or model_call.context.span_id == primary.context.span_id
     assert candidate.parent.span_id == primary.context.span_id
@@ -146,7 +166,9 @@ def test_with_the_anthropic_sdks_own_tracing_the_primary_row_names_provider_and_
     ours.instrument(rules=RULES, tracer_provider=provider, scheduler=scheduler)
     try:
         native = {"tracer_provider": provider}
-        with anthropic.Anthropic(base_url=llm_server.anthropic_url, api_key="k", max_retries=0, open_telemetry=native) as client:
+        with anthropic.Anthropic(
+            base_url=llm_server.anthropic_url, api_key="k", max_retries=0, open_telemetry=native
+        ) as client:
             client.messages.create(**ASK)
             assert scheduler.flush(10)
     finally:

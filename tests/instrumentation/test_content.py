@@ -26,9 +26,19 @@ def test_no_content_by_default(instrument: Any, oai: openai.OpenAI, spans: Any, 
         assert A.GEN_AI_INPUT_MESSAGES not in span.attributes and not span.events
 
 
-@pytest.mark.parametrize("mode, on_span, as_event", [("SPAN_ONLY", True, False), ("true", True, False), ("EVENT_ONLY", False, True), ("SPAN_AND_EVENT", True, True)])
+@pytest.mark.parametrize(
+    "mode, on_span, as_event",
+    [("SPAN_ONLY", True, False), ("true", True, False), ("EVENT_ONLY", False, True), ("SPAN_AND_EVENT", True, True)],
+)
 def test_capture_modes_with_redaction(
-    monkeypatch: pytest.MonkeyPatch, instrument: Any, oai: openai.OpenAI, spans: Any, scheduler: Scheduler, mode: str, on_span: bool, as_event: bool
+    monkeypatch: pytest.MonkeyPatch,
+    instrument: Any,
+    oai: openai.OpenAI,
+    spans: Any,
+    scheduler: Scheduler,
+    mode: str,
+    on_span: bool,
+    as_event: bool,
 ) -> None:
     monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", mode)
     instrument(RULES, redact=lambda text: text.replace("ada@example.com", "[email]"))
@@ -39,7 +49,11 @@ def test_capture_modes_with_redaction(
         events = [e for e in span.events if e.name == "gen_ai.client.inference.operation.details"]
         assert (A.GEN_AI_INPUT_MESSAGES in span.attributes) is on_span
         assert bool(events) is as_event
-        texts = json.dumps(dict(span.attributes), default=str) + json.dumps([dict(e.attributes) for e in events], default=str)
+        texts = json.dumps(dict(span.attributes), default=str) + json.dumps(
+            [dict(e.attributes) for e in events], default=str
+        )
         assert "[email]" in texts and "ada@example.com" not in texts
         if on_span:
-            assert json.loads(span.attributes[A.GEN_AI_OUTPUT_MESSAGES])[0]["parts"][0]["content"].startswith("Here is an answer")
+            assert json.loads(span.attributes[A.GEN_AI_OUTPUT_MESSAGES])[0]["parts"][0]["content"].startswith(
+                "Here is an answer"
+            )

@@ -13,7 +13,15 @@ from otel_shadow import attributes as A
 
 from .conftest import MESSAGES, by_role
 
-RULES = {"rules": [{"name": "to-mini", "match": {"provider": "openai", "model": "gpt-4o"}, "candidates": [{"model": "gpt-4o-mini", "temperature": 0.1}]}]}
+RULES = {
+    "rules": [
+        {
+            "name": "to-mini",
+            "match": {"provider": "openai", "model": "gpt-4o"},
+            "candidates": [{"model": "gpt-4o-mini", "temperature": 0.1}],
+        }
+    ]
+}
 
 
 def test_create_returns_the_users_answer_and_shadows_the_candidate(
@@ -31,7 +39,11 @@ def test_create_returns_the_users_answer_and_shadows_the_candidate(
     (primary,), (candidate,) = roles["primary"], roles["candidate"]
     p, c = primary.attributes, candidate.attributes
     assert primary.name == "chat gpt-4o" and primary.kind.name == "CLIENT"
-    assert (p[A.GEN_AI_OPERATION_NAME], p[A.GEN_AI_PROVIDER_NAME], p[A.GEN_AI_REQUEST_MODEL]) == ("chat", "openai", "gpt-4o")
+    assert (p[A.GEN_AI_OPERATION_NAME], p[A.GEN_AI_PROVIDER_NAME], p[A.GEN_AI_REQUEST_MODEL]) == (
+        "chat",
+        "openai",
+        "gpt-4o",
+    )
     assert p[A.GEN_AI_REQUEST_TEMPERATURE] == 0.7 and p[A.GEN_AI_RESPONSE_MODEL] == "gpt-4o"
     assert p[A.GEN_AI_USAGE_OUTPUT_TOKENS] == result.usage.completion_tokens
     assert p[A.GEN_AI_RESPONSE_FINISH_REASONS] == ("stop",)
@@ -63,7 +75,9 @@ def test_streaming_passes_every_chunk_through_and_records_time_to_first_chunk(
     assert primary.attributes[A.SHADOW_OUTPUT_HASH] == candidate.attributes[A.SHADOW_OUTPUT_HASH]
 
 
-def test_a_stream_closed_early_is_recorded_as_cancelled(instrument: Any, oai: openai.OpenAI, spans: Any, scheduler: Scheduler) -> None:
+def test_a_stream_closed_early_is_recorded_as_cancelled(
+    instrument: Any, oai: openai.OpenAI, spans: Any, scheduler: Scheduler
+) -> None:
     instrument(RULES)
     stream = oai.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
     next(iter(stream))
@@ -73,7 +87,9 @@ def test_a_stream_closed_early_is_recorded_as_cancelled(instrument: Any, oai: op
     assert primary.attributes[A.SHADOW_OUTCOME] == "cancelled" and A.SHADOW_OUTPUT_HASH not in primary.attributes
 
 
-def test_with_raw_response_keeps_headers_and_parse(instrument: Any, oai: openai.OpenAI, spans: Any, scheduler: Scheduler) -> None:
+def test_with_raw_response_keeps_headers_and_parse(
+    instrument: Any, oai: openai.OpenAI, spans: Any, scheduler: Scheduler
+) -> None:
     instrument(RULES)
     raw = oai.chat.completions.with_raw_response.create(model="gpt-4o", messages=MESSAGES)
     assert raw.headers["content-type"].startswith("application/json")
@@ -84,7 +100,9 @@ def test_with_raw_response_keeps_headers_and_parse(instrument: Any, oai: openai.
     assert len(by_role(spans)["candidate"]) == 2
 
 
-def test_the_stream_helper_and_parse_are_each_shadowed_once(instrument: Any, oai: openai.OpenAI, spans: Any, scheduler: Scheduler) -> None:
+def test_the_stream_helper_and_parse_are_each_shadowed_once(
+    instrument: Any, oai: openai.OpenAI, spans: Any, scheduler: Scheduler
+) -> None:
     instrument(RULES)
     with oai.chat.completions.stream(model="gpt-4o", messages=MESSAGES) as stream:
         final = stream.get_final_completion()
@@ -96,7 +114,9 @@ def test_the_stream_helper_and_parse_are_each_shadowed_once(instrument: Any, oai
     assert len(roles["primary"]) == 2 and len(roles["candidate"]) == 2
 
 
-def test_responses_api_plain_and_streamed(instrument: Any, oai: openai.OpenAI, spans: Any, scheduler: Scheduler) -> None:
+def test_responses_api_plain_and_streamed(
+    instrument: Any, oai: openai.OpenAI, spans: Any, scheduler: Scheduler
+) -> None:
     instrument(RULES)
     response = oai.responses.create(model="gpt-4o", input="What is shadow testing?", instructions="Be brief.")
     events = list(oai.responses.create(model="gpt-4o", input="Stream it", stream=True))
@@ -108,7 +128,9 @@ def test_responses_api_plain_and_streamed(instrument: Any, oai: openai.OpenAI, s
     assert all(s.attributes[A.GEN_AI_USAGE_OUTPUT_TOKENS] > 0 for s in roles["candidate"])
 
 
-async def test_async_create_and_stream(instrument: Any, aoai: openai.AsyncOpenAI, spans: Any, scheduler: Scheduler) -> None:
+async def test_async_create_and_stream(
+    instrument: Any, aoai: openai.AsyncOpenAI, spans: Any, scheduler: Scheduler
+) -> None:
     instrument(RULES)
     result = await aoai.chat.completions.create(model="gpt-4o", messages=MESSAGES)
     stream = await aoai.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
@@ -120,11 +142,16 @@ async def test_async_create_and_stream(instrument: Any, aoai: openai.AsyncOpenAI
     assert [s.attributes[A.SHADOW_OUTCOME] for s in roles["candidate"]] == ["ok", "ok"]
 
 
-@pytest.mark.parametrize("model, error", [("sim-rate-limited", "RateLimitError"), ("no-such-model", "NotFoundError"), ("sim-broken", "InternalServerError")])
+@pytest.mark.parametrize(
+    "model, error",
+    [("sim-rate-limited", "RateLimitError"), ("no-such-model", "NotFoundError"), ("sim-broken", "InternalServerError")],
+)
 def test_candidate_failures_never_reach_the_user_and_retries_are_limited(
     instrument: Any, oai: openai.OpenAI, spans: Any, scheduler: Scheduler, llm_server: Any, model: str, error: str
 ) -> None:
-    instrument({"rules": [{"name": "bad", "match": {"model": "gpt-4o"}, "max_retries": 0, "candidates": [{"model": model}]}]})
+    instrument(
+        {"rules": [{"name": "bad", "match": {"model": "gpt-4o"}, "max_retries": 0, "candidates": [{"model": model}]}]}
+    )
     before = sum(1 for r in llm_server.requests if r.get("model") == model)
     with openai.OpenAI(base_url=llm_server.openai_url, api_key="k", max_retries=5) as user:  # the user's own retries
         assert user.chat.completions.create(model="gpt-4o", messages=MESSAGES).choices[0].message.content
@@ -135,14 +162,22 @@ def test_candidate_failures_never_reach_the_user_and_retries_are_limited(
 
 
 def test_a_hanging_candidate_times_out(instrument: Any, oai: openai.OpenAI, spans: Any, scheduler: Scheduler) -> None:
-    instrument({"rules": [{"name": "slow", "match": {"model": "gpt-4o"}, "timeout": 0.3, "candidates": [{"model": "sim-slow"}]}]})
+    instrument(
+        {
+            "rules": [
+                {"name": "slow", "match": {"model": "gpt-4o"}, "timeout": 0.3, "candidates": [{"model": "sim-slow"}]}
+            ]
+        }
+    )
     assert oai.chat.completions.create(model="gpt-4o", messages=MESSAGES).choices
     assert scheduler.flush(10)
     (candidate,) = by_role(spans)["candidate"]
     assert candidate.attributes[A.SHADOW_OUTCOME] in ("timeout", "error")  # the watchdog or the client timeout, first
 
 
-def test_unmatched_calls_pass_through_untouched(instrument: Any, oai: openai.OpenAI, spans: Any, scheduler: Scheduler) -> None:
+def test_unmatched_calls_pass_through_untouched(
+    instrument: Any, oai: openai.OpenAI, spans: Any, scheduler: Scheduler
+) -> None:
     instrument(RULES)
     oai.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     assert scheduler.flush(10)
@@ -164,7 +199,9 @@ def test_uninstrument_restores_the_sdk(provider: Any, oai: openai.OpenAI, spans:
     assert spans.get_finished_spans() == ()
 
 
-def test_no_shadow_of_a_shadow_and_suppression(instrument: Any, oai: openai.OpenAI, spans: Any, scheduler: Scheduler) -> None:
+def test_no_shadow_of_a_shadow_and_suppression(
+    instrument: Any, oai: openai.OpenAI, spans: Any, scheduler: Scheduler
+) -> None:
     from opentelemetry.instrumentation.utils import suppress_instrumentation
 
     instrument({"rules": [{"name": "loop", "match": {"provider": "openai"}, "candidates": [{"model": "gpt-4o"}]}]})

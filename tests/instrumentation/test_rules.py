@@ -28,12 +28,7 @@ rules:
 def test_errors_name_the_line_and_the_field(tmp_path: Path) -> None:
     bad = tmp_path / "shadow.yaml"
     bad.write_text(
-        "rules:\n"
-        "  - name: r\n"
-        "    sample_rate: 1.5\n"
-        "    candidates:\n"
-        "      - model: m\n"
-        "        temperture: 0.3\n"
+        "rules:\n  - name: r\n    sample_rate: 1.5\n    candidates:\n      - model: m\n        temperture: 0.3\n"
     )
     with pytest.raises(ConfigError) as info:
         load_rules(bad)
@@ -48,7 +43,9 @@ def test_errors_name_the_line_and_the_field(tmp_path: Path) -> None:
         load_rules(tmp_path / "missing.yaml")
 
 
-def test_edits_take_effect_and_a_broken_edit_keeps_the_last_good_rules(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_edits_take_effect_and_a_broken_edit_keeps_the_last_good_rules(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     path = tmp_path / "shadow.yaml"
     path.write_text(GOOD)
     source = RulesSource(path, check_interval_s=0)  # no watcher thread: check() is called here
@@ -65,8 +62,21 @@ def test_edits_take_effect_and_a_broken_edit_keeps_the_last_good_rules(tmp_path:
     assert source.last_error is not None and "keeping the last good rules" in caplog.text
 
 
-def test_the_budget_stops_candidates_and_counts_them(instrument: Any, oai: openai.OpenAI, spans: Any, scheduler: Scheduler) -> None:
-    instrument({"rules": [{"name": "b", "match": {"model": "gpt-4o"}, "budget": {"tokens_per_hour": 20}, "candidates": [{"model": "gpt-4o-mini"}]}]})
+def test_the_budget_stops_candidates_and_counts_them(
+    instrument: Any, oai: openai.OpenAI, spans: Any, scheduler: Scheduler
+) -> None:
+    instrument(
+        {
+            "rules": [
+                {
+                    "name": "b",
+                    "match": {"model": "gpt-4o"},
+                    "budget": {"tokens_per_hour": 20},
+                    "candidates": [{"model": "gpt-4o-mini"}],
+                }
+            ]
+        }
+    )
     for _ in range(4):
         oai.chat.completions.create(model="gpt-4o", messages=MESSAGES)
         assert scheduler.flush(10)
@@ -77,16 +87,40 @@ def test_the_budget_stops_candidates_and_counts_them(instrument: Any, oai: opena
 
 
 def test_a_cost_budget_uses_the_prices(instrument: Any, oai: openai.OpenAI, spans: Any, scheduler: Scheduler) -> None:
-    instrument({"rules": [{"name": "c", "match": {"model": "gpt-4o"}, "candidates": [{"model": "gpt-4o-mini"}],
-                           "budget": {"cost_per_hour": 0.00001, "prices": {"gpt-4o-mini": {"input": 1000, "output": 1000}}}}]})
+    instrument(
+        {
+            "rules": [
+                {
+                    "name": "c",
+                    "match": {"model": "gpt-4o"},
+                    "candidates": [{"model": "gpt-4o-mini"}],
+                    "budget": {"cost_per_hour": 0.00001, "prices": {"gpt-4o-mini": {"input": 1000, "output": 1000}}},
+                }
+            ]
+        }
+    )
     for _ in range(3):
         oai.chat.completions.create(model="gpt-4o", messages=MESSAGES)
         assert scheduler.flush(10)
     assert [p.attributes[A.SHADOW_CANDIDATES_SCHEDULED] for p in by_role(spans)["primary"]] == [1, 0, 0]
 
 
-def test_the_concurrency_cap(instrument: Any, oai: openai.OpenAI, spans: Any, scheduler: Scheduler, llm_server: Any) -> None:
-    instrument({"rules": [{"name": "cap", "match": {"model": "gpt-4o"}, "max_concurrency": 1, "timeout": 10, "candidates": [{"model": "sim-slow"}]}]})
+def test_the_concurrency_cap(
+    instrument: Any, oai: openai.OpenAI, spans: Any, scheduler: Scheduler, llm_server: Any
+) -> None:
+    instrument(
+        {
+            "rules": [
+                {
+                    "name": "cap",
+                    "match": {"model": "gpt-4o"},
+                    "max_concurrency": 1,
+                    "timeout": 10,
+                    "candidates": [{"model": "sim-slow"}],
+                }
+            ]
+        }
+    )
     llm_server.set_model("sim-slow", latency_ms=500)
     try:
         oai.chat.completions.create(model="gpt-4o", messages=MESSAGES)
@@ -98,12 +132,33 @@ def test_the_concurrency_cap(instrument: Any, oai: openai.OpenAI, spans: Any, sc
     assert reasons == [None, "queue_full"]
 
 
-def test_sampling_and_overrides(instrument: Any, oai: openai.OpenAI, spans: Any, scheduler: Scheduler, llm_server: Any) -> None:
-    instrument({"rules": [
-        {"name": "never", "match": {"model": "gpt-4o", "attributes": {"user": "u-1"}}, "sample_rate": 0, "candidates": [{"model": "x"}]},
-        {"name": "rewrite", "match": {"model": "gpt-4o"},
-         "candidates": [{"model": "gpt-4o-mini", "max_tokens": 77, "system_prompt": "New system prompt.", "extra": {"seed": 7}}]},
-    ]})
+def test_sampling_and_overrides(
+    instrument: Any, oai: openai.OpenAI, spans: Any, scheduler: Scheduler, llm_server: Any
+) -> None:
+    instrument(
+        {
+            "rules": [
+                {
+                    "name": "never",
+                    "match": {"model": "gpt-4o", "attributes": {"user": "u-1"}},
+                    "sample_rate": 0,
+                    "candidates": [{"model": "x"}],
+                },
+                {
+                    "name": "rewrite",
+                    "match": {"model": "gpt-4o"},
+                    "candidates": [
+                        {
+                            "model": "gpt-4o-mini",
+                            "max_tokens": 77,
+                            "system_prompt": "New system prompt.",
+                            "extra": {"seed": 7},
+                        }
+                    ],
+                },
+            ]
+        }
+    )
     oai.chat.completions.create(model="gpt-4o", messages=MESSAGES, user="u-1")
     oai.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_completion_tokens=50)
     assert scheduler.flush(10)
@@ -118,11 +173,19 @@ def test_sampling_and_overrides(instrument: Any, oai: openai.OpenAI, spans: Any,
 def test_rules_compare_outputs_and_run_replicates_for_the_noise_floor(
     instrument: Any, oai: openai.OpenAI, spans: Any, scheduler: Scheduler
 ) -> None:
-    instrument({"rules": [{
-        "name": "floor", "match": {"model": "gpt-4o"}, "replicate_rate": 1.0,
-        "metrics": ["normalized_match", "similarity"],
-        "candidates": [{"model": "gpt-5-beta"}],
-    }]})
+    instrument(
+        {
+            "rules": [
+                {
+                    "name": "floor",
+                    "match": {"model": "gpt-4o"},
+                    "replicate_rate": 1.0,
+                    "metrics": ["normalized_match", "similarity"],
+                    "candidates": [{"model": "gpt-5-beta"}],
+                }
+            ]
+        }
+    )
     oai.chat.completions.create(model="gpt-4o", messages=MESSAGES)
     assert scheduler.flush(10)
     roles = by_role(spans)
@@ -133,7 +196,9 @@ def test_rules_compare_outputs_and_run_replicates_for_the_noise_floor(
     assert primary.attributes[A.SHADOW_REPLICATES_SCHEDULED] == 1
     assert replicate.attributes[A.SHADOW_CONFIG_ID] == primary.attributes[A.SHADOW_CONFIG_ID]
     assert replicate.attributes["gen_ai.request.model"] == "gpt-4o"
-    assert replicate.attributes[A.SHADOW_METRIC_PREFIX + "normalized_match"] is True  # the simulated model is deterministic
+    assert (
+        replicate.attributes[A.SHADOW_METRIC_PREFIX + "normalized_match"] is True
+    )  # the simulated model is deterministic
     assert replicate.attributes[A.SHADOW_METRIC_PREFIX + "similarity"] == 1.0
     assert candidate.attributes[A.SHADOW_METRIC_PREFIX + "similarity"] < 1.0  # gpt-5-beta answers tersely
     assert A.SHADOW_METRIC_PREFIX + "json_valid" not in candidate.attributes  # only the rule's metrics

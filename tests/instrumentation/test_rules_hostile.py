@@ -33,9 +33,15 @@ rules:
 """
 
 # the "billion laughs": 9 levels of 9 aliases, 9^9 strings once expanded
-BOMB = "a: &a [" + ",".join(['"lol"'] * 9) + "]\n" + "".join(
-    f"{name}: &{name} [" + ",".join([f"*{prev}"] * 9) + "]\n" for prev, name in zip("abcdefg", "bcdefgh")
-) + "rules: [" + ",".join(["*h"] * 9) + "]\n"
+BOMB = (
+    "a: &a ["
+    + ",".join(['"lol"'] * 9)
+    + "]\n"
+    + "".join(f"{name}: &{name} [" + ",".join([f"*{prev}"] * 9) + "]\n" for prev, name in zip("abcdefg", "bcdefgh"))
+    + "rules: ["
+    + ",".join(["*h"] * 9)
+    + "]\n"
+)
 
 
 def load_within(path: Path, seconds: float = 10.0) -> BaseException | None:
@@ -73,8 +79,10 @@ def test_a_yaml_bomb_is_refused_at_its_first_alias_in_one_short_line(tmp_path: P
         (b"rules: " + b"[" * 5000 + b"]" * 5000 + b"\n", f":1: nested deeper than {MAX_DEPTH} levels"),
         (b"version: 1x\nrules: []\n", ":1: version: Input should be 1 (value '1x')"),
         (b"rules: [\n", ":2: not valid YAML"),
-        (b"rules:\n  - name: r\n    sample_rate: '" + b"x" * 100_000 + b"'\n    candidates: [{model: m}]\n",
-         ":3: rules[0].sample_rate: Input should be a valid number"),
+        (
+            b"rules:\n  - name: r\n    sample_rate: '" + b"x" * 100_000 + b"'\n    candidates: [{model: m}]\n",
+            ":3: rules[0].sample_rate: Input should be a valid number",
+        ),
     ],
     ids=["not-utf8", "deep", "garbled-version", "truncated", "huge-value"],
 )
@@ -108,7 +116,12 @@ def test_a_file_over_the_byte_limit_is_refused_without_parsing(tmp_path: Path) -
 
 
 def test_a_bad_file_at_start_up_is_logged_once_and_leaves_the_call_unshadowed(
-    tmp_path: Path, provider: Any, spans: Any, scheduler: Scheduler, oai: openai.OpenAI, caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
+    provider: Any,
+    spans: Any,
+    scheduler: Scheduler,
+    oai: openai.OpenAI,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     bomb = tmp_path / "shadow.yaml"
     bomb.write_text(BOMB)
@@ -124,14 +137,21 @@ def test_a_bad_file_at_start_up_is_logged_once_and_leaves_the_call_unshadowed(
         instrumentor.uninstrument()
         second.uninstrument()
     lines = [r.getMessage() for r in caplog.records if r.name == "otel_shadow"]
-    assert lines == [f"otel-shadow: shadowing is off: {bomb}:2: YAML aliases (*a) are not allowed in a rules file; "
-                     "write the value out (fix the rules file, then restart the application)"]
+    assert lines == [
+        f"otel-shadow: shadowing is off: {bomb}:2: YAML aliases (*a) are not allowed in a rules file; "
+        "write the value out (fix the rules file, then restart the application)"
+    ]
     assert all(r.exc_info is None for r in caplog.records)
     assert by_role(spans) == {}
 
 
 def test_reloading_runs_on_a_background_thread_and_a_bomb_never_reaches_the_callers(
-    tmp_path: Path, provider: Any, spans: Any, scheduler: Scheduler, oai: openai.OpenAI, caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
+    provider: Any,
+    spans: Any,
+    scheduler: Scheduler,
+    oai: openai.OpenAI,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     path = tmp_path / "shadow.yaml"
     path.write_text(GOOD)
@@ -154,12 +174,18 @@ def test_reloading_runs_on_a_background_thread_and_a_bomb_never_reaches_the_call
         instrumentor.uninstrument()
         source.close()
     assert source.last_error is not None and "YAML aliases" in source.last_error
-    reloads = [r for r in caplog.records if "reloaded rules" in r.getMessage() or "keeping the last good rules" in r.getMessage()]
+    reloads = [
+        r
+        for r in caplog.records
+        if "reloaded rules" in r.getMessage() or "keeping the last good rules" in r.getMessage()
+    ]
     assert len(reloads) == 2
     assert {r.threadName for r in reloads} == {"otel-shadow-rules"}  # never the caller's thread
     assert {r.thread for r in reloads}.isdisjoint({threading.get_ident()})
     candidates = by_role(spans)["candidate"]
-    assert candidates and {c.attributes["gen_ai.request.model"] for c in candidates} == {"gpt-5-beta"}  # the last good rules
+    assert candidates and {c.attributes["gen_ai.request.model"] for c in candidates} == {
+        "gpt-5-beta"
+    }  # the last good rules
 
 
 def test_a_bad_rules_file_under_opentelemetry_instrument_logs_one_line_and_every_other_instrumentor_loads(
@@ -170,7 +196,9 @@ def test_a_bad_rules_file_under_opentelemetry_instrument_logs_one_line_and_every
     dist.mkdir(parents=True)
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: later-instrumentor\nVersion: 1.0\n")
     (dist / "entry_points.txt").write_text("[opentelemetry_post_instrument]\nlater = later_instrumentor:run\n")
-    (tmp_path / "site" / "later_instrumentor.py").write_text("import os\ndef run():\n    os.environ['LATER_RAN'] = '1'\n")
+    (tmp_path / "site" / "later_instrumentor.py").write_text(
+        "import os\ndef run():\n    os.environ['LATER_RAN'] = '1'\n"
+    )
     (tmp_path / "shadow.yaml").write_text("rules:\n  - name: r\n    sample_rate: 7\n    candidates: [{model: m}]\n")
     (tmp_path / "app.py").write_text(
         "import os, openai\n"
@@ -189,8 +217,14 @@ def test_a_bad_rules_file_under_opentelemetry_instrument_logs_one_line_and_every
         "LLM_URL": llm_server.openai_url,
     }
     instrument = Path(sys.executable).parent / "opentelemetry-instrument"
-    out = subprocess.run([str(instrument), sys.executable, str(tmp_path / "app.py")],
-                         env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    out = subprocess.run(
+        [str(instrument), sys.executable, str(tmp_path / "app.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "app ran; later instrumentor ran: 1"
     assert out.stderr.splitlines() == [
@@ -233,7 +267,11 @@ def test_bad_rules_given_in_code_are_one_line_too_and_instrument_does_not_raise(
 ) -> None:
     instrumentor = OpenAIShadowInstrumentor()
     with caplog.at_level(logging.ERROR, logger="otel_shadow"):
-        instrumentor.instrument(rules={"rules": [{"name": "no-candidates", "sample_rate": "often"}]}, tracer_provider=provider, scheduler=scheduler)
+        instrumentor.instrument(
+            rules={"rules": [{"name": "no-candidates", "sample_rate": "often"}]},
+            tracer_provider=provider,
+            scheduler=scheduler,
+        )
     instrumentor.uninstrument()
     assert [r.getMessage() for r in caplog.records] == [
         "otel-shadow: shadowing is off: instrument(rules=...): rules[0].candidates: Field required; "

@@ -42,7 +42,13 @@ def run_app(tmp_path: Path, llm_server: object, **env: str) -> Path:
         **env,
     }
     instrument = Path(sys.executable).parent / "opentelemetry-instrument"
-    out = subprocess.run([str(instrument), sys.executable, str(tmp_path / "app.py")], env=full_env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [str(instrument), sys.executable, str(tmp_path / "app.py")],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     return db
 

@@ -30,15 +30,26 @@ def answer(prompt: str, config: Config) -> str:
     return base + " It is explained here in more words." if config["style"] == "long" else base
 
 
-def write_pairs(db: Path, n: int, *, capture: bool = True, replicate_rate: float = 0.0, experiment: str = "qa",
-                candidate: str = "long", start: int = 0) -> None:
+def write_pairs(
+    db: Path,
+    n: int,
+    *,
+    capture: bool = True,
+    replicate_rate: float = 0.0,
+    experiment: str = "qa",
+    candidate: str = "long",
+    start: int = 0,
+) -> None:
     """``n`` primary × candidate pairs (primary style 'short') written by the real exporter."""
     exporter = DuckDBSpanExporter(str(db))
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     shadow = Shadow(
-        configs=[{"style": "short"}, {"style": candidate}], tracer_provider=provider, capture_content=capture,
-        replicate_rate=replicate_rate, scheduler=Scheduler(workers=2),
+        configs=[{"style": "short"}, {"style": candidate}],
+        tracer_provider=provider,
+        capture_content=capture,
+        replicate_rate=replicate_rate,
+        scheduler=Scheduler(workers=2),
     )
 
     @shadow.experiment(name=experiment)

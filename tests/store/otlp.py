@@ -22,7 +22,9 @@ def any_value(value: Any) -> AnyValue:
     if isinstance(value, list):
         return AnyValue(array_value=ArrayValue(values=[any_value(v) for v in value]))
     if isinstance(value, dict):
-        return AnyValue(kvlist_value=KeyValueList(values=[KeyValue(key=k, value=any_value(v)) for k, v in value.items()]))
+        return AnyValue(
+            kvlist_value=KeyValueList(values=[KeyValue(key=k, value=any_value(v)) for k, v in value.items()])
+        )
     return AnyValue(string_value=str(value))
 
 

@@ -128,7 +128,10 @@ def _can_mount() -> bool:
         return False
     probe = Path("/tmp/otel-shadow-mount-probe")
     probe.mkdir(exist_ok=True)
-    ok = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(probe)], capture_output=True).returncode == 0
+    ok = (
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(probe)], capture_output=True).returncode
+        == 0
+    )
     if ok:
         subprocess.run(["umount", str(probe)], capture_output=True)
     return ok
@@ -190,7 +193,9 @@ def test_a_full_disk_gives_a_clear_error_and_keeps_what_was_committed(tmp_path: 
     path = (small_fs or tmp_path) / "s.duckdb"
     out = subprocess.run(
         [sys.executable, "-c", FILL, str(path), str(Path(__file__).parent), mode],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     lines = out.stdout.splitlines()
     assert any(line.startswith("ERROR no space left") for line in lines), out.stdout + out.stderr
@@ -243,6 +248,10 @@ def test_a_value_out_of_range_rejects_its_span_and_keeps_its_neighbours(tmp_path
 
 def test_a_token_count_that_is_a_plain_wrong_type_is_still_null_not_a_rejection(tmp_path: Path) -> None:
     with Store.open(tmp_path / "s.duckdb") as store:
-        result = Writer(store).write(request(span("t", {"shadow.experiment": "e", "gen_ai.usage.input_tokens": "many"})))
+        result = Writer(store).write(
+            request(span("t", {"shadow.experiment": "e", "gen_ai.usage.input_tokens": "many"}))
+        )
         assert (result.stored, result.rejected) == (1, 0)
-        assert store.query("SELECT gen_ai_usage_input_tokens, attributes->>'$.\"gen_ai.usage.input_tokens\"' FROM spans").rows == [(None, "many")]
+        assert store.query(
+            "SELECT gen_ai_usage_input_tokens, attributes->>'$.\"gen_ai.usage.input_tokens\"' FROM spans"
+        ).rows == [(None, "many")]

@@ -36,7 +36,9 @@ def test_opentelemetry_instrument_with_the_duckdb_exporter(tmp_path: Path) -> No
         "OTEL_SHADOW_DB": str(db),
         "OTEL_SERVICE_NAME": "zero-code-app",
     }
-    out = subprocess.run([str(instrument), sys.executable, str(app)], env=env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [str(instrument), sys.executable, str(app)], env=env, capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     with Store.open(db, read_only=True) as store:
         assert store.query("SELECT count(*), min(service_name) FROM shadow_runs WHERE role = 'primary'").rows == [

@@ -21,7 +21,10 @@ def db(tmp_path: Path) -> Path:
     provider.add_span_processor(SimpleSpanProcessor(DuckDBSpanExporter(str(path))))
     scheduler = Scheduler(workers=2)
     shadow = Shadow(
-        configs=[{"model": "a"}, {"model": "b"}], tracer_provider=provider, scheduler=scheduler, replicate_rate=1.0,
+        configs=[{"model": "a"}, {"model": "b"}],
+        tracer_provider=provider,
+        scheduler=scheduler,
+        replicate_rate=1.0,
         metrics=["normalized_match", "similarity", {"key_fields": ["answer"]}],
     )
 

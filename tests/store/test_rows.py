@@ -61,5 +61,5 @@ def test_the_json_bag_is_what_json_dumps_makes() -> None:
 
     from otel_shadow.store.rows import _dumps
 
-    value = {"text": "é \n \"quoted\" \u2028", "n": [1, 2.5, True, None], "nested": {"k": "v"}}
+    value = {"text": 'é \n "quoted" \u2028', "n": [1, 2.5, True, None], "nested": {"k": "v"}}
     assert _dumps(value) == json.dumps(value, ensure_ascii=False, separators=(",", ":"))

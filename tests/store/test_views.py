@@ -16,10 +16,22 @@ from otel_shadow.store.exporter import DuckDBSpanExporter
 from .otlp import pair, request
 
 PAIRS_COLUMNS = {
-    "experiment", "trace_id", "primary_span_id", "candidate_span_id", "primary_config_id",
-    "candidate_config_id", "primary_duration_ms", "candidate_duration_ms", "primary_outcome",
-    "candidate_outcome", "output_match", "primary_input_tokens", "primary_output_tokens",
-    "candidate_input_tokens", "candidate_output_tokens", "start_time",
+    "experiment",
+    "trace_id",
+    "primary_span_id",
+    "candidate_span_id",
+    "primary_config_id",
+    "candidate_config_id",
+    "primary_duration_ms",
+    "candidate_duration_ms",
+    "primary_outcome",
+    "candidate_outcome",
+    "output_match",
+    "primary_input_tokens",
+    "primary_output_tokens",
+    "candidate_input_tokens",
+    "candidate_output_tokens",
+    "start_time",
 }
 
 
@@ -36,9 +48,7 @@ def test_sdk_spans_through_the_exporter_become_pairs(tmp_path: Path) -> None:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     llm = provider.get_tracer("llm")
-    shadow = Shadow(
-        configs=[{"model": "a"}, {"model": "b"}], tracer_provider=provider, scheduler=Scheduler(workers=2)
-    )
+    shadow = Shadow(configs=[{"model": "a"}, {"model": "b"}], tracer_provider=provider, scheduler=Scheduler(workers=2))
 
     @shadow.experiment(name="gen")
     def generate(prompt: str, config: Config) -> str:
@@ -96,7 +106,9 @@ def test_noise_floor_counts_replicates_against_their_primary(tmp_path: Path) -> 
     differs = np.arange(n) % 4 == 0
     write_pairs(tmp_path / "s.duckdb", np.full(n, 10.0), np.full(n, 12.0), replicate_differs=differs)
     with Store.open(tmp_path / "s.duckdb", read_only=True) as store:
-        rows = store.query("SELECT experiment, primary_config_id, replicate_pairs, compared, matches, exact_match_rate, replicate_error_rate FROM shadow_noise_floor").rows
+        rows = store.query(
+            "SELECT experiment, primary_config_id, replicate_pairs, compared, matches, exact_match_rate, replicate_error_rate FROM shadow_noise_floor"
+        ).rows
         (summary_pairs,) = store.query("SELECT pairs FROM shadow_summary").rows[0]
     assert rows == [("exp", "P", 200, 200, 150, 0.75, 0.0)]
     assert summary_pairs == 200  # replicates are not counted as candidate pairs

@@ -13,7 +13,7 @@ from otel_shadow.store.rows import attributes_dict, request_to_rows
 from .otlp import kvs, request, span
 
 ATTRS = {
-    "s": "é \n \"q\" \u2028",
+    "s": 'é \n "q" \u2028',
     "i": -(2**63),
     "f": 0.1,
     "b": False,
@@ -25,7 +25,9 @@ ATTRS = {
 
 
 def test_view_decodes_attributes_exactly_like_the_official_classes() -> None:
-    message = request(span("op", ATTRS, links=[(b"\1" * 16, b"\2" * 8, {"shadow.link": "primary"})], events=[("e", ATTRS)]))
+    message = request(
+        span("op", ATTRS, links=[(b"\1" * 16, b"\2" * 8, {"shadow.link": "primary"})], events=[("e", ATTRS)])
+    )
     official = message.resource_spans[0].scope_spans[0].spans[0]
     view = wire.parse_request(message.SerializeToString()).resource_spans[0].scope_spans[0].spans[0]
     for _ in range(2):  # decoded, then from the cache
@@ -60,7 +62,9 @@ def test_malformed_attribute_bytes_raise_like_a_malformed_request() -> None:
     assert b"\x0a\x02\xff\xfe" not in wire._cache
 
 
-def test_the_cache_is_bounded_in_bytes_and_results_stay_right_when_it_is_cleared(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_cache_is_bounded_in_bytes_and_results_stay_right_when_it_is_cleared(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(wire, "CACHE_MAX_BYTES", 4096)
     wire.clear_cache()
     spans = [span("op", {"shadow.experiment": "e", "n": i, "s": f"v{i}"}) for i in range(40)]
@@ -100,6 +104,11 @@ def test_nan_and_infinities_are_stored_as_standard_json_strings() -> None:
     text = rows.spans.column("attributes")[0].as_py()
     strict = json.loads(text, parse_constant=lambda token: pytest.fail(f"non-standard JSON token {token}"))
     assert strict == {
-        "shadow.experiment": "e", "nan": "NaN", "inf": "Infinity", "ninf": "-Infinity", "arr": [1.5, "NaN"], "ok": 0.5
+        "shadow.experiment": "e",
+        "nan": "NaN",
+        "inf": "Infinity",
+        "ninf": "-Infinity",
+        "arr": [1.5, "NaN"],
+        "ok": 0.5,
     }
     assert json.loads(rows.events.column("attributes")[0].as_py()) == {"x": "Infinity"}
