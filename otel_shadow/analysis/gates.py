@@ -466,7 +466,7 @@ def coverage_gate(g: GateInput, t: Thresholds) -> list[Evidence | GateResult]:
         return [GateResult("coverage", "SKIP", "no primary executions recorded")]
     _, scheduled, dropped = g.coverage
     coverage = scheduled / (scheduled + dropped) if scheduled + dropped else None
-    text = f"candidates ran for {scheduled:,} calls, {dropped:,} dropped (sampling, queue, budget)"
+    text = f"candidates ran for {scheduled:,} calls, {dropped:,} dropped (sampling, queue, budget, time limit)"
     if t.min_coverage is None or coverage is None:
         return [GateResult("coverage", "INFO", text, coverage)]
     status = "PASS" if coverage >= t.min_coverage else "FAIL"
