@@ -1106,6 +1106,44 @@ def clickhouse_views(clickhouse: str, traces_table: str, traces_database: str | 
         click.echo(f"created view {name}")
 
 
+@cli.command("compact-segments")
+@click.argument("folder", metavar="DIR", type=click.Path(file_okay=False, exists=True))
+@click.option(
+    "--partition",
+    "partitions",
+    multiple=True,
+    metavar="PARTITION",
+    help="Only this partition, as date=YYYY-MM-DD/hour=HH (repeatable; default: every partition).",
+)
+@click.option(
+    "--min-segments",
+    type=click.IntRange(min=2),
+    default=2,
+    show_default=True,
+    help="Merge a partition only when it has at least this many segments.",
+)
+def compact_segments_command(folder: str, partitions: tuple[str, ...], min_segments: int) -> None:
+    """Merge each partition's Parquet segments into one file, atomically (docs/scaling.md).
+
+    Safe while collectors keep writing into DIR, and to stop at any point: readers count the
+    merged file or its inputs, never both, and the next run finishes the work.
+
+    Example:
+
+        otel-shadow compact-segments /data/segments --partition date=2026-11-29/hour=10
+    """
+    from .store.compaction import compact_segments
+
+    results = compact_segments(folder, min_segments=min_segments, partitions=set(partitions) or None)
+    for r in results:
+        click.echo(
+            f"{r.partition}: {len(r.inputs)} segments -> {r.name} ({r.spans} spans, "
+            f"{r.bytes_before} -> {r.bytes_after} bytes)"
+        )
+    if not results:
+        click.echo(f"nothing to compact in {folder} (no partition has {min_segments} segments or more)")
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="otel-shadow", standalone_mode=False)

@@ -33,6 +33,7 @@ tables become views over them, cast to the schema's types, and ``views.sql`` run
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import logging
 import os
 import re
@@ -53,10 +54,14 @@ from .readonly import SANDBOX_SETTINGS
 
 __all__ = [
     "SEGMENT_TABLES",
+    "Partition",
     "SegmentInfo",
     "SegmentWriter",
+    "is_compacted",
     "list_segment_files",
     "open_segments",
+    "read_manifest",
+    "segment_partitions",
     "validate_collector_id",
 ]
 
@@ -72,8 +77,17 @@ _COLLECTOR_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}\.parquet$")
 _DATE = re.compile(r"^date=\d{4}-\d{2}-\d{2}$")
 _HOUR = re.compile(r"^hour=\d{2}$")
+_COMPACTED = re.compile(r"^compacted-[0-9a-f]{32}$")
 _META_ID = "segments.collector_id"
 _KV_SCHEMA = b"otel_shadow.schema_version"
+_KV_COMPACTED = b"otel_shadow.compacted_from"  # JSON list of the segment names a compacted segment holds
+# The columns (with their DuckDB types) every segment file of a table has, whatever its version
+_KEY_COLUMNS = {
+    "spans": ("trace_id UUID", "span_id UBIGINT", "batch_id UBIGINT"),
+    "span_links": ("trace_id UUID", "span_id UBIGINT", "batch_id UBIGINT"),
+    "span_events": ("trace_id UUID", "span_id UBIGINT", "batch_id UBIGINT"),
+    "ingest_batches": ("batch_id UBIGINT",),
+}
 _ROWS_PER_BATCH = 64 * 1024  # rows fetched from DuckDB at a time (a row group holds up to 1M)
 
 _BOOKKEEPING = """
@@ -106,6 +120,8 @@ class SegmentInfo:
 
 def validate_collector_id(value: str) -> str:
     """A collector id usable in file names, or ``ConfigError`` saying what is allowed."""
+    if value == "compacted":  # the temporary files of compactions start with ".compacted-"
+        raise ConfigError("collector id 'compacted' is reserved for compacted segments; choose another --collector-id")
     if not _COLLECTOR_ID.match(value):
         raise ConfigError(
             f"collector id {value[:80]!r} is not usable in a segment's file name: use 1-63 letters, "
@@ -372,20 +388,88 @@ def _rollback(cursor: duckdb.DuckDBPyConnection) -> None:
 
 
 # --- reading a folder of segments as one store ---------------------------------------------------------
-def list_segment_files(root: str | os.PathLike[str]) -> dict[str, list[Path]]:
-    """The closed segment files under ``root``, per table: regular files named as segments are,
-    in ``table=…/date=…/hour=…`` folders; temporary files, symbolic links and anything else are
-    left out (they are not segments)."""
+#
+# Which files count (``docs/scaling.md``, "Compaction"): a compacted segment (``compacted-<hex>``,
+# written by ``store.compaction``) counts only once its spans file exists (written last: the commit
+# point), and then every segment its manifest names (in that spans file's footer) no longer counts
+# in that partition, even while its files are still there (a compaction stopped before it removed
+# them, or a collector that wrote a merged segment again on restart). So a reader sees either the
+# inputs or the merged output, never both.
+@dataclass(frozen=True, slots=True)
+class Partition:
+    """One ``date=…/hour=…`` partition as found on disk: per table, segment name → file."""
+
+    name: str
+    files: dict[str, dict[str, Path]]
+
+    def superseded(self) -> dict[str, str]:
+        """Segment name → the committed compacted segment that holds its rows."""
+        out: dict[str, str] = {}
+        for name, path in sorted(self.files.get("spans", {}).items()):
+            if is_compacted(name):
+                for merged in read_manifest(path):
+                    out.setdefault(merged, name)
+        return out
+
+    def live(self) -> dict[str, dict[str, Path]]:
+        """Per table, the segments a reader counts (the rule above)."""
+        gone = self.superseded()
+        committed = self.files.get("spans", {})
+        return {
+            table: {
+                name: path
+                for name, path in names.items()
+                if name not in gone and (not is_compacted(name) or name in committed)
+            }
+            for table, names in self.files.items()
+        }
+
+
+def is_compacted(name: str) -> bool:
+    """Whether segment ``name`` was written by a compaction (a collector's end in ``-<10 digits>``)."""
+    return _COMPACTED.match(name) is not None
+
+
+def read_manifest(path: Path) -> list[str]:
+    """The segment names a compacted spans file replaces (from its footer), or ``StoreError``."""
+    try:
+        meta = pq.read_metadata(path).metadata or {}
+        names = json.loads(meta[_KV_COMPACTED])
+    except (OSError, KeyError, ValueError, pa.ArrowException) as exc:
+        raise StoreError(
+            f"compacted segment '{path}' has no readable manifest ({type(exc).__name__}: {exc}); it was "
+            "damaged or not written by otel-shadow: move it out of the segments folder"
+        ) from exc
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise StoreError(f"compacted segment '{path}': its manifest is not a list of segment names; move it out")
+    return names
+
+
+def segment_partitions(root: str | os.PathLike[str]) -> list[Partition]:
+    """Every partition under ``root`` with every file named as a segment (regular files in
+    ``table=…/date=…/hour=…`` folders; temporary files, symbolic links and anything else are left
+    out: they are not segments), whether or not it counts (``Partition.live``)."""
     base = Path(root)
     if not base.is_dir():
         raise StoreError(
             f"segments folder '{root}' does not exist (or is not a folder); pass the --segments of a collector"
         )
-    found: dict[str, list[Path]] = {table: [] for table in SEGMENT_TABLES}
+    found: dict[str, dict[str, dict[str, Path]]] = {}
     for table in SEGMENT_TABLES:
         for path in _walk(base / f"table={table}"):
-            found[table].append(path)
-        found[table].sort()
+            partition = f"{path.parent.parent.name}/{path.parent.name}"
+            found.setdefault(partition, {t: {} for t in SEGMENT_TABLES})[table][path.name[: -len(".parquet")]] = path
+    return [Partition(name, found[name]) for name in sorted(found)]
+
+
+def list_segment_files(root: str | os.PathLike[str]) -> dict[str, list[Path]]:
+    """The segment files a reader counts under ``root``, per table (``Partition.live``)."""
+    found: dict[str, list[Path]] = {table: [] for table in SEGMENT_TABLES}
+    for partition in segment_partitions(root):
+        for table, names in partition.live().items():
+            found[table].extend(names.values())
+    for paths in found.values():
+        paths.sort()
     return found
 
 
@@ -427,6 +511,7 @@ def open_segments(root: str | os.PathLike[str]) -> Store:
         _check_schema_versions(con, root, every)
         con.execute(_read_sql("schema.sql"))
         columns_of = _file_columns(con, every)
+        _check_key_columns(root, files, columns_of)
         for table, paths in files.items():
             if paths:
                 _replace_with_view(con, table, paths, columns_of)
@@ -467,6 +552,22 @@ def _file_columns(con: duckdb.DuckDBPyConnection, paths: list[str]) -> dict[str,
         "GROUP BY file_name"
     ).fetchall()
     return {str(name): tuple(columns) for name, columns in rows}
+
+
+def _check_key_columns(
+    root: str | os.PathLike[str], files: dict[str, list[Path]], columns_of: dict[str, tuple[str, ...]]
+) -> None:
+    """Every file holds its table's key columns with their types, or ``StoreError`` naming it: a
+    Parquet file of some other data, placed where segments are, is refused before any query."""
+    for table, paths in files.items():
+        for path in paths:
+            have = set(columns_of.get(str(path), ()))
+            missing = [c for c in _KEY_COLUMNS[table] if c not in have]
+            if missing:
+                raise StoreError(
+                    f"'{path}' under '{root}' is not a segment of table {table}: it lacks the column(s) "
+                    f"{', '.join(missing)}; move it out of the segments folder"
+                )
 
 
 def _replace_with_view(
