@@ -16,6 +16,7 @@ the same way for both.
 
 from __future__ import annotations
 
+import math
 import re
 import urllib.parse
 from dataclasses import dataclass
@@ -236,9 +237,17 @@ def _open_http(target: ClickHouseTarget, settings: dict[str, Any]) -> tuple[Any,
             database=target.database,
             secure=target.secure,
             connect_timeout=10,
-            send_receive_timeout=int(settings["max_execution_time"]) + 10,
+            send_receive_timeout=_answer_within(float(settings["max_execution_time"])),
+            # no session: each query carries its own settings, and a session would refuse a second query from
+            # another thread while one runs (the driver raises "concurrent queries within the same session")
+            autogenerate_session_id=False,
         )
     except Exception as exc:
+        if _code_of(exc) & _AUTH_CODES:
+            raise StoreError(
+                f"{target.where} refused the user {target.username!r}: the password is wrong or there is no such "
+                "user (AUTHENTICATION_FAILED); check the user and password in the URL (http://user:password@host…)"
+            ) from exc
         raise StoreError(f"cannot reach {target.where}: {_first_line(exc)}") from exc
     profile = client.server_settings.get("readonly")
     level = int(profile.value) if profile is not None and str(profile.value).isdigit() else 0
@@ -252,6 +261,12 @@ def _open_http(target: ClickHouseTarget, settings: dict[str, Any]) -> tuple[Any,
     if level == 2:  # already read-only, and the readonly setting itself cannot be changed
         settings = {k: v for k, v in settings.items() if k != "readonly"}
     return client, settings
+
+
+def _answer_within(timeout_s: float) -> int:
+    """How long the driver waits for an answer: the server stops a query at ``timeout_s`` and answers, so
+    wait that long again (1 to 10 s) for the answer to arrive, then give up on a server that does not answer."""
+    return math.ceil(timeout_s + min(10.0, max(1.0, timeout_s)))
 
 
 def _import(module: str, package: str) -> Any:
@@ -271,14 +286,38 @@ _TIMEOUT_CODES = {"159", "TIMEOUT_EXCEEDED"}
 _TOO_LARGE_CODES = {"396", "TOO_MANY_ROWS_OR_BYTES"}
 _READONLY_CODES = {"164", "READONLY", "497", "ACCESS_DENIED"}
 _UNKNOWN_TABLE_CODES = {"60", "UNKNOWN_TABLE"}
+_AUTH_CODES = {
+    "516",
+    "AUTHENTICATION_FAILED",
+    "192",
+    "UNKNOWN_USER",
+    "193",
+    "WRONG_PASSWORD",
+    "194",
+    "REQUIRED_PASSWORD",
+}
 
 
-def _error(exc: Exception, limits: ClickHouseLimits) -> StoreError:
+def _code_of(exc: Exception) -> set[str]:
+    """ClickHouse's error code and name in a driver's or chdb's error (the driver's own ``code`` too)."""
     text = str(exc)
     code = re.search(r"Code:\s*(\d+)", text)
     name = re.search(r"\(([A-Z_]+)\)", text)
     keys = {code.group(1) if code else "", name.group(1) if name else ""}
+    if getattr(exc, "code", None) is not None:
+        keys.add(str(exc.code))  # type: ignore[attr-defined]  # clickhouse-connect's DatabaseError
+    return keys - {""}
+
+
+def _error(exc: Exception, limits: ClickHouseLimits) -> StoreError:
+    keys = _code_of(exc)
     detail = _first_line(exc)
+    if "Read timed out" in str(exc):  # the driver gave up: the server did not answer, not even its time-limit error
+        return QueryTimeout(
+            f"ClickHouse did not answer within {_answer_within(limits.timeout_s)} s (the query's limit is "
+            f"{limits.timeout_s:g} s, which the server enforces); is the server overloaded or the network slow? "
+            "Narrow the query (a WHERE on start_time, a LIMIT) or try again"
+        )
     if keys & _TIMEOUT_CODES:
         return QueryTimeout(
             f"the query ran longer than {limits.timeout_s:g} s and was stopped; narrow it "
