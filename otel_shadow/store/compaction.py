@@ -29,6 +29,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..errors import SchemaTooNew, StoreError
+from ..errors import ConfigError, SchemaTooNew, StoreError
 from .database import SCHEMA_VERSION
 from .segments import (
     _KV_COMPACTED,
@@ -58,6 +59,7 @@ _ROWS_PER_GROUP = 512 * 1024
 _BYTES_PER_GROUP = 128 * 1024 * 1024
 _ROWS_PER_BATCH = 64 * 1024  # rows read from an input at a time
 _TEMP_PREFIX = ".compacted-"
+_PARTITION = re.compile(r"^date=\d{4}-\d{2}-\d{2}/hour=\d{2}$")
 
 # the steps after which ``on_step`` is called (tests stop there, as a crash would, or write meanwhile)
 STEPS = ("written", "committed", "removed")
@@ -87,6 +89,11 @@ def compact_segments(
     each of ``STEPS`` (tests: an exception there is a crash at that point)."""
     if min_segments < 2:
         raise ValueError(f"min_segments must be at least 2 (got {min_segments}): one segment is already merged")
+    for name in partitions or ():
+        if not _PARTITION.match(name):
+            raise ConfigError(
+                f"partition {name[:80]!r} is not date=YYYY-MM-DD/hour=HH (for example date=2026-11-29/hour=10)"
+            )
     base = Path(root)
     done: list[CompactionResult] = []
     with _exclusive(base):

@@ -251,3 +251,6 @@ def test_the_compact_segments_command_leaves_the_report_command_unchanged(
     assert json.loads(capsys.readouterr().out) == before
     main(["compact-segments", str(root), "--min-segments", "5"])
     assert "nothing to compact" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        main(["compact-segments", str(root), "--partition", "hour=12"])
+    assert exit_info.value.code == 2 and "is not date=YYYY-MM-DD/hour=HH" in capsys.readouterr().err
