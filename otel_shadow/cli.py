@@ -38,7 +38,7 @@ segments_option = click.option(
     "segments",
     type=click.Path(file_okay=False),
     default=None,
-    help="Read a folder of Parquet segments (written by collectors with --segments) as one store, instead of --db.",
+    help="Read a folder (or s3://bucket/prefix) of Parquet segments written by collectors with --segments, as one store, instead of --db.",
 )
 clickhouse_option = click.option(
     "--clickhouse",

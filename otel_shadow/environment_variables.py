@@ -84,6 +84,15 @@ OTEL_SHADOW_COLLECTOR_SEGMENT_SECONDS: Final = "OTEL_SHADOW_COLLECTOR_SEGMENT_SE
 OTEL_SHADOW_COLLECTOR_ID: Final = "OTEL_SHADOW_COLLECTOR_ID"
 """With segments: the name of this collector's segment files (default: made once, kept in the DuckDB file)."""
 
+OTEL_SHADOW_S3_ENDPOINT: Final = "OTEL_SHADOW_S3_ENDPOINT"
+"""Endpoint URL of an S3-compatible store for ``--segments s3://bucket/prefix`` (MinIO, Ceph, R2, …); unset: AWS S3."""
+
+OTEL_SHADOW_S3_MAX_BYTES: Final = "OTEL_SHADOW_S3_MAX_BYTES"
+"""Most bytes of segments one ``--segments s3://…`` read fetches. Default 17179869184 (16 GiB)."""
+
+OTEL_SHADOW_S3_MAX_OBJECTS: Final = "OTEL_SHADOW_S3_MAX_OBJECTS"
+"""Most entries one ``--segments s3://…`` read lists under the prefix. Default 100000."""
+
 OTEL_SHADOW_COLLECTOR_TLS_CERT: Final = "OTEL_SHADOW_COLLECTOR_TLS_CERT"
 """PEM certificate: serve both OTLP transports over TLS (with OTEL_SHADOW_COLLECTOR_TLS_KEY)."""
 

@@ -494,7 +494,11 @@ def _literal(text: str) -> str:
 def open_segments(root: str | os.PathLike[str]) -> Store:
     """A read-only ``Store`` over every closed segment under ``root``: the same tables and views
     as a DuckDB file, sandboxed as every other connection (DuckDB may open exactly the segment
-    files listed now, nothing else)."""
+    files listed now, nothing else). ``root`` may be an ``s3://bucket/prefix`` (``store.object_store``)."""
+    if isinstance(root, str) and "://" in root:
+        from .object_store import open_object_segments
+
+        return open_object_segments(root)
     files = list_segment_files(root)
     every = [str(p) for paths in files.values() for p in paths]
     if not files["spans"]:
