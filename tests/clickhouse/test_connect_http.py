@@ -6,16 +6,20 @@ the reader stays read-only and bounded over HTTP, and each way it can fail says 
 
 from __future__ import annotations
 
+import gzip
 import json
 import threading
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from otel_shadow.analysis import Thresholds, build_report
 from otel_shadow.cli import main
@@ -329,3 +333,109 @@ def test_a_missing_view_names_the_command_that_creates_it(server: ClickHouseHTTP
 def test_an_unreachable_server_is_a_store_error_naming_it() -> None:
     with pytest.raises(StoreError, match=r"cannot reach ClickHouse http://127.0.0.1:9"):
         open_clickhouse("http://reader:secret@127.0.0.1:9/otel")
+
+
+# --- score, reading over HTTP and writing over OTLP ------------------------------------------------------
+
+
+def test_score_over_http_reads_pairs_and_content_and_sends_scores_over_otlp(
+    server: ClickHouseHTTPServer, chdb_folder: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``otel-shadow score --clickhouse http://… --otlp-endpoint …``: the pairs, their content and the scores
+    already there read through the driver; the scores back in otel_traces are seen; a second run scores none."""
+    from otel_shadow.testing import LLMServer
+
+    from .test_score_clickhouse import OTLPReceiver, _judge_calls, _write_spans
+
+    rows = ClickHouseExporterRows(chdb_folder, "scoring_http")
+    rows.connection.query("TRUNCATE TABLE `scoring_http`.`otel_traces`")
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(rows))
+    _write_spans(provider)
+    provider.shutdown()
+    main(["clickhouse-views", "--clickhouse", server.clickhouse_url("scoring_http", "admin", "admin-secret")])
+    assert "created view shadow_scores" in capsys.readouterr().out
+    url = server.clickhouse_url("scoring_http", "reader", "reader-secret")
+    monkeypatch.setenv("OPENAI_API_KEY", "test")
+    receiver = OTLPReceiver()
+    try:
+        with LLMServer() as llm:
+            command = [
+                "score",
+                "--clickhouse",
+                url,
+                "--otlp-endpoint",
+                f"127.0.0.1:{receiver.port}",
+                "--otlp-insecure",
+                "--judge-model",
+                "sim-judge",
+                "--judge-base-url",
+                llm.openai_url,
+                "--embeddings",
+                llm.openai_url,
+                "--embedding-model",
+                "sim-embed",
+                "--format",
+                "json",
+            ]
+            main(command)
+            summary = json.loads(capsys.readouterr().out)
+            assert summary["to_score"] == 10 and summary["scored"] == {"semantic_similarity": 10, "judge": 10}
+            assert len(receiver.spans) == 20
+            stored = ClickHouseExporterRows(chdb_folder, "scoring_http")  # the Collector's exporter stores them
+            stored.export(receiver.spans)
+            stored.shutdown()
+            with open_clickhouse(url) as reader:
+                scored = reader.query("SELECT scorer, count() FROM shadow_scores GROUP BY ALL ORDER BY ALL").rows
+            assert scored == [("judge", 10), ("semantic_similarity", 10)]
+            before = _judge_calls(llm)
+            main(command)
+            again = json.loads(capsys.readouterr().out)
+            assert again["to_score"] == 0 and _judge_calls(llm) == before and len(receiver.spans) == 20
+    finally:
+        receiver.stop()
+    assert any(q["user"] == "reader" and "otel_traces" in q["query"] for q in server.queries)  # content over HTTP
+
+
+# --- the test server speaks the HTTP interface as a server does -----------------------------------------
+
+
+def test_the_driver_inserts_native_blocks_and_reads_them_back(server: ClickHouseHTTPServer) -> None:
+    """clickhouse-connect's insert (Native, compressed body) and query (Native) round-trip through the server."""
+    client = clickhouse_connect.get_client(
+        host="127.0.0.1", port=server.port, username="admin", password="admin-secret"
+    )
+    try:
+        client.command("CREATE DATABASE IF NOT EXISTS http_scratch")
+        client.command(
+            "CREATE OR REPLACE TABLE http_scratch.t (id UInt32, name LowCardinality(String), "
+            "attributes Map(String, String), at DateTime64(9)) ENGINE = MergeTree ORDER BY id"
+        )
+        rows = [[i, f"n{i % 3}", {"k": str(i)}, datetime(2026, 11, 29, 12, 0, i)] for i in range(50)]
+        summary = client.insert("http_scratch.t", rows, column_names=["id", "name", "attributes", "at"])
+        assert summary.written_rows == 50
+        back = client.query("SELECT id, name, attributes, at FROM http_scratch.t ORDER BY id").result_rows
+    finally:
+        client.close()
+    assert [list(r) for r in back] == rows
+
+
+def test_responses_are_gzip_when_asked_and_settings_it_does_not_know_are_404(server: ClickHouseHTTPServer) -> None:
+    request = urllib.request.Request(
+        f"{server.url}/?enable_http_compression=1", data=b"SELECT number FROM numbers(3)", method="POST"
+    )
+    request.add_header("Accept-Encoding", "gzip")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.headers["Content-Encoding"] == "gzip"
+        assert gzip.decompress(response.read()) == b"0\n1\n2\n"
+        assert json.loads(response.headers["X-ClickHouse-Summary"])["read_rows"] == "3"
+    status, headers, body = _post(server, "SELECT 1", no_such_setting="1")
+    assert (status, headers["x-clickhouse-exception-code"]) == (404, "115")
+    assert body.startswith("Code: 115. DB::Exception: Unknown setting 'no_such_setting'")
+
+
+def test_a_request_longer_than_the_servers_limit_is_413(chdb_folder: Path) -> None:
+    with ClickHouseHTTPServer(chdb_folder, max_request_bytes=1024) as small:
+        status, headers, body = _post(small, "SELECT '" + "x" * 2000 + "'", user="default")
+    assert (status, headers["x-clickhouse-exception-code"]) == (413, "229")
+    assert "(QUERY_IS_TOO_LARGE)" in body
