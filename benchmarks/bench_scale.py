@@ -110,11 +110,30 @@ def child(kind: str, path: str) -> None:
     )
 
 
-def measure(folder: Path, rounds: int) -> dict[str, Any]:
+def compact(folder: Path) -> dict[str, Any]:
+    """A copy of the segments folder, compacted (``otel-shadow compact-segments``)."""
+    from otel_shadow.store.compaction import compact_segments
+
+    shutil.copytree(folder / "segments", folder / "compacted")
+    t = time.perf_counter()
+    results = compact_segments(folder / "compacted")
+    return {
+        "compaction_s": time.perf_counter() - t,
+        "partitions": len(results),
+        "segments_merged": sum(len(r.inputs) for r in results),
+        "bytes_before": sum(r.bytes_before for r in results),
+        "bytes_after": sum(r.bytes_after for r in results),
+        "files_after": sum(1 for _ in (folder / "compacted").rglob("*.parquet")),
+    }
+
+
+def measure(folder: Path, rounds: int, *, compacted: bool = False) -> dict[str, Any]:
     stores = {
         "duckdb_file": ("duckdb", str(folder / "single.duckdb")),
         "segments": ("segments", str(folder / "segments")),
     }
+    if compacted:
+        stores["compacted"] = ("segments", str(folder / "compacted"))
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in stores}
     for _ in range(rounds):  # alternating, so machine load lands on both
         for name, (kind, path) in stores.items():
@@ -139,7 +158,9 @@ def measure(folder: Path, rounds: int) -> dict[str, Any]:
     base = statistics.median(result["duckdb_file"]["report_s"])
     seg = statistics.median(result["segments"]["report_s"])
     result["segments_over_file_ratio"] = seg / base
-    result["same_verdicts"] = result["segments"]["verdicts"] == result["duckdb_file"]["verdicts"]
+    result["same_verdicts"] = all(result[name]["verdicts"] == result["duckdb_file"]["verdicts"] for name in stores)
+    if compacted:
+        result["compacted_over_file_ratio"] = statistics.median(result["compacted"]["report_s"]) / base
     return result
 
 
@@ -181,6 +202,11 @@ def main() -> int:
     parser.add_argument(
         "--ingest", action="store_true", help="Measure collector throughput with and without --segments instead."
     )
+    parser.add_argument(
+        "--compact",
+        action="store_true",
+        help="Also compact a copy of the segments (compact-segments) and run the report on it too.",
+    )
     parser.add_argument("--seconds", type=float, default=15.0, help="With --ingest: seconds of load per run.")
     parser.add_argument("--child", nargs=2, metavar=("KIND", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -191,23 +217,26 @@ def main() -> int:
         result = {"seconds": args.seconds, "cores": os.cpu_count(), **ingest(args.seconds, args.rounds)}
         print(f"written to {save('scale-ingest', result)}")
         return 0
-    chunk = args.chunk or max(10_000, args.pairs // 20)
+    chunk = args.chunk or max(10_000, args.pairs // 20)  # --compact: pass a small --chunk (many segments)
     folder = Path(args.folder or tempfile.mkdtemp(prefix="bench-scale-"))
     folder.mkdir(parents=True, exist_ok=True)
     try:
         built = build(folder, args.pairs, chunk)
         print("built", json.dumps(built), flush=True)
+        if args.compact:
+            built["compaction"] = compact(folder)
+            print("compacted", json.dumps(built["compaction"]), flush=True)
         result = {
             "pairs": args.pairs,
             "chunk": chunk,
             "cores": os.cpu_count(),
             "stores": built,
-            **measure(folder, args.rounds),
+            **measure(folder, args.rounds, compacted=args.compact),
         }
     finally:
         if args.folder is None:
             shutil.rmtree(folder, ignore_errors=True)
-    name = "scale-quick" if args.pairs < 1_000_000 else "scale"
+    name = ("scale-quick" if args.pairs < 1_000_000 else "scale") + ("-compact" if args.compact else "")
     print(f"written to {save(name, result)}")
     assert result["same_verdicts"], "the two stores gave different verdicts"
     return 0

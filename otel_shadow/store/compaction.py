@@ -62,7 +62,8 @@ _TEMP_PREFIX = ".compacted-"
 _PARTITION = re.compile(r"^date=\d{4}-\d{2}-\d{2}/hour=\d{2}$")
 
 # the steps after which ``on_step`` is called (tests stop there, as a crash would, or write meanwhile)
-STEPS = ("written", "committed", "removed")
+# "renamed": every table's file but the spans file is in place (the output does not count yet)
+STEPS = ("written", "renamed", "committed", "removed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +190,9 @@ def _compact(
     on_step(partition.name, "written")
 
     # 2. commit: the spans file's rename is the point from which the output counts, the inputs not
-    for temp, final in written:
+    for temp, final in written:  # in SEGMENT_TABLES' order: the spans file last
+        if final.parent.parent.parent.name == "table=spans":
+            on_step(partition.name, "renamed")
         os.replace(temp, final)
         _fsync_dir(final.parent)
     on_step(partition.name, "committed")

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from otel_shadow.cli import main
-from otel_shadow.errors import StoreError
+from otel_shadow.errors import ConfigError, StoreError
 from otel_shadow.store import Store, Writer
 from otel_shadow.store.compaction import STEPS, compact_segments
 from otel_shadow.store.segments import SegmentWriter, list_segment_files, open_segments
@@ -254,3 +254,50 @@ def test_the_compact_segments_command_leaves_the_report_command_unchanged(
     with pytest.raises(SystemExit) as exit_info:
         main(["compact-segments", str(root), "--partition", "hour=12"])
     assert exit_info.value.code == 2 and "is not date=YYYY-MM-DD/hour=HH" in capsys.readouterr().err
+
+
+def test_compactions_running_while_a_collector_thread_closes_segments_lose_and_duplicate_nothing(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "seg"
+    bodies = _requests(300, seed=50)  # 6 requests of 50 pairs, each closed as its own segment
+    stop = threading.Event()
+    failures: list[BaseException] = []
+
+    def collector() -> None:
+        try:
+            with Store.open(tmp_path / "live.duckdb") as store:
+                writer, segments = Writer(store), SegmentWriter(store, root, collector_id="live")
+                for body in bodies:
+                    writer.write(body)
+                    segments.close_segment(NOON)
+        except BaseException as exc:  # surfaced below
+            failures.append(exc)
+        finally:
+            stop.set()
+
+    root.mkdir()
+    thread = threading.Thread(target=collector)
+    thread.start()
+    runs = 0
+    while not stop.is_set() or runs == 0:
+        compact_segments(root)  # whatever the collector closed so far, in the same partition
+        runs += 1
+        stop.wait(0.01)
+    thread.join(30)
+    assert not failures
+    compact_segments(root)
+    assert _counts(root) == (600, 600, 300)
+    assert [p.name.startswith("compacted-") for p in (root / "table=spans" / HOUR).iterdir()] == [True]
+
+
+def test_a_compacted_file_without_a_readable_manifest_is_refused_and_the_id_compacted_is_reserved(
+    segmented: tuple[Path, dict[str, object], tuple[int, int, int]], tmp_path: Path
+) -> None:
+    root, _, _ = segmented
+    source = next((root / "table=spans" / HOUR).glob("c1-*.parquet"))
+    shutil.copy(source, source.parent / f"compacted-{'0' * 32}.parquet")  # no manifest in its footer
+    with pytest.raises(StoreError, match=r"compacted-0{32}.parquet' has no readable manifest"):
+        open_segments(root)
+    with Store.open(tmp_path / "x.duckdb") as store, pytest.raises(ConfigError, match="reserved"):
+        SegmentWriter(store, root, collector_id="compacted")
