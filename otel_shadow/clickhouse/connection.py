@@ -309,9 +309,16 @@ def _code_of(exc: Exception) -> set[str]:
     return keys - {""}
 
 
+# clickhouse-connect's wrapping of the server's message: "Received ClickHouse exception, code: N, server
+# response: <message> (version …) (for url …)"; the message alone reads the same as chdb's
+_DRIVER_WRAPPING = re.compile(
+    r"^Received ClickHouse exception, code: \d+, server response: |(?: \(version [^)]*\))?(?: \(for url [^)]*\))?$"
+)
+
+
 def _error(exc: Exception, limits: ClickHouseLimits) -> StoreError:
     keys = _code_of(exc)
-    detail = _first_line(exc)
+    detail = _DRIVER_WRAPPING.sub("", _first_line(exc))
     if "Read timed out" in str(exc):  # the driver gave up: the server did not answer, not even its time-limit error
         return QueryTimeout(
             f"ClickHouse did not answer within {_answer_within(limits.timeout_s)} s (the query's limit is "

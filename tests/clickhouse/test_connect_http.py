@@ -24,7 +24,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from otel_shadow.analysis import Thresholds, build_report
 from otel_shadow.cli import main
 from otel_shadow.clickhouse import VIEW_NAMES, ClickHouseLimits, ClickHouseReader, open_clickhouse
-from otel_shadow.errors import QueryTimeout, ReadOnlyQuery, ResultTooLarge, StoreError
+from otel_shadow.errors import QueryError, QueryTimeout, ReadOnlyQuery, ResultTooLarge, StoreError
 from otel_shadow.store import Store
 from otel_shadow.store.exporter import DuckDBSpanExporter
 from otel_shadow.testing.clickhouse_http import ClickHouseHTTPServer, ClickHouseUser
@@ -324,9 +324,18 @@ def test_a_huge_result_hits_the_byte_limit_and_the_next_query_gets_its_own_resul
         assert reader.query("SELECT 42 AS answer").rows == [(42,)]
 
 
+def test_a_query_error_over_http_reads_as_clickhouses_message(server: ClickHouseHTTPServer) -> None:
+    url = server.clickhouse_url("default", "reader", "reader-secret")
+    with open_clickhouse(url) as reader, pytest.raises(QueryError) as failed:
+        reader.query("SELECT no_such_column FROM system.one")
+    message = str(failed.value)
+    assert message.startswith("Code: 47. DB::Exception:") and message.endswith("(UNKNOWN_IDENTIFIER)")
+    assert "for url" not in message and "Received ClickHouse exception" not in message
+
+
 def test_a_missing_view_names_the_command_that_creates_it(server: ClickHouseHTTPServer, duckdb_file: str) -> None:
     url = server.clickhouse_url("default", "reader", "reader-secret")
-    with open_clickhouse(url) as reader, pytest.raises(Exception, match="otel-shadow clickhouse-views"):
+    with open_clickhouse(url) as reader, pytest.raises(QueryError, match="otel-shadow clickhouse-views"):
         reader.query("SELECT * FROM shadow_summary")
 
 
