@@ -50,7 +50,7 @@ from ..errors import ConfigError, StoreError
 from .database import Store
 from .segments import _DATE, _FILE, _HOUR, SEGMENT_TABLES, open_segments
 
-__all__ = ["ObjectLimits", "SegmentCopy", "is_object_store_url", "open_object_segments"]
+__all__ = ["ObjectLimits", "SegmentCopy", "open_object_segments"]
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")  # S3's bucket naming rules
 _CHUNK = 1024 * 1024
@@ -87,11 +87,6 @@ class SegmentCopy(Store):
             super().close()
         finally:
             shutil.rmtree(self.copy, ignore_errors=True)
-
-
-def is_object_store_url(value: str) -> bool:
-    """Whether ``--segments`` names an object-store prefix rather than a folder."""
-    return "://" in value
 
 
 def open_object_segments(url: str, *, endpoint: str | None = None, limits: ObjectLimits | None = None) -> Store:
