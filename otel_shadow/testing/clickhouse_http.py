@@ -389,12 +389,13 @@ class ClickHouseHTTPServer:
         return f"{head} FROM INFILE {_literal(self._data_file)} FORMAT {fmt}"
 
     def _outline(self, text: str) -> str:
-        """The query as ClickHouse's own formatter writes it (comments gone, keywords upper case), or ''."""
+        """The query as ClickHouse's own formatter writes it (comments gone, keywords upper case).
+
+        A query the parser refuses is refused here with the parser's error (chdb would refuse it too):
+        what is not understood is not run, so nothing the check cannot see reaches chdb."""
         connection = self._chdb.connect(f"file:{self.path}?max_query_size={self.max_request_bytes * 2 + 1024}")
         try:
             return self._run(connection, f"SELECT formatQuerySingleLine({_literal(text)})")
-        except Exception:  # not parseable: running it gives ClickHouse's own syntax error
-            return ""
         finally:
             connection.close()
 

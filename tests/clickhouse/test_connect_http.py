@@ -448,3 +448,11 @@ def test_a_request_longer_than_the_servers_limit_is_413(chdb_folder: Path) -> No
         status, headers, body = _post(small, "SELECT '" + "x" * 2000 + "'", user="default")
     assert (status, headers["x-clickhouse-exception-code"]) == (413, "229")
     assert "(QUERY_IS_TOO_LARGE)" in body
+
+
+def test_a_query_the_parser_refuses_is_a_400_syntax_error(server: ClickHouseHTTPServer) -> None:
+    status, headers, body = _post(server, "SELEC 1", user="default")
+    assert (status, headers["x-clickhouse-exception-code"]) == (400, "62")
+    assert body.startswith("Code: 62. DB::Exception: Syntax error") and "(SYNTAX_ERROR)" in body
+    status, _, body = _post(server, "SELECT {x:UInt8} + 1", user="default", param_x="41")
+    assert (status, body) == (200, "42\n")
