@@ -53,9 +53,10 @@ from .segments import (
 
 __all__ = ["STEPS", "CompactionResult", "compact_segments"]
 
-# A compacted file's row groups: at most this many rows or (uncompressed) bytes each, so that
-# merging holds one row group in memory, not the partition
-_ROWS_PER_GROUP = 512 * 1024
+# A compacted file's row groups: at most this many rows (DuckDB's own row group size: a reader
+# scans row groups in parallel, so one huge group would be read by one thread) or (uncompressed)
+# bytes each, so that merging holds one row group in memory, not the partition
+_ROWS_PER_GROUP = 122_880
 _BYTES_PER_GROUP = 128 * 1024 * 1024
 _ROWS_PER_BATCH = 64 * 1024  # rows read from an input at a time
 _TEMP_PREFIX = ".compacted-"
