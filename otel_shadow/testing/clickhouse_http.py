@@ -23,7 +23,10 @@ clickhouse-connect use in front of it, so a driver talks HTTP to a real ClickHou
   (NAME) (version …)``, the ``X-ClickHouse-Exception-Code`` header and the HTTP status ClickHouse's
   ``exceptionCodeToHTTPStatus`` gives that code;
 - ``INTO OUTFILE`` is refused (``INTO_OUTFILE_NOT_ALLOWED``), as a server refuses it: chdb would
-  write the file on this host.
+  write the file on this host. For the same reason, and for every user, so is what would reach past a
+  server's sandbox through chdb (``ACCESS_DENIED``): ``file()``, ``url()``, ``s3()``, ``remote()``,
+  ``Python()`` and the like, ``FROM INFILE``, ``SYSTEM`` statements. A query the parser refuses is
+  refused with the parser's error, so every query that reaches chdb has been checked.
 
 What it does not do: sessions keep no state between requests (a ``session_id`` only locks, as on a
 server: two requests at once in one session are refused); results are sent whole, not streamed;
@@ -97,6 +100,7 @@ _CODES = {
     "INTO_OUTFILE_NOT_ALLOWED": 358,
     "SESSION_IS_LOCKED": 373,
     "AUTHENTICATION_FAILED": 516,
+    "ACCESS_DENIED": 497,
 }
 # exceptionCodeToHTTPStatus (src/Server/HTTP/exceptionCodeToHTTPStatus.cpp), by error name; anything else is a 500
 _STATUS = {
@@ -345,6 +349,13 @@ class ClickHouseHTTPServer:
             outline = self._outline(text)
             if _has_into_outfile(outline):
                 raise ClickHouseError("INTO_OUTFILE_NOT_ALLOWED", "INTO OUTFILE is not allowed")
+            reach = _host_access(outline)
+            if reach is not None:
+                raise ClickHouseError(
+                    "ACCESS_DENIED",
+                    f"{name}: Not enough privileges: this test server grants no user {reach} "
+                    "(chdb would reach this host's files, URLs or process)",
+                )
             fmt = _output_format(outline) or default_format
             if data is not None:
                 # chdb reads the data from a file (as clickhouse-local's INSERT … FROM INFILE)
@@ -508,15 +519,17 @@ def _settle(connection: Any) -> None:
 
 
 def _tokens(outline: str) -> list[str]:
-    """The words of a formatted query outside its string literals and quoted names."""
+    """The words of a formatted query (quoted names unquoted) and its ``(``, outside its string literals."""
     words, i, n = [], 0, len(outline)
     while i < n:
         c = outline[i]
         if c in "'`\"":
-            i += 1
-            while i < n and outline[i] != c:
-                i += 2 if outline[i] == "\\" else 1
-            i += 1
+            j = i + 1
+            while j < n and outline[j] != c:
+                j += 2 if outline[j] == "\\" else 1
+            if c != "'":  # a quoted name is a name: `file`(…) calls file
+                words.append(outline[i + 1 : j])
+            i = j + 1
         elif c.isalnum() or c == "_":
             j = i
             while j < n and (outline[j].isalnum() or outline[j] == "_"):
@@ -524,8 +537,64 @@ def _tokens(outline: str) -> list[str]:
             words.append(outline[i:j])
             i = j
         else:
+            if c == "(":
+                words.append(c)
             i += 1
     return words
+
+
+# functions through which chdb (clickhouse-local) reaches files, URLs, other servers or this process
+_HOST_FUNCTIONS = frozenset(
+    (
+        "file",
+        "filecluster",
+        "url",
+        "urlcluster",
+        "s3",
+        "s3cluster",
+        "gcs",
+        "oss",
+        "cosn",
+        "hdfs",
+        "hdfscluster",
+        "azureblobstorage",
+        "azureblobstoragecluster",
+        "remote",
+        "remotesecure",
+        "cluster",
+        "clusterallreplicas",
+        "mysql",
+        "postgresql",
+        "mongodb",
+        "redis",
+        "sqlite",
+        "jdbc",
+        "odbc",
+        "executable",
+        "python",
+        "arrowflight",
+        "ytsaurus",
+    )
+)
+_HOST_FUNCTION_PREFIXES = ("iceberg", "deltalake", "hudi", "paimon", "datalake")
+
+
+def _host_access(outline: str) -> str | None:
+    """What in the query would reach past a server's sandbox through chdb, if anything.
+
+    A server confines ``file()`` to its user_files_path and has no ``INFILE`` or ``Python()``; chdb reads
+    any path of this host, any URL, and the objects of this Python process. So these are refused for every
+    user: the functions above, ``FROM INFILE``, and ``SYSTEM`` statements (chdb would act on this process)."""
+    words = _tokens(outline)
+    if words and words[0].upper() == "SYSTEM":
+        return "SYSTEM statements"
+    for a, b in zip(words, words[1:]):
+        if a.upper() == "FROM" and b.upper() == "INFILE":
+            return "FROM INFILE"
+        name = a.lower()
+        if b == "(" and (name in _HOST_FUNCTIONS or name.startswith(_HOST_FUNCTION_PREFIXES)):
+            return f"the function {a}()"
+    return None
 
 
 def _has_into_outfile(outline: str) -> bool:

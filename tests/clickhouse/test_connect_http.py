@@ -456,3 +456,26 @@ def test_a_query_the_parser_refuses_is_a_400_syntax_error(server: ClickHouseHTTP
     assert body.startswith("Code: 62. DB::Exception: Syntax error") and "(SYNTAX_ERROR)" in body
     status, _, body = _post(server, "SELECT {x:UInt8} + 1", user="default", param_x="41")
     assert (status, body) == (200, "42\n")
+
+
+@pytest.mark.parametrize(
+    "sql, what",
+    [
+        ("SELECT * FROM file('/etc/hostname', 'LineAsString')", "file()"),
+        ("SELECT * FROM `file`('/etc/hostname', 'LineAsString')", "file()"),
+        ("SELECT file('/etc/hostname')", "file()"),
+        ("SELECT * FROM url('http://127.0.0.1:9/', 'LineAsString')", "url()"),
+        ("SELECT * FROM Python(anything)", "Python()"),
+        ("CREATE TABLE leak ENGINE = Memory AS SELECT * FROM s3('http://127.0.0.1:9/x', 'CSV')", "s3()"),
+        ("INSERT INTO http_scratch.t FROM INFILE '/etc/hostname' FORMAT LineAsString", "FROM INFILE"),
+        ("SYSTEM SHUTDOWN", "SYSTEM statements"),
+    ],
+)
+def test_what_would_reach_past_a_servers_sandbox_is_refused_even_to_a_user_that_may_write(
+    server: ClickHouseHTTPServer, sql: str, what: str
+) -> None:
+    status, headers, body = _post(server, sql)
+    assert headers["x-clickhouse-exception-code"] == "497", body
+    assert "grants no user" in body and what in body and "(ACCESS_DENIED)" in body
+    status, _, body = _post(server, "SELECT 'file(' AS `not a call`, 1 AS remote")  # words in literals and names
+    assert (status, body) == (200, "file(\t1\n")
