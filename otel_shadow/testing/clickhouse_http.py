@@ -28,7 +28,8 @@ clickhouse-connect use in front of it, so a driver talks HTTP to a real ClickHou
   ``Python()`` and the like, ``FROM INFILE``, ``SYSTEM`` statements. A query the parser refuses is
   refused with the parser's error, so every query that reaches chdb has been checked.
 
-What it does not do: sessions keep no state between requests (a ``session_id`` only locks, as on a
+What it does not do: ``client_protocol_version`` is read but Native output stays revision 0's (chdb
+writes no other; clickhouse-connect's probe then reads revision 0); sessions keep no state between requests (a ``session_id`` only locks, as on a
 server: two requests at once in one session are refused); results are sent whole, not streamed;
 no TLS, no native TCP protocol, one query at a time (chdb runs them in turn). ``delay_s`` makes it
 answer late, to test a client's timeouts.
