@@ -49,6 +49,7 @@ import binascii
 import gzip
 import json
 import re
+import shutil
 import tempfile
 import threading
 import time
@@ -175,6 +176,8 @@ class ClickHouseError(Exception):
 class ClickHouseHTTPServer:
     """ClickHouse's HTTP interface over a chdb folder, on 127.0.0.1 (a free port unless given), in a thread."""
 
+    KEEP_QUERIES = 10_000  # ``queries`` holds the last ones only: a standalone server does not grow
+
     def __init__(
         self,
         path: str | Path,
@@ -194,10 +197,11 @@ class ClickHouseHTTPServer:
         self.port = port
         self.delay_s = delay_s  # seconds before each answer (a slow server, for clients' timeouts)
         self.max_request_bytes = max_request_bytes
-        self.queries: list[dict[str, Any]] = []  # what each request ran: user, query, settings (for tests)
+        self.queries: list[dict[str, Any]] = []  # what the last requests ran: user, query, settings (for tests)
         self._engine = threading.Lock()  # chdb runs one query at a time in a process
         self._sessions: set[str] = set()
-        self._data_file = str(Path(tempfile.mkdtemp(prefix="clickhouse-http-")) / "insert.data")
+        self._data_dir = tempfile.mkdtemp(prefix="clickhouse-http-")  # 0700: an INSERT's data, while it runs
+        self._data_file = str(Path(self._data_dir) / "insert.data")
         self._sessions_lock = threading.Lock()
         with self._engine:
             connection = chdb.connect(f"file:{self.path}")
@@ -346,6 +350,7 @@ class ClickHouseHTTPServer:
             raise ClickHouseError("BAD_ARGUMENTS", f"database {database[:200]!r} is not a plain name")
         query_params = {k[len("param_") :]: v for k, v in params.items() if k.startswith("param_")}
         self.queries.append({"user": name, "query": text, "settings": settings, "method": method})
+        del self.queries[: -self.KEEP_QUERIES]
         with self._engine:
             outline = self._outline(text)
             if _has_into_outfile(outline):
@@ -465,6 +470,7 @@ class ClickHouseHTTPServer:
             self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(10)
+        shutil.rmtree(self._data_dir, ignore_errors=True)
 
     def __enter__(self) -> ClickHouseHTTPServer:
         return self.start()
