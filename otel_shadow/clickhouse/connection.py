@@ -338,7 +338,10 @@ def _error(exc: Exception, limits: ClickHouseLimits) -> StoreError:
     if keys & _READONLY_CODES:
         return ReadOnlyQuery(f"{detail} ({_ALLOWED})")
     if keys & _UNKNOWN_TABLE_CODES and "shadow_" in detail:
-        return QueryError(f"{detail}; create otel-shadow's views first: otel-shadow clickhouse-views --clickhouse URL")
+        missing = detail.split(" In scope ", 1)[0]  # the analyzer then repeats the whole query: the name is enough
+        return QueryError(
+            f"{missing.rstrip('. ')}; create otel-shadow's views first: otel-shadow clickhouse-views --clickhouse URL"
+        )
     if "Connection" in type(exc).__name__ or isinstance(exc, OSError):
         return StoreError(f"cannot reach ClickHouse: {detail}")
     return QueryError(detail)
