@@ -293,6 +293,9 @@ def test_wrong_credentials_give_a_clear_error_without_the_password(
     assert (
         body.startswith("Code: 516. DB::Exception: nobody: Authentication failed") and "(AUTHENTICATION_FAILED)" in body
     )
+    status, headers, body = _post(server, "SELECT 1", user="admin", password="admin-secret")  # headers and params
+    assert (status, headers["x-clickhouse-exception-code"]) == (403, "516")
+    assert "not allowed to use X-ClickHouse HTTP headers and other authentication methods" in body
 
 
 def test_a_server_that_answers_late_hits_the_timeout_with_a_clear_error(
