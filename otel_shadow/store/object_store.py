@@ -48,7 +48,7 @@ from ..environment_variables import (
 )
 from ..errors import ConfigError, StoreError
 from .database import Store
-from .segments import _DATE, _FILE, _HOUR, SEGMENT_TABLES, open_segments
+from .segments import _DATE, _FILE, _HOUR, SEGMENT_TABLES, is_compacted, open_segments, read_manifest
 
 __all__ = ["ObjectLimits", "SegmentCopy", "open_object_segments"]
 
@@ -102,6 +102,49 @@ def open_object_segments(url: str, *, endpoint: str | None = None, limits: Objec
             f"no closed segments under '{url}' (no table=spans/date=…/hour=…/*.parquet object); check the "
             f"prefix, and {OTEL_SHADOW_S3_ENDPOINT} for a store other than AWS S3"
         )
+    copy = Path(tempfile.mkdtemp(prefix="otel-shadow-s3-"))  # mode 0700: this user only
+    try:
+        budget = _Budget(limits.max_bytes, url)
+        # the compacted spans files first: their manifests say which other objects no longer count
+        # (a prefix synced without --delete keeps a compaction's inputs for ever): those are skipped
+        manifests = [o for o in objects if o[0] == "spans" and is_compacted(_stem(o[1]))]
+        _check_room(url, manifests, limits, copy)
+        _fetch(fs, url, bucket, prefix, manifests, copy, budget)
+        wanted = _counted(objects, copy)
+        _check_room(url, wanted, limits, copy)
+        _fetch(fs, url, bucket, prefix, [o for o in wanted if o not in manifests], copy, budget)
+        return SegmentCopy(open_segments(copy), url, copy)
+    except StoreError as exc:  # name the objects, not the copy
+        shutil.rmtree(copy, ignore_errors=True)
+        raise type(exc)(str(exc).replace(str(copy), url.rstrip("/"))) from exc
+    except BaseException:
+        shutil.rmtree(copy, ignore_errors=True)
+        raise
+
+
+def _stem(key: str) -> str:
+    return key.rsplit("/", 1)[1][: -len(".parquet")]
+
+
+def _counted(objects: list[tuple[str, str, int]], copy: Path) -> list[tuple[str, str, int]]:
+    """The objects a reader counts (``Partition.live``), from the manifests already in ``copy``."""
+    gone: set[tuple[str, str]] = set()  # (partition, segment name)
+    committed: set[tuple[str, str]] = set()
+    for table, key, _ in objects:
+        partition, name = key.split("/", 1)[1].rsplit("/", 1)[0], _stem(key)
+        if table == "spans" and is_compacted(name):
+            committed.add((partition, name))
+            gone.update((partition, merged) for merged in read_manifest(copy / key))
+    out = []
+    for table, key, size in objects:
+        where = (key.split("/", 1)[1].rsplit("/", 1)[0], _stem(key))
+        if where not in gone and (not is_compacted(where[1]) or where in committed):
+            out.append((table, key, size))
+    return out
+
+
+def _check_room(url: str, objects: list[tuple[str, str, int]], limits: ObjectLimits, copy: Path) -> None:
+    """``objects`` fit in the byte limit and in the temporary folder, on their listed sizes."""
     total = sum(size for _, _, size in objects)
     if total > limits.max_bytes:
         raise StoreError(
@@ -109,23 +152,12 @@ def open_object_segments(url: str, *, endpoint: str | None = None, limits: Objec
             f"{limits.max_bytes} allowed; compact them (otel-shadow compact-segments), point at a narrower "
             f"prefix, or raise {OTEL_SHADOW_S3_MAX_BYTES}"
         )
-    copy = Path(tempfile.mkdtemp(prefix="otel-shadow-s3-"))  # mode 0700: this user only
-    try:
-        free = shutil.disk_usage(copy).free
-        if free < total:
-            raise StoreError(
-                f"the segments under '{url}' hold {total} bytes, and the temporary folder '{copy.parent}' has "
-                f"{free} free; set TMPDIR to a folder with room"
-            )
-        _fetch(fs, url, bucket, prefix, objects, copy, limits)
-        try:
-            store = open_segments(copy)
-        except StoreError as exc:  # name the objects, not the copy
-            raise type(exc)(str(exc).replace(str(copy), url.rstrip("/"))) from exc
-        return SegmentCopy(store, url, copy)
-    except BaseException:
-        shutil.rmtree(copy, ignore_errors=True)
-        raise
+    free = shutil.disk_usage(copy).free
+    if free < total:
+        raise StoreError(
+            f"the segments under '{url}' hold {total} bytes, and the temporary folder '{copy.parent}' has "
+            f"{free} free; set TMPDIR to a folder with room"
+        )
 
 
 def _parse(url: str) -> tuple[str, str]:
@@ -216,11 +248,10 @@ def _fetch(
     prefix: str,
     objects: list[tuple[str, str, int]],
     copy: Path,
-    limits: ObjectLimits,
+    budget: _Budget,
 ) -> None:
     """Every listed object → the same relative path under ``copy``; an object that is not Parquet
     or that grew past the byte limit stops the whole read."""
-    budget = _Budget(limits.max_bytes, url)
     base = f"{bucket}/{prefix}".rstrip("/")
     for key in {k.rsplit("/", 1)[0] for _, k, _ in objects}:
         (copy / key).mkdir(parents=True, exist_ok=True)

@@ -186,3 +186,21 @@ def test_credentials_and_other_schemes_in_the_url_are_refused(s3: pafs.S3FileSys
         open_object_segments("s3://bucket/p", endpoint="http://user:pw@127.0.0.1:9000")
     with pytest.raises(ConfigError, match="not an endpoint URL"):
         open_object_segments("s3://bucket/p", endpoint="127.0.0.1:9000")
+
+
+def test_a_compactions_inputs_left_in_the_bucket_are_neither_fetched_nor_counted(
+    s3: pafs.S3FileSystem, folder: Path
+) -> None:
+    with open_segments(folder) as local:
+        expected = _report(local)
+    _upload(s3, folder, "synced", "seg")
+    compact_segments(folder)
+    _upload(s3, folder, "synced", "seg")  # synced again without --delete: the inputs stay in the bucket
+    compacted = sum(p.stat().st_size for p in folder.rglob("*.parquet"))
+    listed = sum(info.size for info in s3.get_file_info(pafs.FileSelector("synced/seg", recursive=True)) if info.size)
+    assert listed > 2 * compacted
+    with open_object_segments("s3://synced/seg", limits=ObjectLimits(max_bytes=compacted)) as store:
+        assert isinstance(store, SegmentCopy)
+        fetched = sorted(p.name for p in store.copy.rglob("*.parquet"))
+        assert len(fetched) == 6 and all(name.startswith("compacted-") for name in fetched)
+        assert _report(store) == expected
