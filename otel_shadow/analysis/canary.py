@@ -153,10 +153,15 @@ def _cohort(r: dict[str, Any]) -> Cohort:
         int(r["errors"] or 0),
         # sorted: DuckDB's list() order follows its parallel scan, and the bootstrap draws by position,
         # so unsorted the same store could give another interval (and verdict) from one run to the next
-        np.sort(np.asarray(r["durations_ms"] or [], dtype=float)),
+        np.sort(_floats(r["durations_ms"])),
         _iso(r["first_at"]),
         _iso(r["last_at"]),
     )
+
+
+def _floats(values: Any) -> np.ndarray:
+    """A list column's value (a list, a numpy array from the local store, or NULL) as floats."""
+    return np.asarray([] if values is None else values, dtype=float)
 
 
 def _literal(text: str) -> str:

@@ -159,7 +159,8 @@ def read_arms(query: Query, segment_by: str | None = None) -> list[ArmData]:
     out = []
     for values in rows:
         r = dict(zip(columns, values))
-        durations = np.asarray(r["durations_ms"] or [], dtype=float)
+        # a list, or a numpy array from the local store (no Python float per element); NULL: none ok
+        durations = np.asarray([] if r["durations_ms"] is None else r["durations_ms"], dtype=float)
         out.append(
             ArmData(
                 experiment=r["experiment"],

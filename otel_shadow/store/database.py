@@ -61,11 +61,16 @@ class QueryResult:
 
 def json_value(value: Any) -> Any:
     """A query value as standard JSON can carry it: timestamps ISO 8601, UUIDs and bytes hex,
-    decimals float, NaN and infinities as the strings proto3's JSON mapping uses."""
+    decimals float, NaN and infinities as the strings proto3's JSON mapping uses, a numpy array
+    (a numeric list column, see ``readonly``) a list."""
     import datetime as _dt
     import uuid
     from decimal import Decimal
 
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        return [json_value(v) for v in value.tolist()]
     if isinstance(value, _dt.datetime | _dt.date | _dt.time):
         return value.isoformat()
     if isinstance(value, uuid.UUID):

@@ -17,6 +17,11 @@ to change the store or touch the host. That is guaranteed by construction, not b
 On top, ``QueryLimits`` bounds what one query may cost: its text in bytes, its run time (the query
 is interrupted) and its result in bytes and rows (streamed, counted as it is fetched, so a huge
 result is refused before it is held).
+
+A numeric list column (``DOUBLE[]``, ``BIGINT[]``, …: the latencies the analysis reads, one list per
+arm) comes back as one numpy array per row, not a list of Python numbers, when the query has no
+byte limit (the local CLI and report; a result bounded in bytes is fetched as before). Every other
+value is what DuckDB's own fetch returns.
 """
 
 from __future__ import annotations
@@ -90,6 +95,10 @@ class QueryLimits:
 
 def check_read_only(sql: str, max_sql_bytes: int | None = None) -> list[str]:
     """The statements of ``sql`` if every one only reads; ``ReadOnlyQuery`` or ``QueryError`` otherwise."""
+    return [statement.query for statement in _checked(sql, max_sql_bytes)]
+
+
+def _checked(sql: str, max_sql_bytes: int | None) -> list[Any]:
     if max_sql_bytes is not None and len(sql.encode("utf-8", "surrogatepass")) > max_sql_bytes:
         raise QueryError(f"SQL text longer than {max_sql_bytes} bytes; send a shorter query")
     try:
@@ -98,11 +107,9 @@ def check_read_only(sql: str, max_sql_bytes: int | None = None) -> list[str]:
         raise QueryError(f"invalid SQL: {_first_line(exc)}") from exc
     if not statements:
         raise QueryError("no SQL statement given")
-    texts = []
     for statement in statements:
         _check_statement(statement, depth=0)
-        texts.append(statement.query)
-    return texts
+    return statements
 
 
 def _check_statement(statement: Any, depth: int) -> None:
@@ -135,20 +142,26 @@ def run_read_only(
     ``cursor`` must be a connection of its own (``con.cursor()``): the transaction is rolled back
     and the query interrupted through it. With several statements, the last one's result is returned.
     """
-    statements = check_read_only(sql, limits.max_sql_bytes)
+    statements = _checked(sql, limits.max_sql_bytes)
     timer = _Deadline(cursor, limits.timeout_s)
     try:
         cursor.execute("BEGIN TRANSACTION READ ONLY")
         try:
-            if len(statements) == 1:
-                result = cursor.execute(sql, params or [])
+            fetched = None
+            if len(statements) == 1 and statements[0].type.name == "SELECT" and limits.max_result_bytes is None:
+                fetched = _fetch_with_arrays(cursor, sql, params, limits)
+            if fetched is not None:
+                columns, rows = fetched
             else:
-                if params:
-                    raise QueryError("parameters can only be given with a single statement")
-                for text in statements:
-                    result = cursor.execute(text)
-            columns = [d[0] for d in result.description] if result.description else []
-            rows = _fetch_bounded(result, limits)
+                if len(statements) == 1:
+                    result = cursor.execute(sql, params or [])
+                else:
+                    if params:
+                        raise QueryError("parameters can only be given with a single statement")
+                    for statement in statements:
+                        result = cursor.execute(statement.query)
+                columns = [d[0] for d in result.description] if result.description else []
+                rows = _fetch_bounded(result, limits)
         finally:
             _rollback(cursor)
     except duckdb.InterruptException as exc:
@@ -182,6 +195,64 @@ def _fetch_bounded(result: duckdb.DuckDBPyConnection, limits: QueryLimits) -> li
                     f"the result is larger than {max_bytes} bytes; select fewer columns, add a "
                     "LIMIT, or aggregate (GROUP BY)"
                 )
+
+
+# DuckDB types whose values Arrow gives back as DuckDB's own fetch does (TIMESTAMP_NS: both truncate
+# to microseconds); a query with any other column type besides its numeric lists is fetched as before
+_AS_DUCKDB = frozenset(
+    {"VARCHAR", "BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER"}
+    | {"UBIGINT", "FLOAT", "DOUBLE", "DATE", "TIMESTAMP", "TIMESTAMP_NS"}
+)
+_NUMERIC_LIST = frozenset(
+    f"{t}[]"
+    for t in (
+        "TINYINT",
+        "SMALLINT",
+        "INTEGER",
+        "BIGINT",
+        "UTINYINT",
+        "USMALLINT",
+        "UINTEGER",
+        "UBIGINT",
+        "FLOAT",
+        "DOUBLE",
+    )
+)
+_ARROW_BATCH_ROWS = 2048
+
+
+def _fetch_with_arrays(
+    cursor: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None, limits: QueryLimits
+) -> tuple[list[str], list[tuple[Any, ...]]] | None:
+    """A SELECT with numeric list columns, its lists as numpy arrays (Arrow, no Python number per
+    element); ``None`` when the query has no such column or a column Arrow would give back otherwise."""
+    relation = cursor.sql(sql, params=params or None)
+    if relation is None:
+        return None
+    types = [str(t) for t in relation.types]
+    if not any(t in _NUMERIC_LIST for t in types) or not all(t in _NUMERIC_LIST or t in _AS_DUCKDB for t in types):
+        return None
+    rows: list[tuple[Any, ...]] = []
+    for batch in relation.to_arrow_reader(_ARROW_BATCH_ROWS):
+        rows.extend(zip(*(_column_values(batch.column(i), t) for i, t in enumerate(types))))
+        if limits.max_rows is not None and len(rows) > limits.max_rows:
+            raise ResultTooLarge(
+                f"the result has more than {limits.max_rows} rows; add a LIMIT or aggregate (GROUP BY)"
+            )
+    return list(relation.columns), rows
+
+
+def _column_values(column: Any, duckdb_type: str) -> list[Any]:
+    import pyarrow as pa
+
+    if duckdb_type == "TIMESTAMP_NS":
+        return list(column.cast(pa.timestamp("us"), safe=False).to_pylist())
+    if duckdb_type not in _NUMERIC_LIST or column.values.null_count:
+        return list(column.to_pylist())  # a list holding NULLs stays a list (numpy has no NULL)
+    offsets = column.offsets.to_numpy()
+    values = column.values.to_numpy(zero_copy_only=False)
+    valid = column.is_valid().to_numpy(zero_copy_only=False)
+    return [values[offsets[i] : offsets[i + 1]].copy() if valid[i] else None for i in range(len(column))]
 
 
 def _row_bytes(row: tuple[Any, ...]) -> int:

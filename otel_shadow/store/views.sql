@@ -5,57 +5,88 @@
 CREATE OR REPLACE MACRO hex_trace_id(t) AS replace(CAST(t AS VARCHAR), '-', '');
 CREATE OR REPLACE MACRO hex_span_id(s) AS lpad(lower(to_hex(s)), 16, '0');
 
--- One row per execution (primary, candidate or replicate), duplicates removed. Token counts,
--- models, operation and provider come from the span itself or, for a span wrapping an
--- instrumented LLM call (an experiment, or a thin shadow span around an SDK's own GenAI span),
--- from its direct GenAI children.
-CREATE OR REPLACE VIEW shadow_runs AS
-WITH runs AS (
-    SELECT * FROM spans
-    WHERE experiment IS NOT NULL
-    -- re-sent copies are identical: keep any one. experiment and role are constant per span, and as
-    -- partition keys they let filters on them (shadow_pairs: role) run before the window.
-    QUALIFY row_number() OVER (PARTITION BY trace_id, span_id, experiment, role) = 1
-),
-child_usage AS (
-    SELECT trace_id, parent_span_id AS span_id,
-           sum(gen_ai_usage_input_tokens)  AS input_tokens,
-           sum(gen_ai_usage_output_tokens) AS output_tokens,
-           min(gen_ai_request_model)       AS request_model,
-           min(gen_ai_response_model)      AS response_model,
-           min(gen_ai_operation_name)      AS operation,
-           min(gen_ai_provider_name)       AS provider
-    FROM spans
-    WHERE experiment IS NULL AND gen_ai_operation_name IS NOT NULL AND parent_span_id IS NOT NULL
-    GROUP BY trace_id, parent_span_id
+-- One row per execution (primary, candidate or replicate) of the given roles (NULL: every role),
+-- duplicates removed. Token counts, models, operation and provider come from the span itself or,
+-- for a span wrapping an instrumented LLM call (an experiment, or a thin shadow span around an SDK's
+-- own GenAI span), from its direct GenAI children.
+-- One hash aggregate on the span's key does both: re-sent copies of a span are identical, so any
+-- value of a copy is the span's; a child's row joins its parent's group (keyed by its
+-- parent_span_id) and only adds to the child_* sums. No join: a join's build side is chosen from
+-- estimates, and building it on the executions side (every column of millions of rows) was the
+-- largest cost of shadow_pairs. The roles are filtered before the aggregate, so a caller that needs
+-- only primaries reads only primaries.
+CREATE OR REPLACE MACRO shadow_runs_of(roles) AS TABLE
+WITH grouped AS (
+    SELECT
+        trace_id, span_id,
+        any_value(experiment) AS experiment, any_value(role) AS role, any_value(config_id) AS config_id,
+        any_value(parent_span_id) AS parent_span_id, any_value(start_time) AS start_time,
+        any_value(end_time) AS end_time, any_value(duration_ms) AS duration_ms, any_value(outcome) AS outcome,
+        any_value(status_code) AS status_code, any_value(output_hash) AS output_hash,
+        any_value(output_length) AS output_length, any_value(candidates_scheduled) AS candidates_scheduled,
+        any_value(candidates_dropped) AS candidates_dropped, any_value(drop_reasons) AS drop_reasons,
+        any_value(service_name) AS service_name, any_value(status_message) AS status_message,
+        any_value(attributes) AS attributes,
+        any_value(gen_ai_operation_name) AS gen_ai_operation_name,
+        any_value(gen_ai_provider_name) AS gen_ai_provider_name,
+        any_value(gen_ai_request_model) AS gen_ai_request_model,
+        any_value(gen_ai_response_model) AS gen_ai_response_model,
+        any_value(gen_ai_usage_input_tokens) AS gen_ai_usage_input_tokens,
+        any_value(gen_ai_usage_output_tokens) AS gen_ai_usage_output_tokens,
+        sum(child_input_tokens) AS child_input_tokens, sum(child_output_tokens) AS child_output_tokens,
+        min(child_request_model) AS child_request_model, min(child_response_model) AS child_response_model,
+        min(child_operation) AS child_operation, min(child_provider) AS child_provider
+    FROM (
+        SELECT trace_id, span_id, experiment, role, config_id, parent_span_id, start_time, end_time,
+               duration_ms, outcome, status_code, output_hash, output_length, candidates_scheduled,
+               candidates_dropped, drop_reasons, service_name, status_message, attributes,
+               gen_ai_operation_name, gen_ai_provider_name, gen_ai_request_model, gen_ai_response_model,
+               gen_ai_usage_input_tokens, gen_ai_usage_output_tokens,
+               CAST(NULL AS BIGINT) AS child_input_tokens, CAST(NULL AS BIGINT) AS child_output_tokens,
+               CAST(NULL AS VARCHAR) AS child_request_model, CAST(NULL AS VARCHAR) AS child_response_model,
+               CAST(NULL AS VARCHAR) AS child_operation, CAST(NULL AS VARCHAR) AS child_provider
+        FROM spans
+        WHERE experiment IS NOT NULL AND (roles IS NULL OR list_contains(roles, role))
+        UNION ALL
+        -- a direct GenAI child (not itself an execution), under its parent's key
+        SELECT trace_id, parent_span_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+               NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+               gen_ai_usage_input_tokens, gen_ai_usage_output_tokens, gen_ai_request_model,
+               gen_ai_response_model, gen_ai_operation_name, gen_ai_provider_name
+        FROM spans
+        WHERE experiment IS NULL AND gen_ai_operation_name IS NOT NULL AND parent_span_id IS NOT NULL
+    ) executions_and_children
+    GROUP BY trace_id, span_id
+    HAVING count(experiment) > 0  -- an execution's group (not children alone)
 )
 SELECT
-    r.experiment,
-    r.role,
-    r.config_id,
-    r.trace_id,
-    r.span_id,
-    r.parent_span_id,
-    r.start_time,
-    r.end_time,
-    r.duration_ms,
-    coalesce(r.outcome, CASE WHEN r.status_code = 2 THEN 'error' ELSE 'ok' END) AS outcome,
-    r.output_hash,
-    r.output_length,
-    r.candidates_scheduled,
-    r.candidates_dropped,
-    r.drop_reasons,
-    r.service_name,
-    coalesce(r.gen_ai_operation_name, u.operation)            AS operation,
-    coalesce(r.gen_ai_provider_name, u.provider)              AS provider,
-    coalesce(r.gen_ai_request_model, u.request_model)         AS request_model,
-    coalesce(r.gen_ai_response_model, u.response_model)       AS response_model,
-    coalesce(r.gen_ai_usage_input_tokens, u.input_tokens)     AS input_tokens,
-    coalesce(r.gen_ai_usage_output_tokens, u.output_tokens)   AS output_tokens,
-    r.status_message,
-    r.attributes
-FROM runs r
-LEFT JOIN child_usage u ON u.trace_id = r.trace_id AND u.span_id = r.span_id;
+    experiment,
+    role,
+    config_id,
+    trace_id,
+    span_id,
+    parent_span_id,
+    start_time,
+    end_time,
+    duration_ms,
+    coalesce(outcome, CASE WHEN status_code = 2 THEN 'error' ELSE 'ok' END) AS outcome,
+    output_hash,
+    output_length,
+    candidates_scheduled,
+    candidates_dropped,
+    drop_reasons,
+    service_name,
+    coalesce(gen_ai_operation_name, child_operation)           AS operation,
+    coalesce(gen_ai_provider_name, child_provider)             AS provider,
+    coalesce(gen_ai_request_model, child_request_model)        AS request_model,
+    coalesce(gen_ai_response_model, child_response_model)      AS response_model,
+    coalesce(gen_ai_usage_input_tokens, child_input_tokens)    AS input_tokens,
+    coalesce(gen_ai_usage_output_tokens, child_output_tokens)  AS output_tokens,
+    status_message,
+    attributes
+FROM grouped;
+
+CREATE OR REPLACE VIEW shadow_runs AS SELECT * FROM shadow_runs_of(NULL);
 
 -- One row per primary × candidate (or replicate) pair, joined through the candidate's link.
 CREATE OR REPLACE VIEW shadow_pairs AS
@@ -87,10 +118,9 @@ SELECT
     p.output_length           AS primary_output_length,
     c.output_length           AS candidate_output_length,
     p.start_time
-FROM shadow_runs c
+FROM shadow_runs_of(['candidate', 'replicate']) c
 JOIN links l ON l.trace_id = c.trace_id AND l.span_id = c.span_id
-JOIN shadow_runs p ON p.trace_id = l.linked_trace_id AND p.span_id = l.linked_span_id
-WHERE c.role IN ('candidate', 'replicate') AND p.role = 'primary';
+JOIN shadow_runs_of(['primary']) p ON p.trace_id = l.linked_trace_id AND p.span_id = l.linked_span_id;
 
 -- Per experiment: how many candidates were scheduled and dropped (coverage). Reads only the
 -- columns it needs (a narrow de-duplication is several times cheaper than shadow_runs').

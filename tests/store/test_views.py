@@ -112,3 +112,63 @@ def test_noise_floor_counts_replicates_against_their_primary(tmp_path: Path) -> 
         (summary_pairs,) = store.query("SELECT pairs FROM shadow_summary").rows[0]
     assert rows == [("exp", "P", 200, 200, 150, 0.75, 0.0)]
     assert summary_pairs == 200  # replicates are not counted as candidate pairs
+
+
+def _view_rows(path: Path) -> dict[str, list[tuple[object, ...]]]:
+    views = ["shadow_runs", "shadow_pairs", "shadow_summary", "shadow_coverage", "shadow_noise_floor"]
+    with Store.open(path, read_only=True) as store:
+        # attributes (JSON) compared as text; every view sorted on all its columns
+        return {
+            v: sorted(
+                store.query(f"SELECT * REPLACE (CAST(attributes AS VARCHAR) AS attributes) FROM {v}").rows, key=repr
+            )
+            if v == "shadow_runs"
+            else sorted(store.query(f"SELECT * FROM {v}").rows, key=repr)
+            for v in views
+        }
+
+
+def test_re_sent_spans_and_links_count_once_in_every_view(tmp_path: Path) -> None:
+    from .otlp import span
+
+    pairs = [pair(primary_ms=10.0 + i, candidate_ms=12.0 + i, candidate_hash="aa" if i % 3 else "bb") for i in range(6)]
+    executions = [s for p in pairs for s in p]
+    # a replicate of the first primary, and an instrumented LLM call (its token counts) under it
+    p0 = pairs[0][0]
+    replicate = span(
+        "exp",
+        {"shadow.experiment": "exp", "shadow.role": "replicate", "shadow.config.id": "P", "shadow.outcome": "ok"},
+        trace_id=p0.trace_id,
+        parent=p0.span_id,
+        links=[(p0.trace_id, p0.span_id, {"shadow.link": "primary"})],
+    )
+    llm_call = span(
+        "chat",
+        {"gen_ai.operation.name": "chat", "gen_ai.usage.input_tokens": 4},
+        trace_id=p0.trace_id,
+        parent=replicate.span_id,
+    )
+    executions.append(replicate)
+
+    once, resent = tmp_path / "once.duckdb", tmp_path / "resent.duckdb"
+    with Store.open(once) as store:
+        Writer(store).write(request(*executions, llm_call))
+    with Store.open(resent) as store:
+        writer = Writer(store)
+        writer.write(request(*executions, llm_call))
+        # the same spans (each with its link) again, in other batches, as a client's retries would
+        writer.write(request(*reversed(executions)))
+        writer.write(request(*executions[:5]))
+        (stored,) = store.query("SELECT count(*) FROM spans").rows[0]
+        (links,) = store.query("SELECT count(*) FROM span_links").rows[0]
+    assert stored == 2 * len(executions) + 5 + 1 and links > 7  # the copies are in the table
+
+    expected, got = _view_rows(once), _view_rows(resent)
+    assert got == expected
+    assert len(got["shadow_pairs"]) == 7  # six candidates and one replicate, each paired once
+    assert len(got["shadow_runs"]) == 13
+    assert got["shadow_coverage"] == [("exp", 6, 6, 0)]
+    assert [r[5] for r in got["shadow_summary"]] == [6]  # pairs
+    with Store.open(resent, read_only=True) as store:
+        tokens = store.query("SELECT candidate_input_tokens FROM shadow_pairs WHERE candidate_role = 'replicate'").rows
+    assert tokens == [(4,)]  # from its child, counted once
