@@ -9,53 +9,77 @@ CREATE OR REPLACE MACRO hex_span_id(s) AS lpad(lower(to_hex(s)), 16, '0');
 -- duplicates removed. Token counts, models, operation and provider come from the span itself or,
 -- for a span wrapping an instrumented LLM call (an experiment, or a thin shadow span around an SDK's
 -- own GenAI span), from its direct GenAI children.
--- One hash aggregate on the span's key does both: re-sent copies of a span are identical, so any
--- value of a copy is the span's; a child's row joins its parent's group (keyed by its
--- parent_span_id) and only adds to the child_* sums. No join: a join's build side is chosen from
--- estimates, and building it on the executions side (every column of millions of rows) was the
--- largest cost of shadow_pairs. The roles are filtered before the aggregate, so a caller that needs
--- only primaries reads only primaries.
+--
+-- How, and why: an execution sent once is its stored row (with its children's sums); only a
+-- re-sent one (its key stored twice or more) goes through a hash aggregate, where its copies
+-- (identical: any copy's value is the span's) and its children meet. Finding those keys reads two
+-- columns, where de-duplicating every execution (a window, or an aggregate) carries all of its
+-- columns through a hash table: most of shadow_pairs' cost (docs/performance.md, Scale). The roles
+-- are filtered before anything else: a caller that needs only primaries reads only those.
 CREATE OR REPLACE MACRO shadow_runs_of(roles) AS TABLE
-WITH grouped AS (
+WITH resent AS (  -- the keys of executions stored more than once
+    SELECT trace_id, span_id
+    FROM spans
+    WHERE experiment IS NOT NULL AND (roles IS NULL OR list_contains(roles, role))
+    GROUP BY trace_id, span_id
+    HAVING count(*) > 1
+),
+child_usage AS (  -- per parent: its direct GenAI children (spans that are not executions)
+    SELECT trace_id, parent_span_id AS span_id,
+           sum(gen_ai_usage_input_tokens)  AS child_input_tokens,
+           sum(gen_ai_usage_output_tokens) AS child_output_tokens,
+           min(gen_ai_request_model)       AS child_request_model,
+           min(gen_ai_response_model)      AS child_response_model,
+           min(gen_ai_operation_name)      AS child_operation,
+           min(gen_ai_provider_name)       AS child_provider
+    FROM spans
+    WHERE experiment IS NULL AND gen_ai_operation_name IS NOT NULL AND parent_span_id IS NOT NULL
+    GROUP BY trace_id, parent_span_id
+),
+once AS (  -- sent once: as stored, with its children's sums if it has children
+    SELECT s.trace_id, s.span_id, experiment, role, config_id, parent_span_id, start_time, end_time, duration_ms, outcome, status_code,
+           output_hash, output_length, candidates_scheduled, candidates_dropped, drop_reasons, service_name,
+           status_message, attributes, gen_ai_operation_name, gen_ai_provider_name, gen_ai_request_model,
+           gen_ai_response_model, gen_ai_usage_input_tokens, gen_ai_usage_output_tokens,
+           u.child_input_tokens, u.child_output_tokens, u.child_request_model, u.child_response_model,
+           u.child_operation, u.child_provider
+    FROM spans s
+    ANTI JOIN resent r ON r.trace_id = s.trace_id AND r.span_id = s.span_id
+    LEFT JOIN child_usage u ON u.trace_id = s.trace_id AND u.span_id = s.span_id
+    WHERE experiment IS NOT NULL AND (roles IS NULL OR list_contains(roles, role))
+),
+merged AS (  -- re-sent: its copies and its children in one group
     SELECT
         trace_id, span_id,
         any_value(experiment) AS experiment, any_value(role) AS role, any_value(config_id) AS config_id,
-        any_value(parent_span_id) AS parent_span_id, any_value(start_time) AS start_time,
-        any_value(end_time) AS end_time, any_value(duration_ms) AS duration_ms, any_value(outcome) AS outcome,
-        any_value(status_code) AS status_code, any_value(output_hash) AS output_hash,
-        any_value(output_length) AS output_length, any_value(candidates_scheduled) AS candidates_scheduled,
-        any_value(candidates_dropped) AS candidates_dropped, any_value(drop_reasons) AS drop_reasons,
-        any_value(service_name) AS service_name, any_value(status_message) AS status_message,
-        any_value(attributes) AS attributes,
-        any_value(gen_ai_operation_name) AS gen_ai_operation_name,
-        any_value(gen_ai_provider_name) AS gen_ai_provider_name,
-        any_value(gen_ai_request_model) AS gen_ai_request_model,
-        any_value(gen_ai_response_model) AS gen_ai_response_model,
-        any_value(gen_ai_usage_input_tokens) AS gen_ai_usage_input_tokens,
-        any_value(gen_ai_usage_output_tokens) AS gen_ai_usage_output_tokens,
+           any_value(parent_span_id) AS parent_span_id, any_value(start_time) AS start_time, any_value(end_time) AS end_time,
+           any_value(duration_ms) AS duration_ms, any_value(outcome) AS outcome, any_value(status_code) AS status_code,
+           any_value(output_hash) AS output_hash, any_value(output_length) AS output_length, any_value(candidates_scheduled) AS candidates_scheduled,
+           any_value(candidates_dropped) AS candidates_dropped, any_value(drop_reasons) AS drop_reasons, any_value(service_name) AS service_name,
+           any_value(status_message) AS status_message, any_value(attributes) AS attributes, any_value(gen_ai_operation_name) AS gen_ai_operation_name,
+           any_value(gen_ai_provider_name) AS gen_ai_provider_name, any_value(gen_ai_request_model) AS gen_ai_request_model, any_value(gen_ai_response_model) AS gen_ai_response_model,
+           any_value(gen_ai_usage_input_tokens) AS gen_ai_usage_input_tokens, any_value(gen_ai_usage_output_tokens) AS gen_ai_usage_output_tokens,
         sum(child_input_tokens) AS child_input_tokens, sum(child_output_tokens) AS child_output_tokens,
         min(child_request_model) AS child_request_model, min(child_response_model) AS child_response_model,
         min(child_operation) AS child_operation, min(child_provider) AS child_provider
     FROM (
-        SELECT trace_id, span_id, experiment, role, config_id, parent_span_id, start_time, end_time,
-               duration_ms, outcome, status_code, output_hash, output_length, candidates_scheduled,
-               candidates_dropped, drop_reasons, service_name, status_message, attributes,
-               gen_ai_operation_name, gen_ai_provider_name, gen_ai_request_model, gen_ai_response_model,
-               gen_ai_usage_input_tokens, gen_ai_usage_output_tokens,
-               CAST(NULL AS BIGINT) AS child_input_tokens, CAST(NULL AS BIGINT) AS child_output_tokens,
-               CAST(NULL AS VARCHAR) AS child_request_model, CAST(NULL AS VARCHAR) AS child_response_model,
-               CAST(NULL AS VARCHAR) AS child_operation, CAST(NULL AS VARCHAR) AS child_provider
+        SELECT trace_id, span_id, experiment, role, config_id, parent_span_id, start_time, end_time, duration_ms, outcome, status_code,
+           output_hash, output_length, candidates_scheduled, candidates_dropped, drop_reasons, service_name,
+           status_message, attributes, gen_ai_operation_name, gen_ai_provider_name, gen_ai_request_model,
+           gen_ai_response_model, gen_ai_usage_input_tokens, gen_ai_usage_output_tokens,
+           CAST(NULL AS BIGINT) AS child_input_tokens, CAST(NULL AS BIGINT) AS child_output_tokens,
+           CAST(NULL AS VARCHAR) AS child_request_model, CAST(NULL AS VARCHAR) AS child_response_model,
+           CAST(NULL AS VARCHAR) AS child_operation, CAST(NULL AS VARCHAR) AS child_provider
         FROM spans
         WHERE experiment IS NOT NULL AND (roles IS NULL OR list_contains(roles, role))
         UNION ALL
-        -- a direct GenAI child (not itself an execution), under its parent's key
-        SELECT trace_id, parent_span_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-               NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+        SELECT trace_id, parent_span_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
                gen_ai_usage_input_tokens, gen_ai_usage_output_tokens, gen_ai_request_model,
                gen_ai_response_model, gen_ai_operation_name, gen_ai_provider_name
         FROM spans
         WHERE experiment IS NULL AND gen_ai_operation_name IS NOT NULL AND parent_span_id IS NOT NULL
-    ) executions_and_children
+    ) copies_and_children
+    WHERE (trace_id, span_id) IN (SELECT trace_id, span_id FROM resent)
     GROUP BY trace_id, span_id
     HAVING count(experiment) > 0  -- an execution's group (not children alone)
 )
@@ -84,7 +108,7 @@ SELECT
     coalesce(gen_ai_usage_output_tokens, child_output_tokens)  AS output_tokens,
     status_message,
     attributes
-FROM grouped;
+FROM (SELECT * FROM once UNION ALL BY NAME SELECT * FROM merged) runs;
 
 CREATE OR REPLACE VIEW shadow_runs AS SELECT * FROM shadow_runs_of(NULL);
 
@@ -130,10 +154,12 @@ SELECT experiment,
        CAST(coalesce(sum(candidates_scheduled), 0) AS BIGINT)   AS scheduled,
        CAST(coalesce(sum(candidates_dropped), 0) AS BIGINT)     AS dropped
 FROM (
-    SELECT experiment, candidates_scheduled, candidates_dropped
+    -- re-sent copies are identical: any one's values (a hash aggregate, cheaper than a window)
+    SELECT any_value(experiment) AS experiment, any_value(candidates_scheduled) AS candidates_scheduled,
+           any_value(candidates_dropped) AS candidates_dropped
     FROM spans
     WHERE experiment IS NOT NULL AND role = 'primary'
-    QUALIFY row_number() OVER (PARTITION BY trace_id, span_id) = 1  -- re-sent copies are identical
+    GROUP BY trace_id, span_id
 ) primaries
 GROUP BY experiment;
 

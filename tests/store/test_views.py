@@ -150,18 +150,28 @@ def test_re_sent_spans_and_links_count_once_in_every_view(tmp_path: Path) -> Non
     )
     executions.append(replicate)
 
+    # a re-sent primary's LLM call: its provider is the primary's (the primary names none itself)
+    p1 = pairs[1][0]
+    provider_call = span(
+        "chat",
+        {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai"},
+        trace_id=p1.trace_id,
+        parent=p1.span_id,
+    )
+
     once, resent = tmp_path / "once.duckdb", tmp_path / "resent.duckdb"
     with Store.open(once) as store:
-        Writer(store).write(request(*executions, llm_call))
+        Writer(store).write(request(*executions, llm_call, provider_call))
     with Store.open(resent) as store:
         writer = Writer(store)
-        writer.write(request(*executions, llm_call))
-        # the same spans (each with its link) again, in other batches, as a client's retries would
-        writer.write(request(*reversed(executions)))
+        writer.write(request(*executions, llm_call, provider_call))
+        # the first five spans (each with its link) twice more, in other batches, as a client's
+        # retries would; the rest (the replicate and its child among them) stay single
+        writer.write(request(*reversed(executions[:5])))
         writer.write(request(*executions[:5]))
         (stored,) = store.query("SELECT count(*) FROM spans").rows[0]
         (links,) = store.query("SELECT count(*) FROM span_links").rows[0]
-    assert stored == 2 * len(executions) + 5 + 1 and links > 7  # the copies are in the table
+    assert stored == len(executions) + 2 + 10 and links == 7 + 4  # the copies are in the tables
 
     expected, got = _view_rows(once), _view_rows(resent)
     assert got == expected
@@ -171,4 +181,8 @@ def test_re_sent_spans_and_links_count_once_in_every_view(tmp_path: Path) -> Non
     assert [r[5] for r in got["shadow_summary"]] == [6]  # pairs
     with Store.open(resent, read_only=True) as store:
         tokens = store.query("SELECT candidate_input_tokens FROM shadow_pairs WHERE candidate_role = 'replicate'").rows
+        provider = store.query(
+            f"SELECT provider FROM shadow_runs WHERE span_id = {int.from_bytes(p1.span_id, 'big')}"
+        ).rows
     assert tokens == [(4,)]  # from its child, counted once
+    assert provider == [("openai",)]
