@@ -23,6 +23,11 @@ the comparison-metrics query  its ClickHouse statement                it reads t
 (``METRICS_SQL``)             (``_METRICS_SQL`` below)                internal table, with JSON
 ``otel-shadow score``'s       ``otel_shadow.scoring.pairs``'s         ids are hex strings; content
 pairs: ids, content           ``clickhouse_pairs``                    is in otel_traces' arrays
+a select item ``c.col`` on    ``c.col AS col``                        ClickHouse names the column
+its own line, unnamed                                                 ``c.col``, DuckDB ``col``
+``FROM canary c JOIN          ``FROM shadow_runs r JOIN canary c``    a join's hash table is built
+shadow_runs r`` (the canary   (the same inner join)                   from its right side; an empty
+cohorts' query)                                                       one ends it unread (no canary)
 ============================  ======================================  ==============================
 
 A rewrite applies to the SQL outside string literals and quoted names only.
@@ -66,6 +71,14 @@ _REWRITES: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], .
     (re.compile(r"\bepoch_us\s*\(", re.IGNORECASE), "toUnixTimestamp64Micro("),
     (re.compile(r"\bepoch_ns\s*\(", re.IGNORECASE), "toUnixTimestamp64Nano("),
     (re.compile(r"\bmake_timestamp\s*\(", re.IGNORECASE), "fromUnixTimestamp64Micro("),
+    (re.compile(r"^([ \t]*)([A-Za-z_]\w*)\.([A-Za-z_]\w*)[ \t]*(,?)[ \t]*$", re.MULTILINE), r"\1\2.\3 AS \3\4"),
+    # the canary cohorts' join (otel_shadow.analysis.canary): ClickHouse reads the right side into a
+    # hash table first (SESSION_SETTINGS keep the written order), so the small side goes right, and
+    # a store without canary runs never reads its primaries (over 1M pairs: 2.2 -> 0.2 s of CPU)
+    (
+        re.compile(r"\bFROM\s+canary\s+c\s+JOIN\s+shadow_runs\s+r\s+ON\b", re.IGNORECASE),
+        "FROM shadow_runs r JOIN canary c ON",
+    ),
 )
 # attrs ->> '$."key"' (the key is inside the literal, so this one is matched on the whole text)
 _JSON_ATTRIBUTE = re.compile(rf"((?:{_WORD}\.)?{_WORD})\s*->>\s*'\$\.\"([^\"'\\]+)\"'")

@@ -133,3 +133,15 @@ def test_dialect_rewrites_leave_literals_and_comments_alone() -> None:
     assert segment == (
         "SELECT if(mapContains(r.attributes, 'http.route'), r.attributes['http.route'], NULL) AS route FROM shadow_runs r"
     )
+
+
+def test_unnamed_qualified_columns_keep_duckdbs_name_and_the_canary_join_puts_the_canary_side_right() -> None:
+    from otel_shadow.analysis.canary import CANARY_SQL
+
+    out = translate(CANARY_SQL)
+    assert "c.experiment AS experiment," in out  # ClickHouse would name the column 'c.experiment'
+    # the right side is read into the hash table first: with no canary run, the primaries are never read
+    assert "FROM shadow_runs r JOIN canary c ON" in out
+    assert translate("SELECT\n    t.a,\n    t.b\nFROM t ORDER BY t.a, t.b") == (
+        "SELECT\n    t.a AS a,\n    t.b AS b\nFROM t ORDER BY t.a, t.b"
+    )
