@@ -87,6 +87,9 @@ GROUP BY ALL
 ORDER BY c.experiment, c.config_id, r.role
 """
 CANARY_SQL = _CANARY_TEMPLATE.format(since="")
+# Whether any canary call exists: without one the cohorts' query would still de-duplicate every
+# primary call of the store (its join's other side) to find nothing.
+ANY_CANARY_SQL = "SELECT count(*) AS canary_calls FROM (SELECT 1 FROM shadow_runs WHERE role = 'canary' LIMIT 1) c"
 
 # The most recent primary calls of one experiment before its canary window: the baseline's fill when
 # the window has too few. Cancelled calls are not judged, so they do not take a place.
@@ -197,6 +200,9 @@ def read_cohorts(query: Query, since_us: int | None = None, min_primary: int = 0
     has (at least ``min_primary``) with the most recent primary calls of the same experiment from
     before the window (see the module's doc).
     """
+    _, any_canary = query(ANY_CANARY_SQL)
+    if not any_canary or not any_canary[0][0]:
+        return []
     columns, rows = query(canary_sql(since_us))
     found: dict[tuple[str, str], dict[str, Cohort]] = {}
     window_start: dict[tuple[str, str], int] = {}

@@ -1,6 +1,7 @@
 -- The stable SQL interface of otel-shadow (documented in docs/schema.md). Mostly portable SQL:
--- besides the hex macros, the DuckDB-specific parts are QUALIFY (de-duplication) and the list form
--- of quantile_cont; each has a direct equivalent elsewhere (ClickHouse: LIMIT 1 BY, quantilesExact).
+-- besides the hex macros, the DuckDB-specific parts are the table macro shadow_runs_of with its
+-- ANTI JOIN and UNION ALL BY NAME (de-duplication; ClickHouse: LIMIT 1 BY), QUALIFY (the scores'
+-- de-duplication) and the list form of quantile_cont (ClickHouse: quantilesExact).
 
 CREATE OR REPLACE MACRO hex_trace_id(t) AS replace(CAST(t AS VARCHAR), '-', '');
 CREATE OR REPLACE MACRO hex_span_id(s) AS lpad(lower(to_hex(s)), 16, '0');
@@ -37,10 +38,11 @@ child_usage AS (  -- per parent: its direct GenAI children (spans that are not e
     GROUP BY trace_id, parent_span_id
 ),
 once AS (  -- sent once: as stored, with its children's sums if it has children
-    SELECT s.trace_id, s.span_id, experiment, role, config_id, parent_span_id, start_time, end_time, duration_ms, outcome, status_code,
-           output_hash, output_length, candidates_scheduled, candidates_dropped, drop_reasons, service_name,
-           status_message, attributes, gen_ai_operation_name, gen_ai_provider_name, gen_ai_request_model,
-           gen_ai_response_model, gen_ai_usage_input_tokens, gen_ai_usage_output_tokens,
+    SELECT s.trace_id, s.span_id, experiment, role, config_id, parent_span_id, start_time, end_time,
+           duration_ms, outcome, status_code, output_hash, output_length, candidates_scheduled,
+           candidates_dropped, drop_reasons, service_name, status_message, attributes,
+           gen_ai_operation_name, gen_ai_provider_name, gen_ai_request_model, gen_ai_response_model,
+           gen_ai_usage_input_tokens, gen_ai_usage_output_tokens,
            u.child_input_tokens, u.child_output_tokens, u.child_request_model, u.child_response_model,
            u.child_operation, u.child_provider
     FROM spans s
@@ -51,29 +53,47 @@ once AS (  -- sent once: as stored, with its children's sums if it has children
 merged AS (  -- re-sent: its copies and its children in one group
     SELECT
         trace_id, span_id,
-        any_value(experiment) AS experiment, any_value(role) AS role, any_value(config_id) AS config_id,
-           any_value(parent_span_id) AS parent_span_id, any_value(start_time) AS start_time, any_value(end_time) AS end_time,
-           any_value(duration_ms) AS duration_ms, any_value(outcome) AS outcome, any_value(status_code) AS status_code,
-           any_value(output_hash) AS output_hash, any_value(output_length) AS output_length, any_value(candidates_scheduled) AS candidates_scheduled,
-           any_value(candidates_dropped) AS candidates_dropped, any_value(drop_reasons) AS drop_reasons, any_value(service_name) AS service_name,
-           any_value(status_message) AS status_message, any_value(attributes) AS attributes, any_value(gen_ai_operation_name) AS gen_ai_operation_name,
-           any_value(gen_ai_provider_name) AS gen_ai_provider_name, any_value(gen_ai_request_model) AS gen_ai_request_model, any_value(gen_ai_response_model) AS gen_ai_response_model,
-           any_value(gen_ai_usage_input_tokens) AS gen_ai_usage_input_tokens, any_value(gen_ai_usage_output_tokens) AS gen_ai_usage_output_tokens,
+        any_value(experiment) AS experiment,
+        any_value(role) AS role,
+        any_value(config_id) AS config_id,
+        any_value(parent_span_id) AS parent_span_id,
+        any_value(start_time) AS start_time,
+        any_value(end_time) AS end_time,
+        any_value(duration_ms) AS duration_ms,
+        any_value(outcome) AS outcome,
+        any_value(status_code) AS status_code,
+        any_value(output_hash) AS output_hash,
+        any_value(output_length) AS output_length,
+        any_value(candidates_scheduled) AS candidates_scheduled,
+        any_value(candidates_dropped) AS candidates_dropped,
+        any_value(drop_reasons) AS drop_reasons,
+        any_value(service_name) AS service_name,
+        any_value(status_message) AS status_message,
+        any_value(attributes) AS attributes,
+        any_value(gen_ai_operation_name) AS gen_ai_operation_name,
+        any_value(gen_ai_provider_name) AS gen_ai_provider_name,
+        any_value(gen_ai_request_model) AS gen_ai_request_model,
+        any_value(gen_ai_response_model) AS gen_ai_response_model,
+        any_value(gen_ai_usage_input_tokens) AS gen_ai_usage_input_tokens,
+        any_value(gen_ai_usage_output_tokens) AS gen_ai_usage_output_tokens,
         sum(child_input_tokens) AS child_input_tokens, sum(child_output_tokens) AS child_output_tokens,
         min(child_request_model) AS child_request_model, min(child_response_model) AS child_response_model,
         min(child_operation) AS child_operation, min(child_provider) AS child_provider
     FROM (
-        SELECT trace_id, span_id, experiment, role, config_id, parent_span_id, start_time, end_time, duration_ms, outcome, status_code,
-           output_hash, output_length, candidates_scheduled, candidates_dropped, drop_reasons, service_name,
-           status_message, attributes, gen_ai_operation_name, gen_ai_provider_name, gen_ai_request_model,
-           gen_ai_response_model, gen_ai_usage_input_tokens, gen_ai_usage_output_tokens,
+        SELECT trace_id, span_id, experiment, role, config_id, parent_span_id, start_time, end_time,
+           duration_ms, outcome, status_code, output_hash, output_length, candidates_scheduled,
+           candidates_dropped, drop_reasons, service_name, status_message, attributes,
+           gen_ai_operation_name, gen_ai_provider_name, gen_ai_request_model, gen_ai_response_model,
+           gen_ai_usage_input_tokens, gen_ai_usage_output_tokens,
            CAST(NULL AS BIGINT) AS child_input_tokens, CAST(NULL AS BIGINT) AS child_output_tokens,
            CAST(NULL AS VARCHAR) AS child_request_model, CAST(NULL AS VARCHAR) AS child_response_model,
            CAST(NULL AS VARCHAR) AS child_operation, CAST(NULL AS VARCHAR) AS child_provider
         FROM spans
         WHERE experiment IS NOT NULL AND (roles IS NULL OR list_contains(roles, role))
         UNION ALL
-        SELECT trace_id, parent_span_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+        SELECT trace_id, parent_span_id,
+               NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+               NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
                gen_ai_usage_input_tokens, gen_ai_usage_output_tokens, gen_ai_request_model,
                gen_ai_response_model, gen_ai_operation_name, gen_ai_provider_name
         FROM spans
@@ -110,7 +130,78 @@ SELECT
     attributes
 FROM (SELECT * FROM once UNION ALL BY NAME SELECT * FROM merged) runs;
 
-CREATE OR REPLACE VIEW shadow_runs AS SELECT * FROM shadow_runs_of(NULL);
+-- Every execution: the same rows as shadow_runs_of(NULL), written so that a filter on experiment or
+-- role (canary cohorts, coverage: role = 'primary') is applied before the de-duplication, which
+-- groups on those columns too (constant per span): re-sent copies are identical, so any copy's
+-- value is the span's.
+CREATE OR REPLACE VIEW shadow_runs AS
+WITH runs AS (
+    SELECT
+        trace_id, span_id, experiment, role,
+        any_value(config_id) AS config_id,
+        any_value(parent_span_id) AS parent_span_id,
+        any_value(start_time) AS start_time,
+        any_value(end_time) AS end_time,
+        any_value(duration_ms) AS duration_ms,
+        any_value(outcome) AS outcome,
+        any_value(status_code) AS status_code,
+        any_value(output_hash) AS output_hash,
+        any_value(output_length) AS output_length,
+        any_value(candidates_scheduled) AS candidates_scheduled,
+        any_value(candidates_dropped) AS candidates_dropped,
+        any_value(drop_reasons) AS drop_reasons,
+        any_value(service_name) AS service_name,
+        any_value(status_message) AS status_message,
+        any_value(attributes) AS attributes,
+        any_value(gen_ai_operation_name) AS gen_ai_operation_name,
+        any_value(gen_ai_provider_name) AS gen_ai_provider_name,
+        any_value(gen_ai_request_model) AS gen_ai_request_model,
+        any_value(gen_ai_response_model) AS gen_ai_response_model,
+        any_value(gen_ai_usage_input_tokens) AS gen_ai_usage_input_tokens,
+        any_value(gen_ai_usage_output_tokens) AS gen_ai_usage_output_tokens
+    FROM spans
+    WHERE experiment IS NOT NULL
+    GROUP BY trace_id, span_id, experiment, role
+),
+child_usage AS (
+    SELECT trace_id, parent_span_id AS span_id,
+           sum(gen_ai_usage_input_tokens)  AS input_tokens,
+           sum(gen_ai_usage_output_tokens) AS output_tokens,
+           min(gen_ai_request_model)       AS request_model,
+           min(gen_ai_response_model)      AS response_model,
+           min(gen_ai_operation_name)      AS operation,
+           min(gen_ai_provider_name)       AS provider
+    FROM spans
+    WHERE experiment IS NULL AND gen_ai_operation_name IS NOT NULL AND parent_span_id IS NOT NULL
+    GROUP BY trace_id, parent_span_id
+)
+SELECT
+    r.experiment,
+    r.role,
+    r.config_id,
+    r.trace_id,
+    r.span_id,
+    r.parent_span_id,
+    r.start_time,
+    r.end_time,
+    r.duration_ms,
+    coalesce(r.outcome, CASE WHEN r.status_code = 2 THEN 'error' ELSE 'ok' END) AS outcome,
+    r.output_hash,
+    r.output_length,
+    r.candidates_scheduled,
+    r.candidates_dropped,
+    r.drop_reasons,
+    r.service_name,
+    coalesce(r.gen_ai_operation_name, u.operation)            AS operation,
+    coalesce(r.gen_ai_provider_name, u.provider)              AS provider,
+    coalesce(r.gen_ai_request_model, u.request_model)         AS request_model,
+    coalesce(r.gen_ai_response_model, u.response_model)       AS response_model,
+    coalesce(r.gen_ai_usage_input_tokens, u.input_tokens)     AS input_tokens,
+    coalesce(r.gen_ai_usage_output_tokens, u.output_tokens)   AS output_tokens,
+    r.status_message,
+    r.attributes
+FROM runs r
+LEFT JOIN child_usage u ON u.trace_id = r.trace_id AND u.span_id = r.span_id;
 
 -- One row per primary × candidate (or replicate) pair, joined through the candidate's link.
 CREATE OR REPLACE VIEW shadow_pairs AS
