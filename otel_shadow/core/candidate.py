@@ -111,6 +111,7 @@ class CandidateTask:
         "_primary_flags",
         "_primary_state",
     )
+    _primary_state: TraceState | None
 
     def __init__(
         self, job: Job, primary: SpanContext | None, timeout: float, want_event: bool, payload: Any = None
@@ -131,11 +132,9 @@ class CandidateTask:
         self.primary_end: Callable[[], None] | None = None  # run before this task starts or finishes
         # What identifies the primary span, not its SpanContext: a queued task keeps alive as few
         # objects as it can (each one the garbage collector counts, in whichever thread allocates next).
-        if primary is not None:
-            self._primary_trace_id = primary.trace_id
-            self._primary_span_id = primary.span_id
-            self._primary_flags = int(primary.trace_flags)
-            self._primary_state: TraceState | None = primary.trace_state
+        if primary is not None:  # its declared 6-tuple: no Python call per field
+            self._primary_trace_id, self._primary_span_id, _, flags, self._primary_state, _ = primary
+            self._primary_flags = int(flags)
         else:
             self._primary_trace_id = self._primary_span_id = self._primary_flags = 0
             self._primary_state = None

@@ -10,7 +10,11 @@
 When candidates start: after the primary returns (or raises). The primary then has the machine to
 itself: no candidate competes with it for the GIL, the connection pool or the provider's rate
 limit while the user waits, and the candidate's span is created knowing the primary's outcome and
-output fingerprint. Dispatch costs the caller one lock and one queue put per candidate.
+output fingerprint. Dispatch costs the caller one queue put per candidate, and no lock.
+
+The primary span starts without attributes and gets all of them in one ``set_attributes`` call at
+its end: the experiment's constant attributes (built once) with the call's outcome, fingerprint
+and coverage. The OpenTelemetry SDK's cost per batch of attributes is paid once, not twice.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from typing import Any, Generic, TypeVar
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
 from opentelemetry.context import Context
-from opentelemetry.trace import Span, Status, StatusCode
+from opentelemetry.trace import Span, SpanContext, Status, StatusCode
 
 from .. import attributes as A
 from ..environment_variables import (
@@ -292,6 +296,7 @@ class Experiment:
             for role in (A.ROLE_PRIMARY, A.ROLE_CANDIDATE, A.ROLE_REPLICATE):
                 self._attrs[(spec.id, role)] = self._make_attrs(spec, role)
         self._primary_attrs = self._attrs[(self.primary.id, A.ROLE_PRIMARY)]
+        self._scheduler: Scheduler | None = shadow._scheduler
         self.canary = canary
         self.wrapper = self._make_wrapper()
 
@@ -360,18 +365,19 @@ class Experiment:
     def _open(self, args: tuple[Any, ...], kwargs: dict[str, Any], called: Called | None) -> _Open:
         """Start the primary span, decide sampling from its trace id (a child span shares its
         parent's), and make the span current for the primary's own call."""
-        span = self.telemetry.start_span(self.name, attributes=self._primary_attrs)
+        span = self.telemetry.start_span(self.name)  # its attributes are set once, at its end
+        ctx = span.get_span_context()
         plan = self.shadow_plan
         if not plan.has_work:
             reason = None
         elif self.sample_key is not None:
             reason = plan.sample_key(self.sample_key, args, kwargs)
         else:
-            reason = plan.sample(span.get_span_context())
+            reason = plan.sample(ctx)
         token = otel_context.attach(trace.set_span_in_context(span))
         if called is not None:  # a runner's call: timed for its ShadowResult
             called.started_ns = time.perf_counter_ns()
-        return span, reason, args, kwargs, token, called
+        return span, ctx, reason, args, kwargs, token, called
 
     def _finish(
         self, call: _Open, value: Any, exc: BaseException | None, loop: asyncio.AbstractEventLoop | None
@@ -383,22 +389,22 @@ class Experiment:
         caller's path once a task is admitted (``ShadowPlan.schedule``): ``span.end()`` runs every
         span processor.
         """
-        span, reason, args, kwargs, token, called = call
+        span, ctx, reason, args, kwargs, token, called = call
         otel_context.detach(token)
         if exc is None:
             if called is not None:
                 called.value = value
                 called.main = self._main_result(value, called.started_ns)
             try:
-                end_attrs = primary_end_attributes(A.OUTCOME_OK, value)
+                end_attrs = primary_end_attributes(A.OUTCOME_OK, value, None, self._primary_attrs)
                 if self.capture_content:
                     end_attrs[A.SHADOW_OUTPUT] = render_content(value, self.redact)
                     end_attrs[A.SHADOW_INPUT] = render_content({"args": args, "kwargs": kwargs}, self.redact)
             except Exception as failure:  # a fingerprint must never cost the user their answer
                 internal_failure("primary_output", failure, span)
-                end_attrs = {A.SHADOW_OUTCOME: A.OUTCOME_OK}
+                end_attrs = {**self._primary_attrs, A.SHADOW_OUTCOME: A.OUTCOME_OK}
         else:
-            end_attrs = self._primary_failed(span, exc)
+            end_attrs = self._primary_failed(span, exc, self._primary_attrs)
         plan = self.shadow_plan
         if reason is not None or not plan.has_work:  # unsampled: the common call
             if reason is not None:
@@ -412,24 +418,25 @@ class Experiment:
         handed = False
         try:
             roles = plan.roles()
-            specs = self._work_specs[: len(roles)]
             payload = (
                 args,
                 kwargs or _NO_KWARGS,
                 end_attrs.get(A.SHADOW_OUTPUT_HASH),
                 value if self._compares else NO_OUTPUT,
             )
-            ctx = span.get_span_context()
             collect = called is not None
             tasks = []
             for job in self._jobs[: len(roles)]:
                 tasks.append(CandidateTask(job, ctx, self.timeout, collect, payload))
-            reasons, handed = plan.schedule(self.shadow.scheduler, roles, tasks, end_attrs, span, loop)
+            scheduler = self._scheduler
+            if scheduler is None:  # the process-wide one, resolved on the first sampled call
+                scheduler = self._scheduler = self.shadow.scheduler
+            reasons, handed = plan.schedule(scheduler, roles, tasks, end_attrs, span, loop)
             if called is not None:  # a runner's call: the tasks to wait for, the work not run
                 called.tasks = [task for task, why in zip(tasks, reasons) if why is None]
                 called.dropped = [
                     self._dropped_result(spec, role, why)
-                    for spec, role, why in zip(specs, roles, reasons)
+                    for spec, role, why in zip(self._work_specs, roles, reasons)
                     if why is not None
                 ]
         except Exception as exc:  # scheduling trouble must never reach the caller
@@ -445,8 +452,10 @@ class Experiment:
             value, self.primary.id, A.ROLE_PRIMARY, A.OUTCOME_OK, elapsed_ms, config=dict(self.primary.data)
         )
 
-    def _primary_failed(self, span: Span, exc: BaseException) -> dict[str, Any]:
-        """Record the primary's exception on its span; its end attributes."""
+    def _primary_failed(
+        self, span: Span, exc: BaseException, constants: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Record the primary's exception on its span; its end attributes (after ``constants``)."""
         try:
             record_exception(span, exc)
             span.set_status(Status(StatusCode.ERROR, str(exc)))
@@ -456,16 +465,16 @@ class Experiment:
                     logger.warning("otel-shadow: %s", hint)
         except Exception as failure:
             internal_failure("primary_error", failure, span)
-        return primary_end_attributes(A.OUTCOME_ERROR, exc=exc)
+        return primary_end_attributes(A.OUTCOME_ERROR, NO_OUTPUT, exc, constants)
 
     @staticmethod
     def _dropped_result(spec: ConfigSpec, role: str, reason: str) -> VariantResult:
         return VariantResult(None, spec.id, role, A.OUTCOME_DROPPED, 0.0, drop_reason=reason, config=dict(spec.data))
 
 
-_Open = tuple[Span, "str | None", tuple[Any, ...], dict[str, Any], "Token[Context]", "Called | None"]
-"""A call in flight, from ``_open`` to its end: (primary span, drop reason or None, args, kwargs,
-context token, the runner's ``Called`` or None). A plain tuple: the caller's path allocates no
+_Open = tuple[Span, SpanContext, "str | None", tuple[Any, ...], dict[str, Any], "Token[Context]", "Called | None"]
+"""A call in flight, from ``_open`` to its end: (primary span, its context, drop reason or None,
+args, kwargs, context token, the runner's ``Called`` or None). A plain tuple: the caller's path allocates no
 object of ours per call."""
 
 

@@ -8,8 +8,10 @@
 
 Design choices, each for the primary's sake:
 
-* ``submit`` costs a lock and a queue put; it never blocks. When queued plus running candidates
-  reach ``max_pending`` the candidate is dropped and counted: the caller never waits.
+* ``submit`` costs a queue put and no lock; it never blocks. When queued plus running candidates
+  reach ``max_pending`` the candidate is dropped and counted: the caller never waits. Admission
+  uses only operations that are atomic on their own (a deque's append, pop and length, a set's
+  add and discard), so callers never wait for each other or for a worker either.
 * Sync candidates cannot be killed. At its deadline a hung candidate is *finished* (its span ends
   with ``timeout``) and its worker is replaced, up to ``workers`` replacements; the hung thread exits
   when its call returns. Threads stay bounded (at most twice ``workers``).
@@ -93,8 +95,9 @@ class Scheduler:
         self._pid = os.getpid()
         self._lock = threading.Lock()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._pending = 0  # queued + running (sync) + alive (async)
-        self._live: set[Task] = set()  # not finished yet
+        # one entry per task queued, running (sync) or alive (async): its length is ``pending``
+        self._taken: collections.deque[None] = collections.deque()
+        self._live: set[Task] = set()  # not finished yet (read it whole with tuple(): one atomic copy)
         self._on_finish = self._finished  # bound once: every task shares it (one object less per task)
         self._async_tasks: set[asyncio.Task[None]] = set()  # strong references
         self._threads: list[threading.Thread] = []
@@ -132,18 +135,23 @@ class Scheduler:
             self._after_fork()
         reasons: list[str | None] = []
         started: list[Task] = []
-        with self._lock:
-            for task in tasks:
-                if self._closed:
-                    reasons.append(A.DROP_SHUTDOWN)
-                elif self._pending >= self.max_pending:
-                    reasons.append(A.DROP_QUEUE_FULL)
-                else:
-                    self._pending += 1
-                    self._live.add(task)
-                    task.on_finish = self._on_finish
-                    reasons.append(None)
-                    started.append(task)
+        taken = self._taken
+        for task in tasks:
+            if self._closed:
+                reasons.append(A.DROP_SHUTDOWN)
+                continue
+            taken.append(None)  # take a slot, then look: two callers at the last slot may both refuse
+            if len(taken) > self.max_pending:
+                taken.pop()
+                reasons.append(A.DROP_QUEUE_FULL)
+                continue
+            task.on_finish = self._on_finish
+            self._live.add(task)
+            reasons.append(None)
+            started.append(task)
+        if started and self._closed:  # shut down meanwhile: shutdown may not have seen them
+            for task in started:
+                task.finish(A.OUTCOME_CANCELLED, error=ErrorInfo("CancelledError", "cancelled at shutdown"))
         if ending is not None and started and (loop is not None or self._defer(ending)):
             ending.handed = True
             for task in started:
@@ -187,12 +195,10 @@ class Scheduler:
 
     # --- bookkeeping -----------------------------------------------------------------------------
     def _finished(self, task: Task) -> None:
-        with self._lock:
-            self._live.discard(task)
+        self._live.discard(task)
 
     def _release(self) -> None:
-        with self._lock:
-            self._pending -= 1
+        self._taken.pop()
 
     def _async_done(self, atask: asyncio.Task[None]) -> None:
         self._async_tasks.discard(atask)
@@ -201,7 +207,7 @@ class Scheduler:
     @property
     def pending(self) -> int:
         """Candidates queued or running (a hung sync candidate counts until its call returns)."""
-        return self._pending
+        return len(self._taken)
 
     @property
     def unfinished(self) -> int:
@@ -337,8 +343,7 @@ class Scheduler:
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            with self._lock:
-                left = [t for t in self._live if t.atask is None]
+            left = [t for t in tuple(self._live) if t.atask is None]  # tuple(): one atomic copy
             if not left:
                 return True
             if deadline is not None and time.monotonic() >= deadline:
@@ -361,8 +366,7 @@ class Scheduler:
             self._closed = True
         self.flush(self.exit_grace if timeout is None else timeout)
         if cancel_futures:
-            with self._lock:
-                left = list(self._live)
+            left = tuple(self._live)
             for task in left:
                 if task.atask is None:
                     task.finish(A.OUTCOME_CANCELLED, error=ErrorInfo("CancelledError", "cancelled at shutdown"))

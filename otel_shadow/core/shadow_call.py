@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from opentelemetry.trace import Span, SpanContext
+from opentelemetry.trace import Span, SpanContext, TraceFlags
 
 from .. import attributes as A
 from .candidate import IN_CANDIDATE, NO_OUTPUT, CandidateTask, PrimaryEnd
@@ -61,6 +61,7 @@ class ShadowPlan:
         "has_work",
         "limits",
         "unsampled",
+        "_admitted",
         "_candidates_only",
         "_with_replicate",
     )
@@ -94,27 +95,41 @@ class ShadowPlan:
             }
             for reason in _UNSAMPLED_REASONS
         }
+        # the coverage attributes of a sampled call whose candidates were all admitted, no replicate
+        self._admitted: Mapping[str, Any] = {
+            A.SHADOW_SAMPLED: True,
+            A.SHADOW_CANDIDATES_SCHEDULED: candidates,
+            A.SHADOW_CANDIDATES_DROPPED: 0,
+        }
 
     # --- 1. sampled or not, and why ----------------------------------------------------------------
     def sample(self, ctx: SpanContext) -> str | None:
         """Why the call whose primary span has ``ctx`` gets no work, or None (sampled).
 
         A call not sampled has its candidates counted as dropped here, with the decision."""
-        trace_id = ctx.trace_id
+        trace_id, _, _, flags, _, valid = ctx  # its declared 6-tuple: no Python call per field
         if trace_id:  # a real trace: the rate on its id (random ids: uniform)
             if (trace_id & _LOW_64) >= self.threshold:
                 self.telemetry.count_drops(self.name, A.DROP_SAMPLING, self.candidates)
                 return A.DROP_SAMPLING
         elif not self.sampler.by_trace_id(0):  # no tracing configured: the sampler draws
             return self._not_sampled(A.DROP_SAMPLING)
-        reason = self.guards(ctx)
-        if reason is None and self.limits is not None and not self.limits.admit():
+        # the guards, in line (this runs on every sampled call)
+        if valid and not flags & TraceFlags.SAMPLED:
+            reason = A.DROP_TRACE_NOT_SAMPLED  # no evidence would be stored: don't pay
+        elif IN_CANDIDATE.get():
+            reason = A.DROP_NESTED
+        elif kill_switch_on():
+            reason = A.DROP_DISABLED
+        elif self.limits is not None and not self.limits.admit():
             reason = A.DROP_EXPIRED  # a time-bound experiment past its limits (a kept call is counted)
-        return None if reason is None else self._not_sampled(reason)
+        else:
+            return None
+        return self._not_sampled(reason)
 
     def sample_key(self, key_of: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
         """The decision by a user's key function (maybe costly user code: the cheap guards go first)."""
-        reason = self.guards(None)
+        reason = self.guards()
         if reason is not None:
             return self._not_sampled(reason)
         try:
@@ -126,10 +141,8 @@ class ShadowPlan:
         return None if reason is None else self._not_sampled(reason)
 
     @staticmethod
-    def guards(ctx: SpanContext | None) -> str | None:
-        """Why a call the rate would keep gets no work anyway, or None."""
-        if ctx is not None and ctx.is_valid and not ctx.trace_flags.sampled:
-            return A.DROP_TRACE_NOT_SAMPLED  # no evidence would be stored: don't pay
+    def guards() -> str | None:
+        """Why a call the rate would keep gets no work anyway, or None (``sample`` has them in line)."""
         if IN_CANDIDATE.get():
             return A.DROP_NESTED
         if kill_switch_on():
@@ -175,13 +188,22 @@ class ShadowPlan:
         tasks to run.
         """
         ending = PrimaryEnd(span) if span is not None and (loop is not None or scheduler.idle_workers) else None
-        whys = scheduler.submit(tasks, loop, ending)
-        if refused is None:
-            reasons = whys
-        else:
-            told = iter(whys)
+        reasons = scheduler.submit(tasks, loop, ending)
+        if refused is not None:
+            told = iter(reasons)
             reasons = [why if why is not None else next(told) for why in refused]
-        scheduled = replicates = 0  # the coverage attributes: candidates and replicates apart
+        if roles is self._candidates_only and not any(reasons):  # the common call: all admitted
+            end_attrs.update(self._admitted)
+        else:
+            self._coverage(roles, reasons, end_attrs)
+        if ending is None:
+            return reasons, False
+        ending.arm(end_attrs, time.time_ns())
+        return reasons, True
+
+    def _coverage(self, roles: Sequence[str], reasons: Sequence[str | None], end_attrs: dict[str, Any]) -> None:
+        """The coverage attributes (candidates and replicates apart) and the drop counts."""
+        scheduled = replicates = 0
         dropped: list[str] = []
         for role, why in zip(roles, reasons):
             if why is None:
@@ -201,15 +223,18 @@ class ShadowPlan:
             end_attrs[A.SHADOW_DROP_REASONS] = ",".join(sorted(distinct))
             for why in distinct:
                 self.telemetry.count_drops(self.name, why, dropped.count(why))
-        if ending is None:
-            return reasons, False
-        ending.arm(end_attrs, time.time_ns())
-        return reasons, True
 
 
-def primary_end_attributes(outcome: str, output: Any = NO_OUTPUT, exc: BaseException | None = None) -> dict[str, Any]:
-    """The primary span's end attributes: its outcome, the error type, the output's fingerprint."""
-    attrs: dict[str, Any] = {A.SHADOW_OUTCOME: outcome}
+def primary_end_attributes(
+    outcome: str,
+    output: Any = NO_OUTPUT,
+    exc: BaseException | None = None,
+    constants: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The primary span's end attributes: ``constants`` (what every call of the experiment or rule
+    carries), its outcome, the error type, the output's fingerprint."""
+    attrs: dict[str, Any] = {} if constants is None else dict(constants)
+    attrs[A.SHADOW_OUTCOME] = outcome
     if exc is not None:
         attrs[A.ERROR_TYPE] = type(exc).__qualname__
     if output is not NO_OUTPUT:

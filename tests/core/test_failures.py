@@ -66,6 +66,7 @@ def test_an_internal_failure_changes_nothing_for_the_caller_and_is_recorded_coun
         (event,) = [e for e in span.events if e.name == INTERNAL_ERROR_EVENT]
         assert event.attributes is not None and event.attributes[WHERE_ATTRIBUTE] == "primary_output"
         assert span.attributes is not None and span.attributes["shadow.outcome"] == "ok"  # still ended, still ok
+        assert span.attributes["shadow.experiment"] == "broken" and span.attributes["shadow.role"] == "primary"
     assert failures.failures()["primary_output"] == before + 3
     assert _counted(reader, "primary_output") == before + 3
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "primary_output" in r.getMessage()]

@@ -120,6 +120,55 @@ def test_a_full_scheduler_refuses_with_a_reason_and_runs_nothing() -> None:
     assert scheduler.submit([CandidateTask(_Recorded([]), None, 5.0, True)]) == ["shutdown"]
 
 
+def test_concurrent_callers_admit_at_most_max_pending_and_every_slot_comes_back() -> None:
+    """Callers admit without a lock: racing for the last slots, they never admit more than
+    ``max_pending``, and every admitted task runs and gives its slot back."""
+    scheduler = Scheduler(workers=1, max_pending=40)
+    release = threading.Event()
+
+    class Hang(_Recorded):
+        def call(self, task: Any) -> str:
+            release.wait(10)
+            return "ok"
+
+    first = CandidateTask(Hang([]), None, 20.0, True)
+    assert scheduler.submit([first]) == [None]  # the one worker now waits: the rest queue
+    deadline = time.monotonic() + 5
+    while scheduler.idle_workers and time.monotonic() < deadline:
+        time.sleep(0.002)
+    admitted: list[CandidateTask] = []
+    refused: list[str | None] = []
+    peak = [0]
+    start = threading.Barrier(8)
+
+    def caller() -> None:
+        start.wait()
+        for _ in range(25):
+            task = CandidateTask(_Recorded([]), None, 20.0, True)
+            (why,) = scheduler.submit([task])
+            peak[0] = max(peak[0], scheduler.pending)
+            if why is None:
+                admitted.append(task)
+            else:
+                refused.append(why)
+
+    callers = [threading.Thread(target=caller) for _ in range(8)]
+    for thread in callers:
+        thread.start()
+    for thread in callers:
+        thread.join(10)
+    assert len(admitted) + 1 <= 40 and peak[0] <= 40
+    assert len(admitted) + len(refused) == 200 and set(refused) == {"queue_full"}
+    release.set()
+    assert scheduler.flush(10)
+    assert all(task.result is not None and task.result.status == "ok" for task in [first, *admitted])
+    deadline = time.monotonic() + 5  # a worker gives its slot back just after the task's outcome
+    while scheduler.pending and time.monotonic() < deadline:
+        time.sleep(0.002)
+    assert scheduler.pending == 0 and scheduler.unfinished == 0
+    scheduler.shutdown(1)
+
+
 def test_a_worker_backs_off_while_a_busy_caller_keeps_the_gil() -> None:
     """After yielding, a worker that waited long for the GIL asks for it less often."""
     stop = threading.Event()
