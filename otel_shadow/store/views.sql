@@ -11,19 +11,29 @@ CREATE OR REPLACE MACRO hex_span_id(s) AS lpad(lower(to_hex(s)), 16, '0');
 -- for a span wrapping an instrumented LLM call (an experiment, or a thin shadow span around an SDK's
 -- own GenAI span), from its direct GenAI children.
 --
--- How, and why: an execution sent once is its stored row (with its children's sums); only a
--- re-sent one (its key stored twice or more) goes through a hash aggregate, where its copies
--- (identical: any copy's value is the span's) and its children meet. Finding those keys reads two
--- columns, where de-duplicating every execution (a window, or an aggregate) carries all of its
--- columns through a hash table: most of shadow_pairs' cost (docs/performance.md, Scale). The roles
--- are filtered before anything else: a caller that needs only primaries reads only those.
+-- How, and why: most executions were sent once and have no GenAI child; their row is the span's
+-- row as stored. One narrow aggregate (two key columns) finds the others: an execution sent once
+-- with children is joined to its children's sums; a re-sent one goes through a hash aggregate where
+-- its copies (identical: any copy's value is the span's) and its children meet. De-duplicating
+-- every execution instead (a window, or an aggregate), or joining every execution to the children,
+-- carries all of its columns through a hash table: that was most of shadow_pairs' cost
+-- (docs/performance.md, Scale). The roles are filtered before anything else: a caller that needs
+-- only primaries reads only those.
 CREATE OR REPLACE MACRO shadow_runs_of(roles) AS TABLE
-WITH resent AS (  -- the keys of executions stored more than once
-    SELECT trace_id, span_id
-    FROM spans
-    WHERE experiment IS NOT NULL AND (roles IS NULL OR list_contains(roles, role))
+WITH shared AS (  -- the keys with more than one row: copies of an execution, or its GenAI children
+    SELECT trace_id, span_id, count(*) FILTER (WHERE is_execution) AS copies
+    FROM (
+        SELECT trace_id, span_id, true AS is_execution FROM spans
+        WHERE experiment IS NOT NULL AND (roles IS NULL OR list_contains(roles, role))
+        UNION ALL
+        SELECT trace_id, parent_span_id, false FROM spans
+        WHERE experiment IS NULL AND gen_ai_operation_name IS NOT NULL AND parent_span_id IS NOT NULL
+    ) executions_and_children
     GROUP BY trace_id, span_id
     HAVING count(*) > 1
+),
+resent AS (  -- the keys of executions stored more than once
+    SELECT trace_id, span_id FROM shared WHERE copies > 1
 ),
 child_usage AS (  -- per parent: its direct GenAI children (spans that are not executions)
     SELECT trace_id, parent_span_id AS span_id,
@@ -37,7 +47,20 @@ child_usage AS (  -- per parent: its direct GenAI children (spans that are not e
     WHERE experiment IS NULL AND gen_ai_operation_name IS NOT NULL AND parent_span_id IS NOT NULL
     GROUP BY trace_id, parent_span_id
 ),
-once AS (  -- sent once: as stored, with its children's sums if it has children
+alone AS (  -- sent once, no GenAI child: as stored
+    SELECT s.trace_id, s.span_id, experiment, role, config_id, parent_span_id, start_time, end_time,
+           duration_ms, outcome, status_code, output_hash, output_length, candidates_scheduled,
+           candidates_dropped, drop_reasons, service_name, status_message, attributes,
+           gen_ai_operation_name, gen_ai_provider_name, gen_ai_request_model, gen_ai_response_model,
+           gen_ai_usage_input_tokens, gen_ai_usage_output_tokens,
+           CAST(NULL AS HUGEINT) AS child_input_tokens, CAST(NULL AS HUGEINT) AS child_output_tokens,
+           CAST(NULL AS VARCHAR) AS child_request_model, CAST(NULL AS VARCHAR) AS child_response_model,
+           CAST(NULL AS VARCHAR) AS child_operation, CAST(NULL AS VARCHAR) AS child_provider
+    FROM spans s
+    ANTI JOIN shared k ON k.trace_id = s.trace_id AND k.span_id = s.span_id
+    WHERE experiment IS NOT NULL AND (roles IS NULL OR list_contains(roles, role))
+),
+with_children AS (  -- sent once, with its GenAI children's sums
     SELECT s.trace_id, s.span_id, experiment, role, config_id, parent_span_id, start_time, end_time,
            duration_ms, outcome, status_code, output_hash, output_length, candidates_scheduled,
            candidates_dropped, drop_reasons, service_name, status_message, attributes,
@@ -45,9 +68,9 @@ once AS (  -- sent once: as stored, with its children's sums if it has children
            gen_ai_usage_input_tokens, gen_ai_usage_output_tokens,
            u.child_input_tokens, u.child_output_tokens, u.child_request_model, u.child_response_model,
            u.child_operation, u.child_provider
-    FROM spans s
-    ANTI JOIN resent r ON r.trace_id = s.trace_id AND r.span_id = s.span_id
-    LEFT JOIN child_usage u ON u.trace_id = s.trace_id AND u.span_id = s.span_id
+    FROM child_usage u
+    JOIN spans s ON s.trace_id = u.trace_id AND s.span_id = u.span_id
+    SEMI JOIN shared k ON k.trace_id = s.trace_id AND k.span_id = s.span_id AND k.copies = 1
     WHERE experiment IS NOT NULL AND (roles IS NULL OR list_contains(roles, role))
 ),
 merged AS (  -- re-sent: its copies and its children in one group
@@ -128,7 +151,11 @@ SELECT
     coalesce(gen_ai_usage_output_tokens, child_output_tokens)  AS output_tokens,
     status_message,
     attributes
-FROM (SELECT * FROM once UNION ALL BY NAME SELECT * FROM merged) runs;
+FROM (
+    SELECT * FROM alone
+    UNION ALL BY NAME SELECT * FROM with_children
+    UNION ALL BY NAME SELECT * FROM merged
+) runs;
 
 -- Every execution: the same rows as shadow_runs_of(NULL), written so that a filter on experiment or
 -- role (canary cohorts, coverage: role = 'primary') is applied before the de-duplication, which
