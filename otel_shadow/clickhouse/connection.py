@@ -355,7 +355,9 @@ def _first_line(exc: BaseException) -> str:
 def arrow_to_result(table: Any) -> QueryResult:
     """An Arrow table from ClickHouse as plain Python rows, typed as the DuckDB store returns them.
 
-    Timestamps become naive UTC ``datetime`` (DuckDB's TIMESTAMP; microseconds), maps ``dict``.
+    Timestamps become naive UTC ``datetime`` (DuckDB's TIMESTAMP; microseconds), maps ``dict``, and
+    a list of numbers a numpy array, as the DuckDB store gives it (no Python number per element: the
+    report's latencies over 10M pairs are one list of 20M).
     """
     import pyarrow as pa
 
@@ -367,9 +369,24 @@ def arrow_to_result(table: Any) -> QueryResult:
                 column = column.cast(pa.timestamp(kind.unit, tz="UTC")).cast(pa.timestamp(kind.unit))
             if kind.unit == "ns":
                 column = column.cast(pa.timestamp("us"), safe=False)
+        if (pa.types.is_list(kind) or pa.types.is_large_list(kind)) and (
+            pa.types.is_floating(kind.value_type) or pa.types.is_integer(kind.value_type)
+        ):
+            columns.append([v for chunk in column.chunks for v in _numeric_lists(chunk)])
+            continue
         values = column.to_pylist()
         if pa.types.is_map(kind):
             values = [None if v is None else dict(v) for v in values]
         columns.append(values)
     rows = list(zip(*columns)) if columns else []
     return QueryResult(list(table.schema.names), rows)
+
+
+def _numeric_lists(chunk: Any) -> list[Any]:
+    """A list column's values as numpy arrays; a list holding a NULL stays a list (numpy has no NULL)."""
+    if chunk.values.null_count:
+        return list(chunk.to_pylist())
+    offsets = chunk.offsets.to_numpy()
+    values = chunk.values.to_numpy(zero_copy_only=False)
+    valid = chunk.is_valid().to_numpy(zero_copy_only=False)
+    return [values[offsets[i] : offsets[i + 1]].copy() if valid[i] else None for i in range(len(chunk))]

@@ -45,7 +45,10 @@ SELECT
     -- the first link whose shadow.link is 'primary' (a candidate's or replicate's, to its primary)
     arrayFirstIndex(a -> a['shadow.link'] = 'primary', Links.Attributes)   AS primary_link_number,
     if(primary_link_number = 0, NULL, Links.TraceId[primary_link_number])   AS primary_link_trace_id,
-    if(primary_link_number = 0, NULL, Links.SpanId[primary_link_number])    AS primary_link_span_id
+    if(primary_link_number = 0, NULL, Links.SpanId[primary_link_number])    AS primary_link_span_id,
+    -- all of the span's links, as the exporter's Nested arrays (otel_shadow_span_links: one row each)
+    Links.SpanId                                                            AS link_span_ids,
+    Links.Attributes                                                        AS link_attributes
 FROM ${traces};
 
 CREATE OR REPLACE VIEW ${db}.otel_shadow_span_links AS
@@ -190,8 +193,8 @@ SELECT experiment,
 FROM (
     SELECT experiment, candidates_scheduled, candidates_dropped
     FROM ${db}.otel_shadow_spans
-    WHERE experiment IS NOT NULL AND role = 'primary'
-    LIMIT 1 BY trace_id, span_id  -- re-sent copies are identical
+    WHERE has(attribute_keys, 'shadow.experiment') AND span_id != '' AND experiment IS NOT NULL AND role = 'primary'
+    LIMIT 1 BY trace_id, span_id  -- re-sent copies are identical (here cheaper than a GROUP BY)
 )
 GROUP BY experiment;
 
@@ -320,7 +323,7 @@ CREATE OR REPLACE VIEW ${db}.shadow_scores AS
 SELECT
     nullIf(s.attributes['shadow.score.experiment'], '')                      AS experiment,
     s.trace_id                                                              AS trace_id,
-    l.linked_span_id                                                        AS primary_span_id,
+    if(s.score_link = 0, NULL, s.link_span_ids[s.score_link])                AS primary_span_id,
     s.parent_span_id                                                        AS candidate_span_id,
     nullIf(s.attributes['shadow.score.primary.config.id'], '')               AS primary_config_id,
     nullIf(s.attributes['shadow.score.candidate.config.id'], '')             AS candidate_config_id,
@@ -339,15 +342,14 @@ SELECT
     s.start_time                                                            AS scored_at,
     s.span_id                                                               AS score_span_id
 FROM (
-    SELECT * FROM ${db}.otel_shadow_spans
-    WHERE experiment IS NULL AND name LIKE 'gen_ai.evaluation %' AND attributes['shadow.score.scorer.id'] != ''
+    -- the primary: the score span's own first score.primary link (no join over every span's links)
+    SELECT *, arrayFirstIndex(a -> a['shadow.link'] = 'score.primary', link_attributes) AS score_link
+    FROM ${db}.otel_shadow_spans
+    WHERE name LIKE 'gen_ai.evaluation %' AND has(attribute_keys, 'shadow.score.scorer.id') AND span_id != ''
+      AND experiment IS NULL AND attributes['shadow.score.scorer.id'] != ''
     ORDER BY start_time, span_id
     LIMIT 1 BY trace_id, parent_span_id, attributes['shadow.score.scorer.id']
-) AS s
-LEFT JOIN (
-    SELECT DISTINCT trace_id, span_id, linked_span_id FROM ${db}.otel_shadow_span_links WHERE link_type = 'score.primary'
-) AS l ON l.trace_id = s.trace_id AND l.span_id = s.span_id
-SETTINGS join_use_nulls = 1;
+) AS s;
 
 -- Per experiment × candidate config × scorer: the mean score, the judge's wins / ties / losses and
 -- how often the position-bias check agreed, beside the same scorer's mean over replicates.
