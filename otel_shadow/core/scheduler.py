@@ -198,7 +198,10 @@ class Scheduler:
         self._live.discard(task)
 
     def _release(self) -> None:
-        self._taken.pop()
+        try:
+            self._taken.pop()
+        except IndexError:  # a task admitted before a fork: the child's scheduler started empty
+            pass
 
     def _async_done(self, atask: asyncio.Task[None]) -> None:
         self._async_tasks.discard(atask)
