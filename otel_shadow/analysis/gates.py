@@ -27,6 +27,7 @@ from .data import ArmData, MetricStats, NoiseFloor, ScoreStats
 from .stats import (
     paired_proportion_difference,
     paired_quantile_ratios,
+    sorted_quantiles,
     two_sample_proportion_difference,
 )
 
@@ -165,13 +166,14 @@ def latency_gate(g: GateInput, t: Thresholds) -> list[Evidence | GateResult]:
         return [GateResult("latency_p95", "SKIP", "no pair where both sides succeeded: latency not compared")]
     out: list[Evidence | GateResult] = []
     probs = np.linspace(0.02, 0.98, 49)
+    ordered = (np.sort(arm.primary_ms), np.sort(arm.candidate_ms))  # once, for every quantile below
     distribution = {
         "q": probs.round(2).tolist(),
-        "primary_ms": np.quantile(arm.primary_ms, probs).tolist(),
-        "candidate_ms": np.quantile(arm.candidate_ms, probs).tolist(),
+        "primary_ms": sorted_quantiles(ordered[0], probs).tolist(),
+        "candidate_ms": sorted_quantiles(ordered[1], probs).tolist(),
     }
     limits = {0.5: (t.max_p50_ratio, 0.0), 0.95: (t.max_p95_ratio, t.p95_margin), 0.99: (t.max_p99_ratio, 0.0)}
-    for r in paired_quantile_ratios(arm.primary_ms, arm.candidate_ms, seed=n):
+    for r in paired_quantile_ratios(arm.primary_ms, arm.candidate_ms, seed=n, ordered=ordered):
         name = f"p{round(r.q * 100)}"
         limit, margin = limits[r.q]
         out.append(

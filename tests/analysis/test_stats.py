@@ -19,6 +19,7 @@ from otel_shadow.analysis.stats import (
     holm_levels,
     paired_proportion_difference,
     paired_quantile_ratios,
+    sorted_quantiles,
     wilson,
 )
 
@@ -199,3 +200,20 @@ def test_harrell_davis_interval_covers_the_true_ratio_at_the_nominal_rate() -> N
             covered[r.q] += abs(math.log(r.ratio) - math.log(1.3)) <= 1.959964 * r.log_se
     for q, hits in covered.items():
         assert 0.90 <= hits / seeds <= 0.99, (q, hits)
+
+
+def test_sorted_quantiles_equal_numpys_linear_quantiles_to_the_bit() -> None:
+    rng = np.random.default_rng(3)
+    probs = np.linspace(0.02, 0.98, 49)
+    for values in (rng.lognormal(6.0, 0.5, 10_001), np.round(rng.lognormal(6.0, 0.5, 997), 1), np.array([5.0])):
+        assert np.array_equal(sorted_quantiles(np.sort(values), probs), np.quantile(values, probs))
+
+
+def test_bootstrap_on_presorted_arms_gives_the_same_ratios_as_sorting_itself() -> None:
+    rng = np.random.default_rng(4)
+    primary = rng.lognormal(6.0, 0.4, 30_000)
+    candidate = primary * rng.uniform(0.9, 1.3, 30_000)
+    ordered = (np.sort(primary), np.sort(candidate))
+    assert paired_quantile_ratios(primary, candidate, seed=1, ordered=ordered) == paired_quantile_ratios(
+        primary, candidate, seed=1
+    )
