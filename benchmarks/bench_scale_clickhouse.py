@@ -241,7 +241,9 @@ def main() -> int:
     folder = Path(args.folder or tempfile.mkdtemp(prefix="bench-scale-clickhouse-"))
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        if args.reuse:
+        if args.reuse:  # both stores get this checkout's views (a writable open installs the DuckDB file's)
+            with Store.open(folder / "single.duckdb"):
+                pass
             create_views(f"chdb:{folder / 'chdb'}?database={DATABASE}")
             built = {"reused": str(folder), "single_file_bytes": _size(folder / "single.duckdb"),
                      "chdb_folder_bytes": _size(folder / "chdb")}  # fmt: skip
