@@ -85,7 +85,7 @@ WITH child_usage AS (
            min(gen_ai_operation_name)      AS operation,
            min(gen_ai_provider_name)       AS provider
     FROM ${db}.otel_shadow_spans
-    -- a run carries shadow.experiment, a GenAI child does not (keys first, see below)
+    -- a run carries shadow.experiment, a GenAI child does not (keys first, see above)
     WHERE has(attribute_keys, 'gen_ai.operation.name') AND NOT has(attribute_keys, 'shadow.experiment')
       AND parent_span_id IS NOT NULL AND gen_ai_operation_name IS NOT NULL
     GROUP BY trace_id, span_id
