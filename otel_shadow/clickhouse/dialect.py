@@ -21,6 +21,9 @@ DuckDB                        ClickHouse                              why
 LEFT JOIN misses              setting ``join_use_nulls = 1``          NULL, not the type's default
 the comparison-metrics query  its ClickHouse statement                it reads the DuckDB store's
 (``METRICS_SQL``)             (``_METRICS_SQL`` below)                internal table, with JSON
+the ended-experiments query   its statement over otel_shadow_spans    the attribute keys first: the
+(``ENDED_SQL``)               (``_ENDED_SQL`` below)                  values' of primaries without
+                                                                      drop reasons are never read
 ``otel-shadow score``'s       ``otel_shadow.scoring.pairs``'s         ids are hex strings; content
 pairs: ids, content           ``clickhouse_pairs``                    is in otel_traces' arrays
 a select item ``c.col`` on    ``c.col AS col``                        ClickHouse names the column
@@ -93,10 +96,13 @@ def _attribute(match: re.Match[str]) -> str:
 
 def translate(sql: str) -> str:
     """``sql`` as ClickHouse runs it: DuckDB-only constructs of the table above rewritten."""
-    from ..analysis.data import METRICS_SQL  # the one statement replaced whole
+    from ..analysis.data import METRICS_SQL  # the statements replaced whole
+    from ..analysis.ended import ENDED_SQL
 
     if sql.strip() == METRICS_SQL.strip():
         return _METRICS_SQL
+    if sql.strip() == ENDED_SQL.strip():
+        return _ENDED_SQL
     sql = _JSON_ATTRIBUTE.sub(_attribute, sql)
     return "".join(_rewrite(part) if kind == "code" else part for kind, part in _parts(sql))
 
@@ -145,4 +151,23 @@ FROM (
 )
 WHERE value IS NOT NULL
 GROUP BY ALL
+"""
+
+
+# The analysis's ended-experiments statement (otel_shadow.analysis.ended.ENDED_SQL) over shadow_runs
+# reads the attribute values of every primary. The same rows here, the key shadow.candidates.drop_reasons
+# tested first (the keys' bloom filter and a read of the keys alone: a primary without drop reasons
+# costs no values), re-sent copies once as in shadow_runs.
+_ENDED_SQL = f"""
+SELECT experiment, min(start_time) AS ended_at, count() AS expired_calls
+FROM (
+    SELECT experiment, any(start_time) AS start_time
+    FROM otel_shadow_spans
+    WHERE has(attribute_keys, '{A.SHADOW_DROP_REASONS}') AND span_id != ''
+      AND role = '{A.ROLE_PRIMARY}' AND experiment IS NOT NULL
+      AND drop_reasons IS NOT NULL AND concat(',', drop_reasons, ',') LIKE '%,{A.DROP_EXPIRED},%'
+    GROUP BY trace_id, span_id, experiment, role
+)
+GROUP BY experiment
+ORDER BY experiment
 """

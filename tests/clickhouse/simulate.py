@@ -50,6 +50,11 @@ def simulate(requests: int, seed: int = 7) -> list[ReadableSpan]:
                 "shadow.output.length": 100 + i % 7,
                 "shadow.candidates.scheduled": len(CANDIDATES),
                 "shadow.candidates.dropped": 1 if i % 10 == 0 else 0,
+                **(
+                    {"shadow.candidates.drop_reasons": "queue_full,expired" if i % 20 == 0 else "queue_full"}
+                    if i % 10 == 0
+                    else {}
+                ),  # why the candidate was dropped; 'expired' (the experiment ended) on every second one
                 "http.route": route,
             },
         )

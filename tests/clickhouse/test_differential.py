@@ -159,6 +159,8 @@ def test_the_same_spans_get_the_same_verdicts(stores: tuple[Store, ClickHouseRea
     assert {"agreement", "metric_similarity", "judge_win_rate", "semantic_similarity"} <= {
         g.name for g in d.candidates[0].gates
     }
+    # primaries whose candidates were dropped as expired: the experiment ended (read by its own statement)
+    assert [(e.experiment, e.expired_calls) for e in d.ended] == [("generate", REQUESTS // 20)]
     _same(d.to_dict(), c.to_dict(), "report")
 
 
