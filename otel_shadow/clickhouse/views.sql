@@ -4,23 +4,68 @@
 -- exporter's lowercase hex strings and attributes its Map(String, String).
 --
 -- ${db} and ${traces} are replaced (quoted) by `otel-shadow clickhouse-views`. Two base views are
--- the only place that knows the exporter's layout: otel_shadow_spans (one row per span, with the
--- columns of otel-shadow's own spans table) and otel_shadow_span_links (one row per link). The
+-- the only place that knows the exporter's layout: otel_shadow_spans (one row per span otel-shadow
+-- reads, with the columns of otel-shadow's own spans table, over the narrow table
+-- otel_shadow_span_rows that a materialized view fills at insert) and otel_shadow_span_links (one row
+-- per link). The
 -- exporter keeps every attribute as a string (types are lost): an absent key reads as '', which
 -- these views read as NULL, as the DuckDB store does for an absent attribute.
 
-CREATE OR REPLACE VIEW ${db}.otel_shadow_spans AS
+-- The spans otel-shadow reads (executions, their GenAI children, score spans), extracted once, at
+-- insert, into a narrow typed table: the views then read typed columns, never otel_traces' attribute
+-- map. The materialized view extracts every insert into otel_traces made after it exists;
+-- `otel-shadow clickhouse-views` copies the rows already there once, when it creates the table
+-- (views.py). A span can be in it twice (re-sent, or inserted while that copy ran): the views below
+-- remove copies at read, as they always did. Both are created only if absent (never replaced):
+-- to change them, drop both and re-run clickhouse-views (docs/clickhouse.md).
+CREATE TABLE IF NOT EXISTS ${db}.otel_shadow_span_rows (
+    trace_id                   String CODEC(ZSTD(1)),
+    span_id                    String CODEC(ZSTD(1)),
+    parent_span_id             Nullable(String) CODEC(ZSTD(1)),
+    name                       LowCardinality(String) CODEC(ZSTD(1)),
+    start_time                 DateTime64(9) CODEC(Delta, ZSTD(1)),
+    duration_ns                UInt64 CODEC(ZSTD(1)),
+    status_code                UInt8 CODEC(ZSTD(1)),
+    status_message             Nullable(String) CODEC(ZSTD(1)),
+    service_name               LowCardinality(String) CODEC(ZSTD(1)),
+    experiment                 LowCardinality(Nullable(String)) CODEC(ZSTD(1)),
+    role                       LowCardinality(Nullable(String)) CODEC(ZSTD(1)),
+    config_id                  LowCardinality(Nullable(String)) CODEC(ZSTD(1)),
+    outcome                    LowCardinality(Nullable(String)) CODEC(ZSTD(1)),
+    output_hash                Nullable(String) CODEC(ZSTD(1)),
+    output_length              Nullable(Int64) CODEC(ZSTD(1)),
+    candidates_scheduled       Nullable(Int64) CODEC(ZSTD(1)),
+    candidates_dropped         Nullable(Int64) CODEC(ZSTD(1)),
+    drop_reasons               LowCardinality(Nullable(String)) CODEC(ZSTD(1)),
+    gen_ai_operation_name      LowCardinality(Nullable(String)) CODEC(ZSTD(1)),
+    gen_ai_provider_name       LowCardinality(Nullable(String)) CODEC(ZSTD(1)),
+    gen_ai_request_model       LowCardinality(Nullable(String)) CODEC(ZSTD(1)),
+    gen_ai_response_model      LowCardinality(Nullable(String)) CODEC(ZSTD(1)),
+    gen_ai_usage_input_tokens  Nullable(Int64) CODEC(ZSTD(1)),
+    gen_ai_usage_output_tokens Nullable(Int64) CODEC(ZSTD(1)),
+    attributes                 Map(LowCardinality(String), String) CODEC(ZSTD(1)),
+    resource_attributes        Map(LowCardinality(String), String) CODEC(ZSTD(1)),
+    primary_link_trace_id      Nullable(String) CODEC(ZSTD(1)),
+    primary_link_span_id       Nullable(String) CODEC(ZSTD(1)),
+    link_span_ids              Array(String) CODEC(ZSTD(1)),
+    link_attributes            Array(Map(LowCardinality(String), String)) CODEC(ZSTD(1))
+) ENGINE = MergeTree
+ORDER BY (trace_id, span_id);
+
+-- (views.py turns this SELECT into the one backfill: INSERT INTO otel_shadow_span_rows SELECT …)
+CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.otel_shadow_span_rows_mv TO ${db}.otel_shadow_span_rows AS
+-- the first link whose shadow.link is 'primary' (a candidate's or replicate's, to its primary)
+WITH arrayFirstIndex(a -> a['shadow.link'] = 'primary', Links.Attributes) AS primary_link_number
 SELECT
     TraceId                                                                 AS trace_id,
     SpanId                                                                  AS span_id,
     nullIf(ParentSpanId, '')                                                AS parent_span_id,
     SpanName                                                                AS name,
     Timestamp                                                               AS start_time,
-    addNanoseconds(Timestamp, Duration)                                     AS end_time,
-    Duration / 1e6                                                          AS duration_ms,
+    Duration                                                                AS duration_ns,
     -- OTLP's number (0 unset, 1 ok, 2 error); the exporter writes the proto name (older
     -- versions) or the short one (newer pdata)
-    multiIf(StatusCode IN ('STATUS_CODE_ERROR', 'Error'), 2, StatusCode IN ('STATUS_CODE_OK', 'Ok'), 1, 0) AS status_code,
+    toUInt8(multiIf(StatusCode IN ('STATUS_CODE_ERROR', 'Error'), 2, StatusCode IN ('STATUS_CODE_OK', 'Ok'), 1, 0)) AS status_code,
     nullIf(StatusMessage, '')                                               AS status_message,
     ServiceName                                                             AS service_name,
     nullIf(SpanAttributes['shadow.experiment'], '')                         AS experiment,
@@ -40,17 +85,31 @@ SELECT
     toInt64OrNull(SpanAttributes['gen_ai.usage.input_tokens'])              AS gen_ai_usage_input_tokens,
     toInt64OrNull(SpanAttributes['gen_ai.usage.output_tokens'])             AS gen_ai_usage_output_tokens,
     SpanAttributes                                                          AS attributes,
-    SpanAttributes.keys                                                     AS attribute_keys,  -- read without the values
     ResourceAttributes                                                      AS resource_attributes,
-    -- the first link whose shadow.link is 'primary' (a candidate's or replicate's, to its primary)
-    arrayFirstIndex(a -> a['shadow.link'] = 'primary', Links.Attributes)   AS primary_link_number,
     if(primary_link_number = 0, NULL, Links.TraceId[primary_link_number])   AS primary_link_trace_id,
     if(primary_link_number = 0, NULL, Links.SpanId[primary_link_number])    AS primary_link_span_id,
-    -- all of the span's links, as the exporter's Nested arrays (otel_shadow_span_links: one row each)
     Links.SpanId                                                            AS link_span_ids,
     Links.Attributes                                                        AS link_attributes
-FROM ${traces};
+FROM ${traces}
+-- an execution, a GenAI call (an execution's child) or a score span: every span a view below reads
+WHERE has(SpanAttributes.keys, 'shadow.experiment') OR has(SpanAttributes.keys, 'gen_ai.operation.name')
+   OR has(SpanAttributes.keys, 'shadow.score.scorer.id');
 
+-- One row per stored copy of a span otel-shadow reads, with the columns of otel-shadow's own spans table.
+CREATE OR REPLACE VIEW ${db}.otel_shadow_spans AS
+SELECT
+    trace_id, span_id, parent_span_id, name, start_time,
+    addNanoseconds(start_time, duration_ns)                                 AS end_time,
+    duration_ns / 1e6                                                       AS duration_ms,
+    status_code, status_message, service_name, experiment, role, config_id, outcome, output_hash,
+    output_length, candidates_scheduled, candidates_dropped, drop_reasons, gen_ai_operation_name,
+    gen_ai_provider_name, gen_ai_request_model, gen_ai_response_model, gen_ai_usage_input_tokens,
+    gen_ai_usage_output_tokens, attributes,
+    attributes.keys                                                         AS attribute_keys,  -- read without the values
+    resource_attributes, primary_link_trace_id, primary_link_span_id, link_span_ids, link_attributes
+FROM ${db}.otel_shadow_span_rows;
+
+-- every link of every span in otel_traces (not only those otel-shadow reads)
 CREATE OR REPLACE VIEW ${db}.otel_shadow_span_links AS
 SELECT
     TraceId                                  AS trace_id,
