@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..errors import ConfigError, SchemaTooNew, StoreError
@@ -43,9 +44,11 @@ from .database import SCHEMA_VERSION
 from .segments import (
     _KV_COMPACTED,
     _KV_SCHEMA,
+    SEGMENT_COMPRESSION,
     SEGMENT_TABLES,
     Partition,
     _fsync_dir,
+    _role_groups,
     is_compacted,
     read_manifest,
     segment_partitions,
@@ -58,6 +61,8 @@ __all__ = ["STEPS", "CompactionResult", "compact_segments"]
 # bytes each, so that merging holds one row group in memory, not the partition
 _ROWS_PER_GROUP = 122_880
 _BYTES_PER_GROUP = 128 * 1024 * 1024
+_ROLES = 4  # primary, candidate, replicate, NULL (not an execution)
+_MIXED = object()  # the "role" of rows kept in the order an unsorted segment had them
 _ROWS_PER_BATCH = 64 * 1024  # rows read from an input at a time
 _TEMP_PREFIX = ".compacted-"
 _PARTITION = re.compile(r"^date=\d{4}-\d{2}-\d{2}/hour=\d{2}$")
@@ -243,20 +248,35 @@ def _merge(paths: list[Path], temp: Path, extra: dict[bytes, bytes]) -> int:
     rows = 0
     pending: list[pa.RecordBatch] = []
     pending_rows = pending_bytes = 0
-    with pq.ParquetWriter(temp, unified, compression="zstd") as writer:
+    # spans: a row group never holds two roles, as in the segments (segments._SPANS_ORDER)
+    by_role = "role" in unified.names
+    pending_role: object = _MIXED
+    with pq.ParquetWriter(temp, unified, compression=SEGMENT_COMPRESSION) as writer:
         for path in paths:
             with pq.ParquetFile(path) as source:
-                for batch in source.iter_batches(batch_size=_ROWS_PER_BATCH):
+                for whole in source.iter_batches(batch_size=_ROWS_PER_BATCH):
                     columns = [
-                        batch.column(field.name)
-                        if field.name in batch.schema.names
-                        else pa.nulls(batch.num_rows, field.type)
+                        whole.column(field.name)
+                        if field.name in whole.schema.names
+                        else pa.nulls(whole.num_rows, field.type)
                         for field in unified
                     ]
-                    pending.append(pa.RecordBatch.from_arrays(columns, schema=unified))
-                    pending_rows += batch.num_rows
-                    pending_bytes += batch.nbytes
-                    if pending_rows >= _ROWS_PER_GROUP or pending_bytes >= _BYTES_PER_GROUP:
+                    whole = pa.RecordBatch.from_arrays(columns, schema=unified)
+                    # an unsorted segment (written before segments were sorted) is kept as it is
+                    slices = _role_groups(whole, at_most=_ROLES) if by_role else [whole]
+                    pure = by_role and (len(slices) > 1 or pc.count_distinct(whole.column("role"), "all").as_py() == 1)
+                    for batch in slices:
+                        role = batch.column("role")[0].as_py() if pure else _MIXED
+                        if pending and role != pending_role:
+                            writer.write_table(pa.Table.from_batches(pending), row_group_size=_ROWS_PER_GROUP)
+                            rows += pending_rows
+                            pending, pending_rows, pending_bytes = [], 0, 0
+                        pending_role = role
+                        pending.append(batch)
+                        pending_rows += batch.num_rows
+                        pending_bytes += batch.nbytes
+                        if pending_rows < _ROWS_PER_GROUP and pending_bytes < _BYTES_PER_GROUP:
+                            continue
                         writer.write_table(pa.Table.from_batches(pending), row_group_size=_ROWS_PER_GROUP)
                         rows += pending_rows
                         pending, pending_rows, pending_bytes = [], 0, 0

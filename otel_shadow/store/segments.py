@@ -46,6 +46,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..errors import ConfigError, SchemaTooNew, StoreError
@@ -88,7 +89,14 @@ _KEY_COLUMNS = {
     "span_events": ("trace_id UUID", "span_id UBIGINT", "batch_id UBIGINT"),
     "ingest_batches": ("batch_id UBIGINT",),
 }
-_ROWS_PER_BATCH = 64 * 1024  # rows fetched from DuckDB at a time (a row group holds up to 1M)
+_ROWS_PER_BATCH = 64 * 1024  # rows fetched from DuckDB at a time, and the most a row group holds
+# A segment's spans are written sorted by role, then experiment, and no row group holds two roles:
+# the views read each role on its own (``shadow_runs_of(['primary'])``, the candidates, the GenAI
+# children, whose role is NULL), and a row group's min/max of ``role`` then lets DuckDB skip the
+# others' row groups without decoding them. Spans arrive with the roles interleaved, so without
+# this every row group holds every role and every role's scan decodes every span.
+_SPANS_ORDER = "role NULLS LAST, experiment NULLS LAST"
+SEGMENT_COMPRESSION = "zstd"
 
 _BOOKKEEPING = """
 CREATE TABLE IF NOT EXISTS otel_shadow_segments (
@@ -286,6 +294,7 @@ class SegmentWriter:
         reader = cursor.sql(
             f"SELECT * {f'REPLACE ({as_bytes})' if as_bytes else ''} FROM {table} WHERE batch_id IN "  # table is one of SEGMENT_TABLES
             f"(SELECT batch_id FROM otel_shadow_segment_batches WHERE seq = {int(seq)})"
+            + (f" ORDER BY {_SPANS_ORDER}" if table == "spans" else "")
         ).to_arrow_reader(_ROWS_PER_BATCH)
         rows = 0
         writer: pq.ParquetWriter | None = None
@@ -298,8 +307,9 @@ class SegmentWriter:
                 if writer is None:
                     folder.mkdir(parents=True, exist_ok=True)
                     schema = batch.schema.with_metadata({_KV_SCHEMA: str(SCHEMA_VERSION).encode()})
-                    writer = pq.ParquetWriter(tmp, schema, compression="zstd")
-                writer.write_batch(batch)
+                    writer = pq.ParquetWriter(tmp, schema, compression=SEGMENT_COMPRESSION)
+                for group in _role_groups(batch) if table == "spans" else (batch,):
+                    writer.write_batch(group)  # one row group per call
                 rows += batch.num_rows
         except BaseException:
             if writer is not None:
@@ -378,6 +388,21 @@ def _with_uuid_type(batch: pa.RecordBatch, columns: list[str]) -> pa.RecordBatch
         storage = batch.column(i).cast(pa.binary(16))
         batch = batch.set_column(i, pa.field(column, pa.uuid()), pa.ExtensionArray.from_storage(pa.uuid(), storage))
     return batch
+
+
+def _role_groups(batch: pa.RecordBatch, at_most: int | None = None) -> list[pa.RecordBatch]:
+    """``batch`` cut where ``role`` changes: each slice holds one role (a sorted batch: one slice
+    per role). ``[batch]`` uncut when that would take more than ``at_most`` slices (unsorted)."""
+    roles = batch.column(batch.schema.get_field_index("role"))
+    if batch.num_rows < 2:
+        return [batch]
+    before, after = roles.slice(0, batch.num_rows - 1), roles.slice(1)
+    changed = pc.or_(pc.fill_null(pc.not_equal(before, after), False), pc.xor(pc.is_null(before), pc.is_null(after)))
+    found = pc.indices_nonzero(changed)
+    if at_most is not None and len(found) >= at_most:
+        return [batch]
+    cuts = [0, *(int(i) + 1 for i in found.to_pylist()), batch.num_rows]
+    return [batch.slice(a, b - a) for a, b in zip(cuts, cuts[1:])]
 
 
 def _rollback(cursor: duckdb.DuckDBPyConnection) -> None:
@@ -522,6 +547,10 @@ def open_segments(root: str | os.PathLike[str]) -> Store:
         con.execute(_read_sql("views.sql"))
         con.execute("INSERT INTO otel_shadow_meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
         con.execute("SET enable_progress_bar = false")
+        # segment files never change once written (a rewrite is a new name, or the same rows under
+        # the same name on recovery), and every view reads them several times per report: each scan
+        # would otherwise read and parse every file's footer again
+        con.execute("SET parquet_metadata_cache = true")
         con.execute("SET lock_configuration = true")
         external = con.execute("SELECT current_setting('enable_external_access')").fetchone()
         if not external or external[0] is not False:

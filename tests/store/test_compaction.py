@@ -18,7 +18,7 @@ from otel_shadow.store import Store, Writer
 from otel_shadow.store.compaction import STEPS, compact_segments
 from otel_shadow.store.segments import SegmentWriter, list_segment_files, open_segments
 
-from .test_segments import NOON, _report, _requests
+from .test_segments import NOON, _report, _requests, _roles_per_row_group
 
 HOUR = "date=2026-11-29/hour=12"
 
@@ -80,6 +80,16 @@ def test_compaction_merges_each_partitions_segments_into_one_and_the_report_is_u
     with open_segments(root) as store:
         assert _report(store) == expected
     assert compact_segments(root) == []  # nothing left to merge
+
+
+def test_a_compacted_segments_row_groups_each_hold_one_role_as_the_segments_did(
+    segmented: tuple[Path, dict[str, object], tuple[int, int, int]],
+) -> None:
+    root, _, _ = segmented
+    compact_segments(root)
+    for path in root.glob("table=spans/*/*/compacted-*.parquet"):
+        groups = _roles_per_row_group(path)
+        assert len(groups) > 1 and all(len(roles) == 1 for roles in groups), (path, groups)
 
 
 def test_a_compacted_segment_and_new_segments_are_merged_again_under_one_manifest(

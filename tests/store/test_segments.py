@@ -218,6 +218,43 @@ def test_the_segment_layout_is_plain_hive_parquet_for_any_reader(tmp_path: Path)
     assert str(schema.field("trace_id").type) == str(schema.field("linked_trace_id").type) == "extension<arrow.uuid>"
 
 
+def _roles_per_row_group(path: Path) -> list[list[str | None]]:
+    """Each row group's distinct roles, in file order."""
+    with pq.ParquetFile(path) as f:
+        return [
+            sorted(set(f.read_row_group(i, columns=["role"]).column("role").to_pylist()), key=str)
+            for i in range(f.num_row_groups)
+        ]
+
+
+def test_a_segments_spans_are_sorted_by_role_so_a_role_filter_skips_the_other_roles_row_groups(
+    tmp_path: Path,
+) -> None:
+    with Store.open(tmp_path / "c.duckdb") as store:
+        writer, segments = Writer(store), SegmentWriter(store, tmp_path / "seg", collector_id="c1")
+        _write_pairs(writer, 120, seed=3)  # each request holds primaries and candidates interleaved
+        store.con.execute(  # a GenAI child span (no role), between them
+            "INSERT INTO spans SELECT * REPLACE (999 AS span_id, span_id AS parent_span_id, NULL AS experiment, "
+            "NULL AS role, 'chat' AS gen_ai_operation_name) FROM spans "
+            "WHERE role = 'primary' LIMIT 1"
+        )
+        info = segments.close_segment(NOON)
+    assert info is not None
+    spans_file = next(p for p in info.files if "table=spans" in str(p))
+    groups = _roles_per_row_group(spans_file)
+    # one role per row group (its min/max statistics exclude every other role), roles in order
+    assert groups == [["candidate"], ["primary"], [None]]
+    with pq.ParquetFile(spans_file) as f:
+        stats = f.metadata.row_group(1).column(f.schema_arrow.get_field_index("role")).statistics
+        assert stats.min == stats.max == "primary"
+    with open_segments(tmp_path / "seg") as store:
+        assert store.query("SELECT role, count(*) FROM spans GROUP BY ALL ORDER BY ALL").rows == [
+            ("candidate", 120),
+            ("primary", 120),
+            (None, 1),
+        ]
+
+
 def test_segments_missing_a_column_an_older_version_did_not_write_read_it_as_null(tmp_path: Path) -> None:
     with Store.open(tmp_path / "c.duckdb") as store:
         writer, segments = Writer(store), SegmentWriter(store, tmp_path / "seg", collector_id="c1")
