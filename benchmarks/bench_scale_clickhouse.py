@@ -35,6 +35,7 @@ from _scale_data import fill
 
 from otel_shadow.analysis import build_report
 from otel_shadow.clickhouse import ClickHouseLimits, create_views, open_clickhouse
+from otel_shadow.clickhouse.views import SPAN_TABLE
 from otel_shadow.store import Store
 
 ROOT = Path(__file__).parent.parent
@@ -132,15 +133,48 @@ def build(folder: Path, pairs: int, chunk: int) -> dict[str, Any]:
     finally:
         connection.close()
     load_s = time.perf_counter() - t
-    url = f"chdb:{chdb_folder}?database={DATABASE}"
-    create_views(url)
+    views = create_views_measured(chdb_folder)
     rows.unlink()
     return {
+        **views,
         "single_file_bytes": _size(single),
         "chdb_folder_bytes": _size(chdb_folder),
         "fill_single_s": single_s,
         "export_as_exporter_rows_s": export_s,
         "load_chdb_s": load_s,
+    }
+
+
+def create_views_measured(chdb_folder: Path) -> dict[str, Any]:
+    """``create_views`` (which copies otel_traces' spans into otel_shadow_span_rows when it creates
+    that table): its seconds, and the narrow table's rows and bytes on disk per row."""
+    import chdb
+
+    t = time.perf_counter()
+    create_views(f"chdb:{chdb_folder}?database={DATABASE}")
+    seconds = time.perf_counter() - t
+    connection = chdb.connect(f"file:{chdb_folder}")
+    try:
+        sizes: dict[str, tuple[int, int]] = {}
+        for table in ("otel_traces", SPAN_TABLE):
+            count, size = str(
+                connection.query(
+                    f"SELECT sum(rows), sum(bytes_on_disk) FROM system.parts "
+                    f"WHERE active AND database = '{DATABASE}' AND table = '{table}'",
+                    "CSV",
+                )
+            ).split(",")
+            sizes[table] = (int(count), int(size))
+    finally:
+        connection.close()
+    rows, span_bytes = sizes[SPAN_TABLE]
+    return {
+        "create_views_s": seconds,  # the backfill, when the narrow table was created by this run
+        "span_table_rows": rows,
+        "span_table_bytes": span_bytes,
+        "span_table_bytes_per_row": span_bytes / max(rows, 1),
+        "otel_traces_rows": sizes["otel_traces"][0],
+        "otel_traces_bytes_per_row": sizes["otel_traces"][1] / max(sizes["otel_traces"][0], 1),
     }
 
 
@@ -244,9 +278,9 @@ def main() -> int:
         if args.reuse:  # both stores get this checkout's views (a writable open installs the DuckDB file's)
             with Store.open(folder / "single.duckdb"):
                 pass
-            create_views(f"chdb:{folder / 'chdb'}?database={DATABASE}")
+            views = create_views_measured(folder / "chdb")
             built = {"reused": str(folder), "single_file_bytes": _size(folder / "single.duckdb"),
-                     "chdb_folder_bytes": _size(folder / "chdb")}  # fmt: skip
+                     "chdb_folder_bytes": _size(folder / "chdb"), **views}  # fmt: skip
         else:
             built = build(folder, args.pairs, chunk)
         print("built", json.dumps(built), flush=True)
