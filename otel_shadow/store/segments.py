@@ -537,20 +537,20 @@ def open_segments(root: str | os.PathLike[str]) -> Store:
         # the trusted setup: only the listed files, then no file access at all beyond them, locked
         con.execute(f"SET allowed_paths = [{', '.join(_literal(p) for p in every)}]")
         con.execute("SET enable_external_access = false")
+        # segment files never change once written (a rewrite is a new name, or the same rows under
+        # the same name on recovery), and every view reads them several times per report: each scan
+        # would otherwise read and parse every file's footer again
+        con.execute("SET parquet_metadata_cache = true")
         _check_schema_versions(con, root, every)
         con.execute(_read_sql("schema.sql"))
         columns_of = _file_columns(con, every)
         _check_key_columns(root, files, columns_of)
         for table, paths in files.items():
             if paths:
-                _replace_with_view(con, table, paths, columns_of)
+                _replace_with_view(con, table, paths, columns_of, _null_columns(con, paths))
         con.execute(_read_sql("views.sql"))
         con.execute("INSERT INTO otel_shadow_meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
         con.execute("SET enable_progress_bar = false")
-        # segment files never change once written (a rewrite is a new name, or the same rows under
-        # the same name on recovery), and every view reads them several times per report: each scan
-        # would otherwise read and parse every file's footer again
-        con.execute("SET parquet_metadata_cache = true")
         con.execute("SET lock_configuration = true")
         external = con.execute("SELECT current_setting('enable_external_access')").fetchone()
         if not external or external[0] is not False:
@@ -603,19 +603,39 @@ def _check_key_columns(
                 )
 
 
+def _null_columns(con: duckdb.DuckDBPyConnection, paths: list[Path]) -> set[str]:
+    """The columns that are NULL in every row of ``paths``, by their footers' statistics (a row
+    group without a null count counts as holding values)."""
+    rows = con.execute(
+        "SELECT path_in_schema FROM parquet_metadata("
+        f"[{', '.join(_literal(str(p)) for p in paths)}]) GROUP BY path_in_schema "
+        "HAVING bool_and(coalesce(stats_null_count = row_group_num_rows, false))"
+    ).fetchall()
+    return {str(row[0]) for row in rows}
+
+
 def _replace_with_view(
-    con: duckdb.DuckDBPyConnection, table: str, paths: list[Path], columns_of: dict[str, tuple[str, ...]]
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    paths: list[Path],
+    columns_of: dict[str, tuple[str, ...]],
+    all_null: set[str],
 ) -> None:
     """The empty table of schema.sql → a view of the same name and column types over ``paths``
     (a column no file has reads as NULL: segments of an older schema). The files are unified by
     column name only when their columns differ: otherwise every query would read every footer
-    to bind the view, several times per report."""
+    to bind the view, several times per report.
+
+    A column NULL in every row of every file (by the footers' statistics) is the constant NULL in
+    the view, as a column no file has: DuckDB takes a single file's statistics into its plan (a
+    filter such as ``drop_reasons IS NOT NULL``, even above an aggregate, then reads nothing) but
+    not those of several files, so each such query would otherwise decode the whole table."""
     declared = con.execute(
         "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
         [table],
     ).fetchall()
     shapes = {columns_of.get(str(p), ()) for p in paths}
-    present = {column.split(" ", 1)[0] for shape in shapes for column in shape}
+    present = {column.split(" ", 1)[0] for shape in shapes for column in shape} - all_null
     by_name = ", union_by_name = true" if len(shapes) > 1 else ""
     source = f"read_parquet([{', '.join(_literal(str(p)) for p in paths)}]{by_name}, hive_partitioning = false)"
     columns = ", ".join(

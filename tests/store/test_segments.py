@@ -255,6 +255,26 @@ def test_a_segments_spans_are_sorted_by_role_so_a_role_filter_skips_the_other_ro
         ]
 
 
+def test_a_column_null_in_every_segment_is_planned_as_null_and_one_value_anywhere_is_read(tmp_path: Path) -> None:
+    query = "SELECT count(*) FROM spans WHERE drop_reasons IS NOT NULL"
+    with Store.open(tmp_path / "c.duckdb") as store:
+        writer, segments = Writer(store), SegmentWriter(store, tmp_path / "seg", collector_id="c1")
+        for seed in (8, 10):  # two files: DuckDB plans with one file's statistics, not several's
+            _write_pairs(writer, 30, seed=seed)
+            segments.close_segment(NOON)
+        with open_segments(tmp_path / "seg") as reader:
+            assert reader.query(query).rows == [(0,)]
+            # known NULL from the footers: the plan reads no file (DuckDB would scan them all)
+            plan = "\n".join(str(row[-1]) for row in reader.query(f"EXPLAIN {query}").rows)
+            assert "READ_PARQUET" not in plan.upper(), plan
+        _write_pairs(writer, 30, seed=9)
+        store.con.execute("UPDATE spans SET drop_reasons = 'expired' WHERE span_id = (SELECT min(span_id) FROM spans)")
+        segments.close_segment(NOON)
+    with open_segments(tmp_path / "seg") as reader:
+        assert reader.query(query).rows == [(1,)]
+        assert reader.query("SELECT drop_reasons FROM spans WHERE drop_reasons IS NOT NULL").rows == [("expired",)]
+
+
 def test_segments_missing_a_column_an_older_version_did_not_write_read_it_as_null(tmp_path: Path) -> None:
     with Store.open(tmp_path / "c.duckdb") as store:
         writer, segments = Writer(store), SegmentWriter(store, tmp_path / "seg", collector_id="c1")
