@@ -11,7 +11,8 @@ RSS is its own.
 
 Run: ``.venv/bin/python benchmarks/bench_scale.py --pairs 100000`` (the lead runs --pairs 10000000
 on a quiet machine; it needs about 6 GB of disk at 10M). ``--ingest`` measures instead what
-``--segments`` costs a collector's ingest (bench_collector's load, with and without).
+``--segments`` costs a collector's ingest (bench_collector's load, with and without); ``--reuse
+--folder F`` measures the stores an earlier run built in F again (give the same --pairs).
 """
 
 from __future__ import annotations
@@ -207,6 +208,11 @@ def main() -> int:
         action="store_true",
         help="Also compact a copy of the segments (compact-segments) and run the report on it too.",
     )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="Measure the stores an earlier run built in --folder (single.duckdb, segments/) instead of building.",
+    )
     parser.add_argument("--seconds", type=float, default=15.0, help="With --ingest: seconds of load per run.")
     parser.add_argument("--child", nargs=2, metavar=("KIND", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -218,10 +224,15 @@ def main() -> int:
         print(f"written to {save('scale-ingest', result)}")
         return 0
     chunk = args.chunk or max(10_000, args.pairs // 20)  # --compact: pass a small --chunk (many segments)
+    if args.reuse and not (args.folder and (Path(args.folder) / "single.duckdb").is_file()):
+        parser.error("--reuse needs the --folder of an earlier run (holding single.duckdb and segments/)")
     folder = Path(args.folder or tempfile.mkdtemp(prefix="bench-scale-"))
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        built = build(folder, args.pairs, chunk)
+        if args.reuse:
+            built = {"reused": str(folder), "segment_files": sum(1 for _ in (folder / "segments").rglob("*.parquet"))}
+        else:
+            built = build(folder, args.pairs, chunk)
         print("built", json.dumps(built), flush=True)
         if args.compact:
             built["compaction"] = compact(folder)
