@@ -130,10 +130,8 @@ WHERE link_trace_id != '' AND link_span_id != '';
 -- One row per copy of an execution (primary, candidate, replicate…; re-sent copies not yet
 -- removed), with its first primary link. Token counts, models, operation and provider come from the
 -- span itself or from its direct GenAI children. shadow_runs and shadow_pairs remove the copies.
--- Each WHERE tests the attribute keys first: with the session's allow_reorder_prewhere_conditions = 0,
--- ClickHouse reads the keys alone (a tenth of the map's bytes) and the values only of the spans that
--- pass. It does so only when a condition on another column (span_id != '', true of every span)
--- stands between the key test and the values' (without it, the whole map is read for every span).
+-- The WHEREs read typed columns of otel_shadow_span_rows, never the attribute map (its keys alone
+-- cost more than the columns tested).
 CREATE OR REPLACE VIEW ${db}.otel_shadow_runs AS
 WITH child_usage AS (
     SELECT trace_id, assumeNotNull(parent_span_id) AS span_id,  -- not NULL (below): a faster join key
@@ -144,9 +142,8 @@ WITH child_usage AS (
            min(gen_ai_operation_name)      AS operation,
            min(gen_ai_provider_name)       AS provider
     FROM ${db}.otel_shadow_spans
-    -- a run carries shadow.experiment, a GenAI child does not (keys first, see above)
-    WHERE has(attribute_keys, 'gen_ai.operation.name') AND NOT has(attribute_keys, 'shadow.experiment')
-      AND parent_span_id IS NOT NULL AND gen_ai_operation_name IS NOT NULL
+    -- a run carries shadow.experiment, a GenAI child does not
+    WHERE experiment IS NULL AND gen_ai_operation_name IS NOT NULL AND parent_span_id IS NOT NULL
     GROUP BY trace_id, span_id
 )
 SELECT
@@ -178,7 +175,7 @@ SELECT
     r.primary_link_span_id AS primary_link_span_id
 FROM (
     SELECT * FROM ${db}.otel_shadow_spans
-    WHERE has(attribute_keys, 'shadow.experiment') AND span_id != '' AND experiment IS NOT NULL
+    WHERE experiment IS NOT NULL
 ) AS r
 LEFT JOIN child_usage AS u ON u.trace_id = r.trace_id AND u.span_id = r.span_id
 SETTINGS join_use_nulls = 1;
@@ -252,7 +249,7 @@ SELECT experiment,
 FROM (
     SELECT experiment, candidates_scheduled, candidates_dropped
     FROM ${db}.otel_shadow_spans
-    WHERE has(attribute_keys, 'shadow.experiment') AND span_id != '' AND experiment IS NOT NULL AND role = 'primary'
+    WHERE experiment IS NOT NULL AND role = 'primary'
     LIMIT 1 BY trace_id, span_id  -- re-sent copies are identical (here cheaper than a GROUP BY)
 )
 GROUP BY experiment;
