@@ -186,13 +186,15 @@ def test_a_worker_backs_off_while_a_busy_caller_keeps_the_gil() -> None:
             pauses.append(Scheduler._yield(pauses[-1]))
         stop.set()
         spinner.join()
-        calm = Scheduler._yield(scheduler_module._YIELD_MAX_S)  # nobody holds the GIL now
+        # nobody holds the GIL now: the pause resets (a loaded machine may deschedule this thread
+        # on some attempts, which reads as a late GIL; a reset in any of them shows the rule)
+        calm = [Scheduler._yield(scheduler_module._YIELD_MAX_S) for _ in range(20)]
     finally:
         stop.set()
     assert pauses[-1] == scheduler_module._YIELD_MAX_S  # the GIL came back late: doubling, capped
     climb = pauses[len(pauses) - 1 - pauses[::-1].index(0.001) :]  # the last climb from the first step
     assert all(b == min(2 * a, scheduler_module._YIELD_MAX_S) for a, b in zip(climb, climb[1:]))
-    assert calm == scheduler_module._YIELD_S  # the GIL came back at once: reset
+    assert scheduler_module._YIELD_S in calm  # the GIL came back at once: reset
 
 
 def test_a_finished_candidate_is_not_kept_until_its_deadline(tracer_provider: TracerProvider) -> None:
