@@ -66,6 +66,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from ._serve import ThreadedServer
+
 __all__ = ["ClickHouseHTTPServer", "ClickHouseUser"]
 
 # URL parameters ClickHouse's HTTP handler reads itself; every other one is a setting of the query
@@ -211,8 +213,7 @@ class ClickHouseHTTPServer:
                 self._formats = frozenset(formats.split("\n"))
             finally:
                 connection.close()
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
+        self._server: ThreadedServer | None = None
 
     # --- URLs ---------------------------------------------------------------------------------------
     @property
@@ -447,29 +448,13 @@ class ClickHouseHTTPServer:
         )
 
     def start(self) -> ClickHouseHTTPServer:
-        import uvicorn
-
-        config = uvicorn.Config(
-            self.app(), host=self.host, port=self.port, log_level="warning", access_log=False, lifespan="off"
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=lambda: asyncio.run(self._server.serve()), name="clickhouse-http", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise OSError(f"the ClickHouse HTTP test server could not listen on {self.host}:{self.port}")
-            time.sleep(0.01)
-        self.port = self._server.servers[0].sockets[0].getsockname()[1]
+        self._server = ThreadedServer(self.app(), self.host, self.port, name="clickhouse-http")
+        self.port = self._server.start("the ClickHouse HTTP test server")
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(10)
+            self._server.stop(10)
         shutil.rmtree(self._data_dir, ignore_errors=True)
 
     def __enter__(self) -> ClickHouseHTTPServer:

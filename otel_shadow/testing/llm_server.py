@@ -24,7 +24,6 @@ import hashlib
 import json
 import re
 import struct
-import threading
 import time
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field, replace
@@ -34,6 +33,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+
+from ._serve import ThreadedServer
 
 __all__ = ["LLMServer", "SimulatedModel", "DEFAULT_MODELS"]
 
@@ -163,8 +164,7 @@ class LLMServer:
         self.host = host
         self.port = port
         self.requests: list[dict[str, Any]] = []  # every request body received (for tests)
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
+        self._server: ThreadedServer | None = None
 
     # --- URLs ---------------------------------------------------------------------------------------
     @property
@@ -477,29 +477,13 @@ class LLMServer:
 
     # --- lifecycle -------------------------------------------------------------------------------------
     def start(self) -> LLMServer:
-        import uvicorn
-
-        config = uvicorn.Config(
-            self.app(), host=self.host, port=self.port, log_level="warning", access_log=False, lifespan="off"
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=lambda: asyncio.run(self._server.serve()), name="llm-server", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise OSError(f"the simulated LLM server could not listen on {self.host}:{self.port}")
-            time.sleep(0.01)
-        self.port = self._server.servers[0].sockets[0].getsockname()[1]
+        self._server = ThreadedServer(self.app(), self.host, self.port, name="llm-server")
+        self.port = self._server.start("the simulated LLM server")
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(5)
+            self._server.stop(5)
 
     def __enter__(self) -> LLMServer:
         return self.start()
